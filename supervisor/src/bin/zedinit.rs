@@ -1,0 +1,132 @@
+//! zedinit: PID 1 of the zedctr container, supervising each service as a child.
+//!
+//! Usage: zedinit [--services-dir DIR]... [--control-socket PATH]
+
+use std::path::PathBuf;
+use zedctr::control::Supervisor;
+use zedctr::core::Core;
+use zedctr::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
+use zedctr::server::{self, Server};
+use zedctr::sys::signals;
+use zedctr::sys::spawn::OsExecutor;
+use zedctr::{log, parse};
+
+struct Args {
+    dirs: Vec<PathBuf>,
+    socket: PathBuf,
+}
+
+const USAGE: &str = "usage: zedinit [--services-dir DIR]... [--control-socket PATH]\n\
+  --services-dir DIR     read service definitions (*.toml) from DIR; repeatable\n\
+                         (default: /etc/zedctr/services and /run/zedctr/services)\n\
+  --control-socket PATH  control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)";
+
+fn parse_args() -> Result<Args, String> {
+    let mut dirs = Vec::new();
+    let mut socket = None;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy().into_owned();
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(PathBuf::from(v))),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| args.next().map(PathBuf::from))
+                .ok_or(format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--services-dir" => dirs.push(value("--services-dir")?),
+            "--control-socket" => socket = Some(value("--control-socket")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if dirs.is_empty() {
+        dirs = zedctr::DEFAULT_SERVICES_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+    }
+    Ok(Args {
+        dirs,
+        socket: zedctr::client::socket_path(socket),
+    })
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("zedinit: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(if e.is_empty() { 0 } else { exit_code::STARTUP });
+        }
+    };
+    log::init("zedinit");
+    std::panic::set_hook(Box::new(|info| log::warn(format_args!("panic: {info}"))));
+    std::process::exit(run(args));
+}
+
+fn run(args: Args) -> i32 {
+    let pid = std::process::id() as i32;
+    // Signals are blocked before any child exists, so none is missed.
+    let signal_fd = match signals::block_and_open() {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn(format_args!("cannot set up signals: {e}"));
+            return exit_code::STARTUP;
+        }
+    };
+    let subreaper = pid != 1 && signals::become_subreaper();
+    if pid != 1 && !subreaper {
+        log::warn(format_args!(
+            "not PID 1 and cannot become a child subreaper: orphans will go elsewhere"
+        ));
+    }
+    let listener = match server::bind(&args.socket) {
+        Ok(l) => l,
+        Err(e) => {
+            log::warn(format_args!("{e}"));
+            return exit_code::STARTUP;
+        }
+    };
+    let loaded = parse::load_dirs(&args.dirs);
+    log::info(format_args!(
+        "pid {pid}{}, {} service(s) from {}, control socket {}",
+        if subreaper { " (subreaper)" } else { "" },
+        loaded.definitions.len(),
+        args.dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        args.socket.display()
+    ));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ (pid as u64) << 32;
+    let core = Core::new(OsExecutor, loaded, seed);
+    let sup = Supervisor {
+        core,
+        dirs: args.dirs,
+        pid,
+        subreaper,
+    };
+    let server = Server::new(listener, FIRST_CONN_TOKEN, nix::unistd::geteuid().as_raw());
+    let code = match EventLoop::new(sup, server, signal_fd) {
+        Ok(event_loop) => event_loop.run(),
+        Err(e) => {
+            log::warn(format_args!("{e}"));
+            exit_code::STARTUP
+        }
+    };
+    let _ = std::fs::remove_file(&args.socket);
+    code
+}

@@ -1,0 +1,790 @@
+//! The supervisor's state machine: every service's state, and the decisions taken on
+//! events (an exit, a timer, a request, a rescan). The OS work it orders goes through
+//! the narrow [`Executor`] trait, so everything here is tested without processes.
+//!
+//! Invariant: a pid is recorded in the same call that spawned it, before control returns
+//! to the event loop, the only place that reaps; so no exit can be reaped unrecorded.
+
+use crate::exit::Exit;
+use crate::graph;
+use crate::log;
+use crate::parse::{DefinitionError, Loaded};
+use crate::policy::{self, Jitter, RestartHistory, Verdict};
+use crate::rescan;
+use crate::spec::{ServiceSpec, ServiceType};
+use crate::status::{Health, ServiceStatus};
+use nix::sys::signal::Signal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a process group gets to disappear after SIGKILL before we stop waiting
+/// (a process stuck in uninterruptible sleep can outlive SIGKILL).
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The OS operations the state machine orders.
+pub trait Executor {
+    /// Starts the service in a new session (its own process group); returns its pid.
+    fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String>;
+    /// Sends `signal` to the whole process group led by `pgid`.
+    fn signal_group(&mut self, pgid: i32, signal: Signal);
+    /// Sends `signal` to one process.
+    fn signal_process(&mut self, pid: i32, signal: Signal) -> Result<(), String>;
+    fn path_exists(&self, path: &Path) -> bool;
+}
+
+/// What is true of a service now (`ServiceState`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Phase {
+    /// Not running: never started, waiting for dependencies, or stopped on request.
+    Stopped,
+    /// A oneshot is running (its dependents wait for `Done`).
+    Starting,
+    Running,
+    /// Crashed; starts again at `until`.
+    Backoff {
+        until: Instant,
+    },
+    /// Asked to stop; SIGKILL to its process group at `deadline` unless already `killed`.
+    Stopping {
+        deadline: Instant,
+        killed: bool,
+    },
+    Done,
+    Skipped,
+    Failed,
+}
+
+impl Phase {
+    /// The state name shown by `supctl status` (DESIGN.md, exactly).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Stopped => "stopped",
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Backoff { .. } => "backoff",
+            Phase::Stopping { .. } => "stopping",
+            Phase::Done => "done",
+            Phase::Skipped => "skipped",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// A process of this service exists.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            Phase::Starting | Phase::Running | Phase::Stopping { .. }
+        )
+    }
+
+    /// Dependents that require this service may run.
+    pub fn is_up(&self) -> bool {
+        matches!(self, Phase::Running | Phase::Done | Phase::Skipped)
+    }
+}
+
+/// What to do once a stopping service's process has exited.
+#[derive(Debug, Clone, PartialEq)]
+enum AfterStop {
+    Rest,
+    Restart,
+    Replace(Box<ServiceSpec>),
+    Remove,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub spec: ServiceSpec,
+    pub phase: Phase,
+    pub pid: Option<i32>,
+    pub started_at: Option<Instant>,
+    /// False after a stop request: reconcile leaves it down until a start request.
+    pub wanted: bool,
+    pub restarts: u32,
+    pub history: RestartHistory,
+    pub last_exit: Option<Exit>,
+    pub note: Option<String>,
+    /// Increases with every spawn; lets `restart` waiters see a new process.
+    pub generation: u64,
+    then: AfterStop,
+}
+
+impl Service {
+    fn new(spec: ServiceSpec) -> Self {
+        Service {
+            spec,
+            phase: Phase::Stopped,
+            pid: None,
+            started_at: None,
+            wanted: true,
+            restarts: 0,
+            history: RestartHistory::default(),
+            last_exit: None,
+            note: None,
+            generation: 0,
+            then: AfterStop::Rest,
+        }
+    }
+}
+
+/// Errors of requests from the control socket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestError {
+    UnknownService(String),
+    InvalidState(String),
+    ShuttingDown,
+}
+
+pub struct Core<E: Executor> {
+    pub exec: E,
+    services: BTreeMap<String, Service>,
+    /// Start order of the current definitions (dependencies first).
+    order: Vec<String>,
+    jitter: Jitter,
+    shutting_down: bool,
+    /// Something had to be killed with SIGKILL during a stop: the shutdown was not clean.
+    pub unclean: bool,
+    pub orphans_reaped: u64,
+    pub definition_errors: Vec<DefinitionError>,
+}
+
+impl<E: Executor> Core<E> {
+    pub fn new(exec: E, loaded: Loaded, seed: u64) -> Self {
+        let mut core = Core {
+            exec,
+            services: BTreeMap::new(),
+            order: Vec::new(),
+            jitter: Jitter::new(seed),
+            shutting_down: false,
+            unclean: false,
+            orphans_reaped: 0,
+            definition_errors: Vec::new(),
+        };
+        for error in &loaded.errors {
+            log::warn(format_args!("definition: {error}"));
+        }
+        core.definition_errors = loaded.errors.clone();
+        for (name, spec) in loaded.specs() {
+            core.services.insert(name, Service::new(spec));
+        }
+        core.reorder();
+        core
+    }
+
+    fn reorder(&mut self) {
+        let specs: BTreeMap<String, ServiceSpec> = self
+            .services
+            .iter()
+            .map(|(n, s)| (n.clone(), s.spec.clone()))
+            .collect();
+        self.order = graph::start_order(&specs);
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.get(name)
+    }
+
+    pub fn services(&self) -> impl Iterator<Item = &Service> {
+        self.services.values()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// No service process is left.
+    pub fn all_stopped(&self) -> bool {
+        self.services.values().all(|s| s.pid.is_none())
+    }
+
+    /// Starts what may start and stops what must stop, until nothing changes.
+    pub fn reconcile(&mut self, now: Instant) {
+        // Each pass can only settle more services, so this ends; the bound is a guard.
+        for _ in 0..=self.order.len() + 1 {
+            if !self.reconcile_pass(now) {
+                break;
+            }
+        }
+    }
+
+    fn reconcile_pass(&mut self, now: Instant) -> bool {
+        let mut changed = false;
+        let order = self.order.clone();
+        // Stops, dependents first: walk the start order backwards.
+        for name in order.iter().rev() {
+            let Some(svc) = self.services.get(name) else {
+                continue;
+            };
+            if !matches!(svc.phase, Phase::Starting | Phase::Running) {
+                continue;
+            }
+            let reason = if self.shutting_down || !svc.wanted {
+                // Wait for dependents to be gone first: all of them at shutdown, the
+                // ones that require it otherwise.
+                let waiting = self.active_dependents(name, !self.shutting_down);
+                if !waiting.is_empty() {
+                    continue;
+                }
+                None
+            } else if let Some(down) = self.required_down(svc) {
+                Some(format!("stopped: requires {down}, which is down"))
+            } else {
+                continue;
+            };
+            self.begin_stop(name, now);
+            if let (Some(reason), Some(svc)) = (reason, self.services.get_mut(name)) {
+                svc.note = Some(reason);
+            }
+            changed = true;
+        }
+        if self.shutting_down {
+            return changed;
+        }
+        // Starts, dependencies first.
+        for name in &order {
+            let Some(svc) = self.services.get(name) else {
+                continue;
+            };
+            if !(svc.wanted && svc.phase == Phase::Stopped) {
+                continue;
+            }
+            let waiting = self.unmet_dependencies(svc);
+            if waiting.is_empty() {
+                self.start(name, now);
+                changed = true;
+            } else {
+                let note = format!("waiting for {}", waiting.join(", "));
+                if let Some(svc) = self.services.get_mut(name) {
+                    if svc.note.as_deref() != Some(note.as_str()) {
+                        svc.note = Some(note);
+                    }
+                }
+            }
+        }
+        changed
+    }
+
+    /// Dependents of `name` that still have a process (only `requires` ones if asked).
+    fn active_dependents(&self, name: &str, requires_only: bool) -> Vec<String> {
+        self.services
+            .values()
+            .filter(|s| s.phase.is_active())
+            .filter(|s| {
+                if requires_only {
+                    s.spec.requires.iter().any(|d| d == name)
+                } else {
+                    s.spec.dependencies().any(|d| d == name)
+                }
+            })
+            .map(|s| s.spec.name.clone())
+            .collect()
+    }
+
+    /// A required service that is durably down (failed, or stopped on request).
+    fn required_down(&self, svc: &Service) -> Option<String> {
+        svc.spec
+            .requires
+            .iter()
+            .find_map(|dep| match self.services.get(dep) {
+                None => Some(dep.clone()),
+                Some(d) if d.phase == Phase::Failed => Some(dep.clone()),
+                Some(d) if !d.wanted && !d.phase.is_up() => Some(dep.clone()),
+                Some(_) => None,
+            })
+    }
+
+    /// Dependencies `svc` still waits for. `after` waits for a dependency to settle
+    /// (up, failed, or stopped on request); `requires` waits for it to be up.
+    fn unmet_dependencies(&self, svc: &Service) -> Vec<String> {
+        let mut unmet = Vec::new();
+        for dep in svc.spec.dependencies() {
+            let required = svc.spec.requires.iter().any(|r| r == dep);
+            let met = match self.services.get(dep) {
+                None => !required,
+                Some(d) if d.phase.is_up() => true,
+                Some(_) if required => false,
+                Some(d) => d.phase == Phase::Failed || (!d.wanted && !d.phase.is_active()),
+            };
+            if !met {
+                unmet.push(dep.to_string());
+            }
+        }
+        unmet
+    }
+
+    fn start(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if let Some(cond) = &svc.spec.condition {
+            let exists = self.exec.path_exists(&cond.path);
+            if exists == cond.negate {
+                svc.phase = Phase::Skipped;
+                let what = if cond.negate {
+                    "exists"
+                } else {
+                    "does not exist"
+                };
+                svc.note = Some(format!("condition: {} {what}", cond.path.display()));
+                log::info(format_args!(
+                    "{name}: skipped ({} {what})",
+                    cond.path.display()
+                ));
+                return;
+            }
+        }
+        match self.exec.spawn(&svc.spec) {
+            Ok(pid) => {
+                svc.pid = Some(pid);
+                svc.started_at = Some(now);
+                svc.generation += 1;
+                svc.note = None;
+                svc.phase = match svc.spec.kind {
+                    ServiceType::Longrun => Phase::Running,
+                    ServiceType::Oneshot => Phase::Starting,
+                };
+                log::info(format_args!("{name}: started, pid {pid}"));
+            }
+            Err(error) => {
+                log::warn(format_args!("{name}: cannot start: {error}"));
+                let verdict = policy::after_spawn_failure(
+                    &svc.spec.restart,
+                    &mut svc.history,
+                    &error,
+                    now,
+                    self.jitter.sample(),
+                );
+                svc.note = Some(format!("cannot start: {error}"));
+                self.apply_verdict(name, verdict, now);
+            }
+        }
+    }
+
+    fn begin_stop(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        match (svc.pid, &svc.phase) {
+            (Some(pid), Phase::Starting | Phase::Running) => {
+                log::info(format_args!(
+                    "{name}: stopping with {}",
+                    svc.spec.stop.signal.as_str()
+                ));
+                self.exec.signal_group(pid, svc.spec.stop.signal);
+                // A stopped (SIGSTOP) process would sit on the signal until the deadline.
+                if svc.spec.stop.signal != Signal::SIGCONT {
+                    self.exec.signal_group(pid, Signal::SIGCONT);
+                }
+                svc.phase = Phase::Stopping {
+                    deadline: now + svc.spec.stop.timeout,
+                    killed: false,
+                };
+            }
+            (_, Phase::Stopping { .. }) => {}
+            _ => {
+                svc.phase = Phase::Stopped;
+                self.finish_stop(name);
+            }
+        }
+    }
+
+    /// The process is gone (or was never there): carry out what the stop was for.
+    fn finish_stop(&mut self, name: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        svc.pid = None;
+        svc.started_at = None;
+        match std::mem::replace(&mut svc.then, AfterStop::Rest) {
+            AfterStop::Rest => {}
+            AfterStop::Restart => {
+                svc.wanted = true;
+                svc.restarts += 1;
+            }
+            AfterStop::Replace(spec) => {
+                svc.spec = *spec;
+                svc.history.reset();
+                self.reorder();
+            }
+            AfterStop::Remove => {
+                self.services.remove(name);
+                self.reorder();
+                log::info(format_args!("{name}: removed"));
+            }
+        }
+    }
+
+    fn apply_verdict(&mut self, name: &str, verdict: Verdict, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        match verdict {
+            Verdict::Done => {
+                svc.phase = Phase::Done;
+                svc.note = None;
+                log::info(format_args!("{name}: done"));
+            }
+            Verdict::Stop => {
+                svc.phase = Phase::Stopped;
+                svc.wanted = false;
+                svc.note = Some("exited; its restart policy does not restart it".into());
+            }
+            Verdict::Fail { reason } => {
+                log::warn(format_args!("{name}: failed: {reason}"));
+                svc.phase = Phase::Failed;
+                svc.note = Some(reason);
+            }
+            Verdict::Restart { delay } => {
+                svc.restarts += 1;
+                if delay.is_zero() {
+                    svc.phase = Phase::Stopped;
+                    // Immediate restart, unless a dependency went away meanwhile.
+                    if self.unmet_dependencies(&self.services[name]).is_empty() {
+                        self.start(name, now);
+                    }
+                } else {
+                    svc.phase = Phase::Backoff { until: now + delay };
+                }
+            }
+        }
+    }
+
+    /// A child was reaped. Returns false if it was not a service (an orphan).
+    pub fn on_exit(&mut self, pid: i32, exit: Exit, now: Instant) -> bool {
+        let Some(name) = self
+            .services
+            .iter()
+            .find(|(_, s)| s.pid == Some(pid))
+            .map(|(n, _)| n.clone())
+        else {
+            self.orphans_reaped += 1;
+            return false;
+        };
+        let Some(svc) = self.services.get_mut(&name) else {
+            return false;
+        };
+        let ran_for = svc
+            .started_at
+            .map(|t| now.saturating_duration_since(t))
+            .unwrap_or_default();
+        svc.last_exit = Some(exit);
+        svc.pid = None;
+        svc.started_at = None;
+        match svc.phase {
+            Phase::Stopping { .. } => {
+                log::info(format_args!("{name}: stopped ({exit})"));
+                svc.phase = Phase::Stopped;
+                self.finish_stop(&name);
+            }
+            _ if self.shutting_down || !svc.wanted => {
+                log::info(format_args!("{name}: exited ({exit})"));
+                svc.phase = Phase::Stopped;
+                self.finish_stop(&name);
+            }
+            _ => {
+                log::info(format_args!(
+                    "{name}: exited ({exit}) after {}",
+                    crate::durations::format_duration(ran_for)
+                ));
+                let verdict = policy::after_exit(
+                    svc.spec.kind,
+                    &svc.spec.restart,
+                    &mut svc.history,
+                    exit,
+                    ran_for,
+                    now,
+                    self.jitter.sample(),
+                );
+                self.apply_verdict(&name, verdict, now);
+            }
+        }
+        true
+    }
+
+    /// Timers: backoffs that ran out, stop deadlines that passed.
+    pub fn on_tick(&mut self, now: Instant) {
+        let names: Vec<String> = self.services.keys().cloned().collect();
+        for name in names {
+            let Some(svc) = self.services.get_mut(&name) else {
+                continue;
+            };
+            match svc.phase {
+                Phase::Backoff { until } if until <= now => {
+                    svc.phase = Phase::Stopped;
+                }
+                Phase::Stopping { deadline, killed } if deadline <= now => {
+                    if killed {
+                        log::warn(format_args!(
+                            "{name}: still there {}s after SIGKILL; no longer waiting for it",
+                            KILL_GRACE.as_secs()
+                        ));
+                        svc.note = Some("did not exit after SIGKILL".into());
+                        svc.phase = Phase::Stopped;
+                        self.finish_stop(&name);
+                    } else if let Some(pid) = svc.pid {
+                        log::warn(format_args!(
+                            "{name}: did not stop within {}; SIGKILL to its process group",
+                            crate::durations::format_duration(svc.spec.stop.timeout)
+                        ));
+                        self.exec.signal_group(pid, Signal::SIGKILL);
+                        self.unclean = true;
+                        svc.phase = Phase::Stopping {
+                            deadline: now + KILL_GRACE,
+                            killed: true,
+                        };
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The earliest timer the core owes.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.services
+            .values()
+            .filter_map(|s| match s.phase {
+                Phase::Backoff { until } => Some(until),
+                Phase::Stopping { deadline, .. } => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn lookup(&mut self, name: &str) -> Result<&mut Service, RequestError> {
+        if self.shutting_down {
+            return Err(RequestError::ShuttingDown);
+        }
+        self.services
+            .get_mut(name)
+            .ok_or_else(|| RequestError::UnknownService(name.to_string()))
+    }
+
+    /// `supctl start`: wanted again, and a fresh start for one that failed or finished.
+    pub fn request_start(&mut self, name: &str) -> Result<(), RequestError> {
+        let svc = self.lookup(name)?;
+        svc.wanted = true;
+        if matches!(
+            svc.phase,
+            Phase::Failed | Phase::Done | Phase::Skipped | Phase::Backoff { .. }
+        ) {
+            svc.phase = Phase::Stopped;
+            svc.history.reset();
+            svc.note = None;
+        }
+        if matches!(svc.phase, Phase::Stopping { .. }) {
+            svc.then = AfterStop::Restart;
+        }
+        Ok(())
+    }
+
+    /// `supctl stop`: down until started again; what requires it stops first.
+    pub fn request_stop(&mut self, name: &str, now: Instant) -> Result<(), RequestError> {
+        let svc = self.lookup(name)?;
+        svc.wanted = false;
+        if matches!(svc.then, AfterStop::Restart) {
+            svc.then = AfterStop::Rest;
+        }
+        if matches!(svc.phase, Phase::Backoff { .. }) {
+            svc.phase = Phase::Stopped;
+        }
+        svc.note = Some("stopped on request".into());
+        let _ = now;
+        Ok(())
+    }
+
+    /// `supctl restart`: stop this one (only this one) and start it again.
+    pub fn request_restart(&mut self, name: &str, now: Instant) -> Result<(), RequestError> {
+        let svc = self.lookup(name)?;
+        svc.wanted = true;
+        match svc.phase {
+            Phase::Starting | Phase::Running => {
+                svc.then = AfterStop::Restart;
+                self.begin_stop(name, now);
+            }
+            Phase::Stopping { .. } => svc.then = AfterStop::Restart,
+            _ => {
+                svc.phase = Phase::Stopped;
+                svc.history.reset();
+                svc.note = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// `supctl signal` / `supctl reload`: one signal to the service's main process.
+    pub fn send_signal(
+        &mut self,
+        name: &str,
+        signal: Option<Signal>,
+    ) -> Result<Signal, RequestError> {
+        let svc = self.lookup(name)?;
+        let signal = signal.unwrap_or(svc.spec.reload_signal);
+        let Some(pid) = svc.pid else {
+            return Err(RequestError::InvalidState(format!(
+                "{name} has no process ({})",
+                svc.phase.name()
+            )));
+        };
+        self.exec
+            .signal_process(pid, signal)
+            .map_err(RequestError::InvalidState)?;
+        Ok(signal)
+    }
+
+    /// Applies a fresh load of the definition directories: starts added services,
+    /// stops removed ones, restarts changed ones. A definition that is now broken keeps
+    /// its running version (bad input loses nothing); its errors are reported.
+    pub fn apply_rescan(&mut self, loaded: Loaded, now: Instant) -> rescan::Diff {
+        for error in &loaded.errors {
+            log::warn(format_args!("definition: {error}"));
+        }
+        let broken: BTreeSet<String> = loaded
+            .errors
+            .iter()
+            .filter_map(|e| {
+                e.file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+            })
+            .collect();
+        let mut new_specs = loaded.specs();
+        for (name, svc) in &self.services {
+            if broken.contains(name) && !new_specs.contains_key(name) {
+                new_specs.insert(name.clone(), svc.spec.clone());
+            }
+        }
+        let current: BTreeMap<String, ServiceSpec> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.then != AfterStop::Remove)
+            .map(|(n, s)| (n.clone(), s.spec.clone()))
+            .collect();
+        let diff = rescan::diff(&current, &new_specs);
+        self.definition_errors = loaded.errors;
+        for name in &diff.added {
+            if let Some(spec) = new_specs.remove(name) {
+                log::info(format_args!("{name}: added"));
+                // A service being removed under the same name: replace it once stopped.
+                match self.services.get_mut(name) {
+                    Some(svc) => {
+                        svc.then = AfterStop::Replace(Box::new(spec));
+                        svc.wanted = true;
+                    }
+                    None => {
+                        self.services.insert(name.clone(), Service::new(spec));
+                    }
+                }
+            }
+        }
+        for name in &diff.changed {
+            let Some(spec) = new_specs.remove(name) else {
+                continue;
+            };
+            let Some(svc) = self.services.get_mut(name) else {
+                continue;
+            };
+            log::info(format_args!("{name}: definition changed"));
+            if svc.phase.is_active() {
+                svc.then = AfterStop::Replace(Box::new(spec));
+                if !matches!(svc.phase, Phase::Stopping { .. }) {
+                    self.begin_stop(name, now);
+                }
+            } else {
+                svc.spec = spec;
+                svc.history.reset();
+                if svc.wanted {
+                    svc.phase = Phase::Stopped;
+                    svc.note = None;
+                }
+            }
+        }
+        for name in &diff.removed {
+            let Some(svc) = self.services.get_mut(name) else {
+                continue;
+            };
+            svc.wanted = false;
+            svc.then = AfterStop::Remove;
+            if svc.phase.is_active() {
+                // Stopped by reconcile once nothing that requires it runs.
+                svc.note = Some("removed: stopping".into());
+            } else {
+                svc.phase = Phase::Stopped;
+                self.finish_stop(name);
+            }
+        }
+        self.reorder();
+        diff
+    }
+
+    /// SIGTERM/SIGINT/`supctl shutdown`: stop everything, dependents first.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutting_down {
+            return;
+        }
+        log::info(format_args!("shutting down"));
+        self.shutting_down = true;
+        for svc in self.services.values_mut() {
+            svc.wanted = false;
+            if matches!(svc.phase, Phase::Backoff { .. }) {
+                svc.phase = Phase::Stopped;
+            }
+        }
+        self.reconcile(now);
+    }
+
+    pub fn status(&self, now: Instant) -> Vec<ServiceStatus> {
+        self.order
+            .iter()
+            .filter_map(|n| self.services.get(n))
+            .map(|s| ServiceStatus {
+                name: s.spec.name.clone(),
+                state: s.phase.name().to_string(),
+                kind: match s.spec.kind {
+                    ServiceType::Longrun => "longrun".into(),
+                    ServiceType::Oneshot => "oneshot".into(),
+                },
+                pid: s.pid,
+                uptime_ms: s
+                    .started_at
+                    .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                restarts: s.restarts,
+                last_exit: s.last_exit.map(Exit::to_wire),
+                next_retry_ms: match s.phase {
+                    Phase::Backoff { until } => {
+                        Some(until.saturating_duration_since(now).as_millis() as u64)
+                    }
+                    _ => None,
+                },
+                note: s.note.clone(),
+                critical: s.spec.critical,
+                wanted: s.wanted,
+            })
+            .collect()
+    }
+
+    /// Unhealthy when a critical service has failed.
+    pub fn health(&self) -> Health {
+        let reasons: Vec<String> = self
+            .services
+            .values()
+            .filter(|s| s.spec.critical && s.phase == Phase::Failed)
+            .map(|s| {
+                format!(
+                    "{} failed: {}",
+                    s.spec.name,
+                    s.note.as_deref().unwrap_or("")
+                )
+            })
+            .collect();
+        Health {
+            healthy: reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

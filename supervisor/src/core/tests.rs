@@ -1,0 +1,1 @@
+//! Core state machine tests with a recording executor and a hand-driven clock.

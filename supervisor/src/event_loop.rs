@@ -1,0 +1,307 @@
+//! zedinit's one loop: epoll over the signalfd, the control socket and its clients,
+//! with a timeout equal to the earliest timer owed. No polling: when nothing is due,
+//! it sleeps until a signal or a client arrives.
+//!
+//! Shutdown: services stop in reverse dependency order (core), then strays get SIGTERM,
+//! then SIGKILL after [`SWEEP_GRACE`], then zedinit exits with [`ExitCode`].
+
+use crate::control::Supervisor;
+use crate::log;
+use crate::server::{Changes, Server};
+use crate::sys::spawn::OsExecutor;
+use crate::sys::{proc, reap, signals};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::unistd::Pid;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+/// How long strays get after SIGTERM (and again after SIGKILL) in the final sweep.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
+
+const SIGNAL_TOKEN: u64 = 0;
+const LISTENER_TOKEN: u64 = 1;
+pub const FIRST_CONN_TOKEN: u64 = 2;
+
+/// zedinit's exit codes.
+pub mod exit_code {
+    /// Every service stopped within its timeout and no stray needed SIGKILL.
+    pub const CLEAN: i32 = 0;
+    /// Bad arguments, or the control socket could not be set up.
+    pub const STARTUP: i32 = 1;
+    /// The shutdown finished, but something had to be killed with SIGKILL.
+    pub const KILLED: i32 = 2;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stage {
+    Running,
+    /// Services are stopping, dependents first.
+    StoppingServices,
+    /// Services are gone; strays got `signal` and have until `deadline`.
+    Sweeping {
+        signal: Signal,
+        deadline: Instant,
+    },
+    Finished,
+}
+
+pub struct EventLoop {
+    sup: Supervisor<OsExecutor>,
+    server: Server,
+    signal_fd: SignalFd,
+    epoll: Epoll,
+    stage: Stage,
+    children_left: bool,
+}
+
+impl EventLoop {
+    pub fn new(
+        sup: Supervisor<OsExecutor>,
+        server: Server,
+        signal_fd: SignalFd,
+    ) -> Result<Self, String> {
+        let epoll =
+            Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
+        epoll
+            .add(
+                &signal_fd,
+                EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
+            )
+            .map_err(|e| format!("epoll add signalfd: {e}"))?;
+        epoll
+            .add(
+                server.listener_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN),
+            )
+            .map_err(|e| format!("epoll add listener: {e}"))?;
+        Ok(EventLoop {
+            sup,
+            server,
+            signal_fd,
+            epoll,
+            stage: Stage::Running,
+            children_left: true,
+        })
+    }
+
+    /// Runs until the shutdown is complete; returns zedinit's exit code.
+    pub fn run(mut self) -> i32 {
+        let now = Instant::now();
+        self.sup.core.reconcile(now);
+        let mut events = vec![EpollEvent::empty(); 64];
+        while self.stage != Stage::Finished {
+            let n = match self.epoll.wait(&mut events, self.timeout()) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EINTR) => 0,
+                Err(e) => {
+                    log::warn(format_args!("epoll_wait: {e}"));
+                    0
+                }
+            };
+            for event in &events[..n] {
+                let (token, flags) = (event.data(), event.events());
+                self.guarded("event", |me| me.dispatch(token, flags));
+            }
+            self.guarded("timers", |me| me.after_events());
+        }
+        if self.sup.core.unclean {
+            exit_code::KILLED
+        } else {
+            exit_code::CLEAN
+        }
+    }
+
+    /// A panic must never take PID 1 (and with it the container) down: report it and
+    /// carry on with the next event.
+    fn guarded(&mut self, what: &str, f: impl FnOnce(&mut Self)) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| f(self))) {
+            let text = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            log::warn(format_args!(
+                "internal error while handling {what}: {text}; continuing"
+            ));
+        }
+    }
+
+    fn timeout(&self) -> EpollTimeout {
+        let deadlines = [
+            self.sup.core.next_deadline(),
+            self.server.next_deadline(),
+            match self.stage {
+                Stage::Sweeping { deadline, .. } => Some(deadline),
+                _ => None,
+            },
+        ];
+        match deadlines.into_iter().flatten().min() {
+            None => EpollTimeout::NONE,
+            Some(when) => {
+                // Round up so we never wake a hair early and spin.
+                let wait =
+                    when.saturating_duration_since(Instant::now()) + Duration::from_micros(999);
+                let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+                EpollTimeout::try_from(ms).unwrap_or(EpollTimeout::NONE)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, token: u64, flags: EpollFlags) {
+        let now = Instant::now();
+        let mut changes = Changes::default();
+        match token {
+            SIGNAL_TOKEN => {
+                for signal in signals::drain(&self.signal_fd) {
+                    match signal {
+                        Signal::SIGCHLD => self.reap(),
+                        Signal::SIGTERM | Signal::SIGINT => self.begin_shutdown(signal),
+                        Signal::SIGHUP => {
+                            log::info(format_args!("SIGHUP: rescanning definitions"));
+                            let _ = self.sup.rescan(now);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            LISTENER_TOKEN => self.server.accept(&mut changes),
+            conn => {
+                if flags.intersects(
+                    EpollFlags::EPOLLIN
+                        | EpollFlags::EPOLLOUT
+                        | EpollFlags::EPOLLHUP
+                        | EpollFlags::EPOLLERR,
+                ) {
+                    self.server.ready(conn, &mut self.sup, now, &mut changes);
+                }
+            }
+        }
+        self.apply(changes);
+    }
+
+    fn reap(&mut self) {
+        let now = Instant::now();
+        let core = &mut self.sup.core;
+        self.children_left = reap::reap_all(|pid, exit| {
+            core.on_exit(pid, exit, now);
+        });
+    }
+
+    fn begin_shutdown(&mut self, why: Signal) {
+        if self.stage == Stage::Running {
+            log::info(format_args!("{}: ordered shutdown", why.as_str()));
+            self.stage = Stage::StoppingServices;
+            self.sup.core.begin_shutdown(Instant::now());
+        }
+    }
+
+    /// Everything due after a batch of events: timers, dependency changes, waiting
+    /// clients, and the shutdown's next stage.
+    fn after_events(&mut self) {
+        let now = Instant::now();
+        self.sup.core.on_tick(now);
+        self.sup.core.reconcile(now);
+        let mut changes = Changes::default();
+        self.server.answer_waiters(&mut self.sup, now, &mut changes);
+        let shutdown = changes.shutdown;
+        self.apply(changes);
+        if shutdown {
+            self.begin_shutdown(Signal::SIGTERM);
+        }
+        self.advance_shutdown(now);
+    }
+
+    fn advance_shutdown(&mut self, now: Instant) {
+        match self.stage {
+            Stage::Running | Stage::Finished => {}
+            Stage::StoppingServices => {
+                if self.sup.core.all_stopped() {
+                    self.reap();
+                    if self.children_left {
+                        log::info(format_args!(
+                            "services stopped; SIGTERM to the remaining processes"
+                        ));
+                        self.signal_strays(Signal::SIGTERM);
+                        self.stage = Stage::Sweeping {
+                            signal: Signal::SIGTERM,
+                            deadline: now + SWEEP_GRACE,
+                        };
+                    } else {
+                        self.stage = Stage::Finished;
+                    }
+                }
+            }
+            Stage::Sweeping { signal, deadline } => {
+                self.reap();
+                if !self.children_left {
+                    self.stage = Stage::Finished;
+                } else if deadline <= now {
+                    if signal == Signal::SIGKILL {
+                        log::warn(format_args!("processes survive SIGKILL; exiting anyway"));
+                        self.stage = Stage::Finished;
+                    } else {
+                        log::warn(format_args!("SIGKILL to processes that ignored SIGTERM"));
+                        self.sup.core.unclean = true;
+                        self.signal_strays(Signal::SIGKILL);
+                        self.stage = Stage::Sweeping {
+                            signal: Signal::SIGKILL,
+                            deadline: now + SWEEP_GRACE,
+                        };
+                    }
+                }
+            }
+        }
+        if self.stage == Stage::Finished {
+            log::info(format_args!(
+                "shutdown complete{}",
+                if self.sup.core.unclean {
+                    " (something needed SIGKILL)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+
+    /// As PID 1, every other process in the namespace; otherwise only our children
+    /// (kill(-1) outside a private pid namespace would hit the whole host).
+    fn signal_strays(&self, signal: Signal) {
+        if self.sup.pid == 1 {
+            let _ = kill(Pid::from_raw(-1), signal);
+        } else {
+            for pid in proc::children_of(self.sup.pid) {
+                let _ = kill(Pid::from_raw(pid), signal);
+            }
+        }
+    }
+
+    fn apply(&mut self, changes: Changes) {
+        for token in changes.added {
+            if let Some(fd) = self.server.conn_fd(token) {
+                if let Err(e) = self
+                    .epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    log::warn(format_args!("epoll add client: {e}"));
+                }
+            }
+        }
+        for (token, wants_write) in changes.interest {
+            if let Some(fd) = self.server.conn_fd(token) {
+                let mut flags = EpollFlags::EPOLLIN;
+                if wants_write {
+                    flags |= EpollFlags::EPOLLOUT;
+                }
+                let _ = self.epoll.modify(fd, &mut EpollEvent::new(flags, token));
+            }
+        }
+        // Removed connections were closed by dropping them, which also removes them
+        // from the epoll set.
+        let _ = changes.removed;
+        if changes.shutdown {
+            self.begin_shutdown(Signal::SIGTERM);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! zedctr's supervisor: the library behind `zedinit` (PID 1) and `supctl`.
+//!
+//! Layout, decide vs do:
+//! - pure policy and data: [`spec`], [`parse`], [`graph`], [`policy`], [`rescan`],
+//!   [`core`] (the state machine, driven through the narrow [`core::Executor`] trait),
+//!   [`protocol`];
+//! - thin OS work: [`sys`] (reaping, spawning, signals, epoll), [`server`] (the control
+//!   socket), [`event_loop`] (ties them together), [`client`] (used by supctl and tests).
+
+pub mod client;
+pub mod control;
+pub mod core;
+pub mod durations;
+pub mod event_loop;
+pub mod exit;
+pub mod graph;
+pub mod log;
+pub mod parse;
+pub mod policy;
+pub mod protocol;
+pub mod rescan;
+pub mod server;
+pub mod signals;
+pub mod spec;
+pub mod status;
+pub mod sys;
+
+/// Default location of the control socket (DESIGN.md "Control protocol").
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/zedctr/control.sock";
+/// Environment variable naming the control socket for every binary that talks to zedinit.
+pub const CONTROL_SOCKET_ENV: &str = "ZEDCTR_CONTROL_SOCKET";
+/// Definition directories read when no `--services-dir` is given: static ones from the
+/// image, then generated ones (dnsmasq-render writes there).
+pub const DEFAULT_SERVICES_DIRS: [&str; 2] = ["/etc/zedctr/services", "/run/zedctr/services"];

@@ -1,0 +1,571 @@
+//! Definition files → `ServiceSpec`s. Every problem is collected (not just the first),
+//! each naming file, line and key; a bad file never hides the good ones.
+
+use crate::durations::parse_duration;
+use crate::signals::parse_signal;
+use crate::spec::{PathCondition, RestartPolicy, RestartSpec, ServiceSpec, ServiceType, StopSpec};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// One problem in one definition file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionError {
+    pub file: PathBuf,
+    /// 1-based; `None` when the problem is the file as a whole (unreadable, say).
+    pub line: Option<usize>,
+    /// Dotted key (`restart.policy`); `None` for syntax errors and whole-file problems.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// A parsed definition plus where its dependency keys sit, so that graph checks
+/// (unknown dependency, cycle) can still name a line.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub spec: ServiceSpec,
+    pub key_lines: HashMap<&'static str, usize>,
+}
+
+impl Definition {
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.key_lines.get(key).copied()
+    }
+}
+
+/// Keys that belong to later features: rejected loudly, never accepted and ignored.
+const NOT_SUPPORTED_YET: [&str; 4] = ["ready", "run", "heartbeat", "log"];
+
+/// Parses one definition. `name` is the file stem.
+pub fn parse_definition(
+    name: &str,
+    file: &Path,
+    text: &str,
+) -> Result<Definition, Vec<DefinitionError>> {
+    let mut cx = Cx {
+        file,
+        text,
+        errors: Vec::new(),
+        key_lines: HashMap::new(),
+    };
+    if let Err(message) = check_service_name(name) {
+        cx.errors.push(DefinitionError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("bad file name: {message}"),
+        });
+    }
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(err) => {
+            let line = err.span().map(|s| cx.line(&s));
+            cx.errors.push(DefinitionError {
+                file: file.to_path_buf(),
+                line,
+                key: None,
+                message: format!("TOML syntax: {}", err.message().trim()),
+            });
+            return Err(cx.errors);
+        }
+    };
+    let spec = cx.service(name, root.get_ref());
+    if cx.errors.is_empty() {
+        if let Some(spec) = spec {
+            return Ok(Definition {
+                spec,
+                key_lines: cx.key_lines,
+            });
+        }
+    }
+    cx.errors.sort_by_key(|e| e.line);
+    Err(cx.errors)
+}
+
+/// Service names are file stems and appear in paths (`/run/<svc>.touch`) and commands.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "@._-".contains(c);
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("service name {name:?} must be 1 to 64 characters"));
+    }
+    if name.starts_with('.') || !name.chars().all(ok_char) {
+        return Err(format!(
+            "service name {name:?} may only hold letters, digits, '@', '.', '_', '-' and not start with '.'"
+        ));
+    }
+    Ok(())
+}
+
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<DefinitionError>,
+    key_lines: HashMap<&'static str, usize>,
+}
+
+impl<'a> Cx<'a> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line(span);
+        self.errors.push(DefinitionError {
+            file: self.file.to_path_buf(),
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    fn service(&mut self, name: &str, root: &DeTable<'_>) -> Option<ServiceSpec> {
+        let mut command = None;
+        let mut kind = ServiceType::Longrun;
+        let mut after = Vec::new();
+        let mut requires = Vec::new();
+        let mut condition = None;
+        let mut critical = false;
+        let mut reload_signal = nix::sys::signal::Signal::SIGHUP;
+        let mut restart_table = None;
+        let mut stop = StopSpec::default();
+        let mut command_missing = true;
+
+        for (key, value) in root.iter() {
+            let k = key.get_ref().as_ref();
+            let span = key.span();
+            match k {
+                "command" => {
+                    command_missing = false;
+                    command = self.command(&span, value);
+                }
+                "type" => match self.string(k, value).as_deref() {
+                    Some("longrun") => kind = ServiceType::Longrun,
+                    Some("oneshot") => kind = ServiceType::Oneshot,
+                    Some(other) => self.error(
+                        &value.span(),
+                        k,
+                        format!("must be \"longrun\" or \"oneshot\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "after" => {
+                    self.key_lines.insert("after", self.line(&span));
+                    after = self.names(k, value);
+                }
+                "requires" => {
+                    self.key_lines.insert("requires", self.line(&span));
+                    requires = self.names(k, value);
+                }
+                "condition-path-exists" => {
+                    if let Some(text) = self.string(k, value) {
+                        let (negate, path) = match text.strip_prefix('!') {
+                            Some(rest) => (true, rest),
+                            None => (false, text.as_str()),
+                        };
+                        if path.starts_with('/') {
+                            condition = Some(PathCondition { path: path.into(), negate });
+                        } else {
+                            self.error(&value.span(), k, format!("must be an absolute path (optionally prefixed by '!'), not {text:?}"));
+                        }
+                    }
+                }
+                "critical" => {
+                    if let Some(b) = self.boolean(k, value) {
+                        critical = b;
+                    }
+                }
+                "reload-signal" => {
+                    if let Some(sig) = self.signal(k, value) {
+                        reload_signal = sig;
+                    }
+                }
+                "restart" => restart_table = self.table(k, value),
+                "stop" => {
+                    if let Some(table) = self.table(k, value) {
+                        self.stop(table, &mut stop);
+                    }
+                }
+                _ if NOT_SUPPORTED_YET.contains(&k) => self.error(
+                    &span,
+                    k,
+                    format!("[{k}] is not supported yet by this zedinit (see README.md, \"Service definitions\")"),
+                ),
+                _ => self.error(&span, k, "unknown key"),
+            }
+        }
+        if command_missing {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: None,
+                key: Some("command".into()),
+                message: "missing: every service needs a command".into(),
+            });
+        }
+        let mut restart = RestartSpec::default_for(kind);
+        if let Some(table) = restart_table {
+            self.restart(table, &mut restart);
+        }
+        Some(ServiceSpec {
+            name: name.to_string(),
+            file: self.file.to_path_buf(),
+            command: command?,
+            kind,
+            after,
+            requires,
+            condition,
+            critical,
+            restart,
+            stop,
+            reload_signal,
+        })
+    }
+
+    fn command(
+        &mut self,
+        key_span: &Range<usize>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<Vec<String>> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.error(
+                &value.span(),
+                "command",
+                format!(
+                    "must be an array of strings, e.g. [\"/usr/bin/x\", \"--flag\"], not a {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return None;
+        };
+        let mut argv = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => argv.push(s.to_string()),
+                None => {
+                    self.error(
+                        &item.span(),
+                        "command",
+                        format!(
+                            "every argument must be a string, not a {}",
+                            item.get_ref().type_str()
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        match argv.first() {
+            None => {
+                self.error(key_span, "command", "is empty: name the program to run");
+                None
+            }
+            Some(program) if program.trim().is_empty() => {
+                self.error(key_span, "command", "the program (first element) is empty");
+                None
+            }
+            Some(_) => Some(argv),
+        }
+    }
+
+    fn restart(&mut self, table: &DeTable<'_>, restart: &mut RestartSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("restart.{k}");
+            match k {
+                "policy" => match self.string(&dotted, value).as_deref() {
+                    Some("always") => restart.policy = RestartPolicy::Always,
+                    Some("on-failure") => restart.policy = RestartPolicy::OnFailure,
+                    Some("never") => restart.policy = RestartPolicy::Never,
+                    Some(other) => self.error(
+                        &value.span(),
+                        &dotted,
+                        format!("must be \"always\", \"on-failure\" or \"never\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "backoff-base" => self.duration_into(&dotted, value, &mut restart.backoff_base),
+                "backoff-max" => self.duration_into(&dotted, value, &mut restart.backoff_max),
+                "stable-after" => self.duration_into(&dotted, value, &mut restart.stable_after),
+                "intensity-window" => {
+                    self.duration_into(&dotted, value, &mut restart.intensity_window)
+                }
+                "backoff-jitter" => match number(value.get_ref()) {
+                    Some(f) if (0.0..=1.0).contains(&f) => restart.backoff_jitter = f,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number from 0 to 1 (the fraction a delay may be shortened by)",
+                    ),
+                },
+                "intensity" => match value
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|i| i.as_str().parse::<u32>().ok().filter(|_| i.radix() == 10))
+                {
+                    Some(n) if n >= 1 => restart.intensity = n,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a whole number of restarts, at least 1",
+                    ),
+                },
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        if restart.backoff_max < restart.backoff_base {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: None,
+                key: Some("restart.backoff-max".into()),
+                message: "is shorter than restart.backoff-base".into(),
+            });
+        }
+    }
+
+    fn stop(&mut self, table: &DeTable<'_>, stop: &mut StopSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("stop.{k}");
+            match k {
+                "signal" => {
+                    if let Some(sig) = self.signal(&dotted, value) {
+                        stop.signal = sig;
+                    }
+                }
+                "timeout" => self.duration_into(&dotted, value, &mut stop.timeout),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<String> {
+        match value.get_ref().as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.error(
+                    &value.span(),
+                    key,
+                    format!("must be a string, not a {}", value.get_ref().type_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<bool> {
+        let b = value.get_ref().as_bool();
+        if b.is_none() {
+            self.error(
+                &value.span(),
+                key,
+                format!(
+                    "must be true or false, not a {}",
+                    value.get_ref().type_str()
+                ),
+            );
+        }
+        b
+    }
+
+    fn table<'t, 'i>(
+        &mut self,
+        key: &str,
+        value: &'t Spanned<DeValue<'i>>,
+    ) -> Option<&'t DeTable<'i>> {
+        let t = value.get_ref().as_table();
+        if t.is_none() {
+            self.error(
+                &value.span(),
+                key,
+                format!(
+                    "must be a table ([{key}]), not a {}",
+                    value.get_ref().type_str()
+                ),
+            );
+        }
+        t
+    }
+
+    fn signal(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<nix::sys::signal::Signal> {
+        let text = self.string(key, value)?;
+        parse_signal(&text)
+            .map_err(|e| self.error(&value.span(), key, e))
+            .ok()
+    }
+
+    fn duration_into(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        slot: &mut std::time::Duration,
+    ) {
+        let parsed = match value.get_ref() {
+            DeValue::String(s) => parse_duration(s),
+            other => match number(other) {
+                Some(secs) if secs >= 0.0 && secs < 1.0e9 => {
+                    Ok(std::time::Duration::from_secs_f64(secs))
+                }
+                _ => Err(format!(
+                    "must be a duration such as \"500ms\" or \"10s\", not a {}",
+                    other.type_str()
+                )),
+            },
+        };
+        match parsed {
+            Ok(d) => *slot = d,
+            Err(e) => self.error(&value.span(), key, e),
+        }
+    }
+
+    fn names(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<String> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.error(
+                &value.span(),
+                key,
+                format!(
+                    "must be an array of service names, not a {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(name) => match check_service_name(name) {
+                    Ok(()) if !names.iter().any(|n| n == name) => names.push(name.to_string()),
+                    Ok(()) => {}
+                    Err(e) => self.error(&item.span(), key, e),
+                },
+                None => self.error(
+                    &item.span(),
+                    key,
+                    format!(
+                        "every entry must be a service name (string), not a {}",
+                        item.get_ref().type_str()
+                    ),
+                ),
+            }
+        }
+        names
+    }
+}
+
+fn number(value: &DeValue<'_>) -> Option<f64> {
+    match value {
+        DeValue::Integer(i) if i.radix() == 10 => i.as_str().parse::<i64>().ok().map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// Everything read from the definition directories: the good definitions and every
+/// problem found, files that failed, duplicates and graph problems included.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub definitions: BTreeMap<String, Definition>,
+    pub errors: Vec<DefinitionError>,
+}
+
+impl Loaded {
+    pub fn specs(&self) -> BTreeMap<String, ServiceSpec> {
+        self.definitions
+            .iter()
+            .map(|(n, d)| (n.clone(), d.spec.clone()))
+            .collect()
+    }
+}
+
+/// Reads every `*.toml` in `dirs`, in order. A missing directory is fine (the generated
+/// one may not exist yet); the same service name twice keeps the first and reports the
+/// second. Graph problems are checked too (see [`crate::graph::validate`]).
+pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                loaded
+                    .errors
+                    .push(whole_file(dir, format!("cannot read directory: {e}")));
+                continue;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for file in files {
+            let Some(name) = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                loaded
+                    .errors
+                    .push(whole_file(&file, "file name is not UTF-8".into()));
+                continue;
+            };
+            if let Some(first) = loaded.definitions.get(&name) {
+                let message = format!(
+                    "service {name:?} is already defined by {}; this file is ignored",
+                    first.spec.file.display()
+                );
+                loaded.errors.push(whole_file(&file, message));
+                continue;
+            }
+            let text = match std::fs::read_to_string(&file) {
+                Ok(text) => text,
+                Err(e) => {
+                    loaded
+                        .errors
+                        .push(whole_file(&file, format!("cannot read: {e}")));
+                    continue;
+                }
+            };
+            match parse_definition(&name, &file, &text) {
+                Ok(def) => {
+                    loaded.definitions.insert(name, def);
+                }
+                Err(errors) => loaded.errors.extend(errors),
+            }
+        }
+    }
+    crate::graph::validate(&mut loaded);
+    loaded
+}
+
+fn whole_file(file: &Path, message: String) -> DefinitionError {
+    DefinitionError {
+        file: file.to_path_buf(),
+        line: None,
+        key: None,
+        message,
+    }
+}

@@ -1,0 +1,115 @@
+//! `ServiceSpec`: what a definition file says, validated and with defaults filled in.
+//! Nothing here touches the OS; `parse` builds these, `core` runs them.
+
+use nix::sys::signal::Signal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceType {
+    /// Runs until stopped; dependents may start once it runs.
+    Longrun,
+    /// Runs to completion; dependents wait for it to be `done` (exit 0).
+    Oneshot,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestartSpec {
+    pub policy: RestartPolicy,
+    /// Delay before the second restart in a row; doubles each time after that.
+    /// The first restart is always immediate.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// Each delay is shortened by up to this fraction, at random, so services that
+    /// crashed together do not restart in lockstep.
+    pub backoff_jitter: f64,
+    /// A run at least this long resets the backoff to "restart at once".
+    pub stable_after: Duration,
+    /// More than `intensity` restarts within `intensity_window` → `failed`.
+    pub intensity: u32,
+    pub intensity_window: Duration,
+}
+
+impl RestartSpec {
+    pub fn default_for(kind: ServiceType) -> Self {
+        RestartSpec {
+            policy: match kind {
+                ServiceType::Longrun => RestartPolicy::Always,
+                ServiceType::Oneshot => RestartPolicy::OnFailure,
+            },
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(30),
+            backoff_jitter: 0.2,
+            stable_after: Duration::from_secs(10),
+            intensity: 5,
+            intensity_window: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StopSpec {
+    pub signal: Signal,
+    /// How long the service gets after `signal` before SIGKILL to its process group.
+    pub timeout: Duration,
+}
+
+impl Default for StopSpec {
+    fn default() -> Self {
+        StopSpec {
+            signal: Signal::SIGTERM,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `condition-path-exists`: `"/proc/xen"` must exist, `"!/path"` must not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathCondition {
+    pub path: PathBuf,
+    pub negate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSpec {
+    /// The file stem; unique across all definition directories.
+    pub name: String,
+    /// Where it was read from, for messages.
+    pub file: PathBuf,
+    pub command: Vec<String>,
+    pub kind: ServiceType,
+    pub after: Vec<String>,
+    pub requires: Vec<String>,
+    pub condition: Option<PathCondition>,
+    pub critical: bool,
+    pub restart: RestartSpec,
+    pub stop: StopSpec,
+    /// Sent by `supctl reload`.
+    pub reload_signal: Signal,
+}
+
+impl ServiceSpec {
+    /// Every service this one waits for: `after` and `requires`, without repeats.
+    pub fn dependencies(&self) -> impl Iterator<Item = &str> {
+        let extra = self.requires.iter().filter(|r| !self.after.contains(r));
+        self.after.iter().chain(extra).map(String::as_str)
+    }
+
+    /// Equal as far as running the service goes (the file it came from may move).
+    pub fn same_definition(&self, other: &ServiceSpec) -> bool {
+        ServiceSpec {
+            file: PathBuf::new(),
+            ..self.clone()
+        } == ServiceSpec {
+            file: PathBuf::new(),
+            ..other.clone()
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The signals zedinit handles, delivered through a signalfd so they are ordinary
+//! events in the loop (no async handlers, no `static mut` flags).
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+/// SIGCHLD: reap. SIGTERM, SIGINT: ordered shutdown. SIGHUP: rescan definitions.
+pub const HANDLED: [Signal; 4] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+];
+
+/// Blocks the handled signals (so they queue for the signalfd) and opens the signalfd.
+/// Children get an empty mask back before exec (see `spawn`).
+pub fn block_and_open() -> nix::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    for signal in HANDLED {
+        set.add(signal);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+}
+
+/// Reads every queued signal. Several SIGCHLDs may coalesce into one: the reaper loops.
+pub fn drain(fd: &SignalFd) -> Vec<Signal> {
+    let mut got = Vec::new();
+    while let Ok(Some(info)) = fd.read_signal() {
+        if let Ok(signal) = Signal::try_from(info.ssi_signo as i32) {
+            got.push(signal);
+        }
+    }
+    got
+}
+
+/// Makes this process the reaper of its orphaned descendants when it is not PID 1
+/// (development, or a container with `pid: host`). See prctl(2), PR_SET_CHILD_SUBREAPER.
+pub fn become_subreaper() -> bool {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
+}

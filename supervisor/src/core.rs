@@ -281,7 +281,7 @@ impl<E: Executor> Core<E> {
             .collect()
     }
 
-    /// A required service that is durably down (failed, or stopped on request).
+    /// A required service that is durably down (failed, or stopped or removed on request).
     fn required_down(&self, svc: &Service) -> Option<String> {
         svc.spec
             .requires
@@ -289,7 +289,8 @@ impl<E: Executor> Core<E> {
             .find_map(|dep| match self.services.get(dep) {
                 None => Some(dep.clone()),
                 Some(d) if d.phase == Phase::Failed => Some(dep.clone()),
-                Some(d) if !d.wanted && !d.phase.is_up() => Some(dep.clone()),
+                // Not wanted: it is going down (or stays down), so its dependents go first.
+                Some(d) if !d.wanted && d.phase != Phase::Skipped => Some(dep.clone()),
                 Some(_) => None,
             })
     }

@@ -569,3 +569,7 @@ fn whole_file(file: &Path, message: String) -> DefinitionError {
         message,
     }
 }
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;

@@ -1,1 +1,444 @@
-//! Core state machine tests with a recording executor and a hand-driven clock.
+//! Core state machine tests: a recording executor and a hand-driven clock. They check
+//! *what* the supervisor orders and in which order, without processes.
+
+use super::*;
+use crate::parse::{Definition, parse_definition};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+#[derive(Default)]
+struct Recorder {
+    next_pid: i32,
+    log: Vec<String>,
+    existing: HashSet<PathBuf>,
+    failing: HashSet<String>,
+    pids: BTreeMap<i32, String>,
+}
+
+impl Executor for Recorder {
+    fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
+        if self.failing.contains(&spec.name) {
+            self.log.push(format!("spawn-failed {}", spec.name));
+            return Err("No such file or directory".into());
+        }
+        self.next_pid += 1;
+        let pid = 100 + self.next_pid;
+        self.pids.insert(pid, spec.name.clone());
+        self.log.push(format!("spawn {}", spec.name));
+        Ok(pid)
+    }
+    fn signal_group(&mut self, pgid: i32, signal: Signal) {
+        if signal != Signal::SIGCONT {
+            let name = self.pids.get(&pgid).cloned().unwrap_or_default();
+            self.log.push(format!("{} {name}", signal.as_str()));
+        }
+    }
+    fn signal_process(&mut self, pid: i32, signal: Signal) -> Result<(), String> {
+        let name = self.pids.get(&pid).cloned().unwrap_or_default();
+        self.log.push(format!("signal {name} {}", signal.as_str()));
+        Ok(())
+    }
+    fn path_exists(&self, path: &Path) -> bool {
+        self.existing.contains(path)
+    }
+}
+
+fn def(name: &str, toml: &str) -> (String, Definition) {
+    let file = PathBuf::from(format!("/defs/{name}.toml"));
+    let d = parse_definition(name, &file, toml).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    (name.to_string(), d)
+}
+
+fn loaded(defs: &[(&str, &str)]) -> Loaded {
+    let mut l = Loaded::default();
+    for (name, toml) in defs {
+        let (n, d) = def(name, toml);
+        l.definitions.insert(n, d);
+    }
+    crate::graph::validate(&mut l);
+    l
+}
+
+struct Harness {
+    core: Core<Recorder>,
+    now: Instant,
+}
+
+impl Harness {
+    fn new(defs: &[(&str, &str)]) -> Self {
+        Self::with(defs, Recorder::default())
+    }
+
+    fn with(defs: &[(&str, &str)], rec: Recorder) -> Self {
+        let mut h = Harness {
+            core: Core::new(rec, loaded(defs), 7),
+            now: Instant::now(),
+        };
+        h.core.reconcile(h.now);
+        h
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now += d;
+        self.core.on_tick(self.now);
+        self.core.reconcile(self.now);
+    }
+
+    fn pid(&self, name: &str) -> i32 {
+        self.core
+            .service(name)
+            .and_then(|s| s.pid)
+            .unwrap_or_else(|| panic!("{name} has no pid"))
+    }
+
+    fn exit(&mut self, name: &str, exit: Exit) {
+        let pid = self.pid(name);
+        assert!(self.core.on_exit(pid, exit, self.now));
+        self.core.reconcile(self.now);
+    }
+
+    fn state(&self, name: &str) -> &'static str {
+        self.core
+            .service(name)
+            .map(|s| s.phase.name())
+            .unwrap_or("absent")
+    }
+
+    fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.core.exec.log)
+    }
+}
+
+const LONGRUN: &str = r#"command = ["/bin/x"]"#;
+
+#[test]
+fn dependency_order_starts_dependencies_first() {
+    let mut h = Harness::new(&[
+        ("c", "command = [\"/c\"]\nafter = [\"b\"]"),
+        ("b", "command = [\"/b\"]\nafter = [\"a\"]"),
+        ("a", LONGRUN),
+    ]);
+    assert_eq!(h.take_log(), vec!["spawn a", "spawn b", "spawn c"]);
+    assert_eq!(
+        crate::graph::start_order(
+            &loaded(&[("z", "command=[\"/z\"]\nafter=[\"y\"]"), ("y", LONGRUN)]).specs()
+        ),
+        vec!["y", "z"]
+    );
+    assert_eq!(h.state("c"), "running");
+}
+
+#[test]
+fn oneshot_dependents_wait_for_done() {
+    let mut h = Harness::new(&[
+        ("setup", "command = [\"/setup\"]\ntype = \"oneshot\""),
+        ("app", "command = [\"/app\"]\nafter = [\"setup\"]"),
+    ]);
+    assert_eq!(h.take_log(), vec!["spawn setup"]);
+    assert_eq!(h.state("setup"), "starting");
+    assert_eq!(h.state("app"), "stopped");
+    assert_eq!(
+        h.core
+            .service("app")
+            .and_then(|s| s.note.clone())
+            .as_deref(),
+        Some("waiting for setup")
+    );
+    h.exit("setup", Exit::Exited(0));
+    assert_eq!(h.state("setup"), "done");
+    assert_eq!(h.take_log(), vec!["spawn app"]);
+}
+
+#[test]
+fn a_failed_required_oneshot_keeps_its_dependent_down_but_after_only_proceeds() {
+    let mut h = Harness::new(&[
+        (
+            "setup",
+            "command = [\"/setup\"]\ntype = \"oneshot\"\n[restart]\npolicy = \"never\"",
+        ),
+        ("strict", "command = [\"/s\"]\nrequires = [\"setup\"]"),
+        ("lenient", "command = [\"/l\"]\nafter = [\"setup\"]"),
+    ]);
+    h.take_log();
+    h.exit("setup", Exit::Exited(1));
+    assert_eq!(h.state("setup"), "failed");
+    assert_eq!(h.take_log(), vec!["spawn lenient"]);
+    assert_eq!(h.state("strict"), "stopped");
+}
+
+#[test]
+fn a_false_condition_skips_and_dependents_proceed() {
+    let mut rec = Recorder::default();
+    rec.existing.insert(PathBuf::from("/here"));
+    let mut h = Harness::with(
+        &[
+            (
+                "xen",
+                "command = [\"/xen\"]\ncondition-path-exists = \"/proc/xen\"",
+            ),
+            (
+                "nox",
+                "command = [\"/nox\"]\ncondition-path-exists = \"!/here\"",
+            ),
+            (
+                "here",
+                "command = [\"/here\"]\ncondition-path-exists = \"/here\"",
+            ),
+            ("after-xen", "command = [\"/a\"]\nrequires = [\"xen\"]"),
+        ],
+        rec,
+    );
+    assert_eq!(h.state("xen"), "skipped");
+    assert_eq!(h.state("nox"), "skipped");
+    assert_eq!(h.state("here"), "running");
+    assert_eq!(h.state("after-xen"), "running");
+    assert!(!h.take_log().contains(&"spawn xen".to_string()));
+}
+
+#[test]
+fn shutdown_stops_in_reverse_dependency_order_and_escalates_to_sigkill() {
+    let mut h = Harness::new(&[
+        ("db", "command = [\"/db\"]\n[stop]\ntimeout = \"2s\""),
+        (
+            "api",
+            "command = [\"/api\"]\nafter = [\"db\"]\n[stop]\nsignal = \"SIGINT\"\ntimeout = \"3s\"",
+        ),
+        ("web", "command = [\"/web\"]\nrequires = [\"api\"]"),
+    ]);
+    h.take_log();
+    h.core.begin_shutdown(h.now);
+    // Only the leaf is asked first.
+    assert_eq!(h.take_log(), vec!["SIGTERM web"]);
+    h.exit("web", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.take_log(), vec!["SIGINT api"]);
+    // api ignores SIGINT: SIGKILL to its group at its timeout, not before.
+    h.advance(Duration::from_millis(2999));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_log(), vec!["SIGKILL api"]);
+    assert!(h.core.unclean);
+    h.exit("api", Exit::Signaled(Signal::SIGKILL));
+    assert_eq!(h.take_log(), vec!["SIGTERM db"]);
+    h.exit("db", Exit::Exited(0));
+    assert!(h.core.all_stopped());
+    // Nothing restarts during a shutdown.
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+}
+
+#[test]
+fn restart_restarts_only_that_service() {
+    let mut h = Harness::new(&[
+        ("a", LONGRUN),
+        ("b", "command = [\"/b\"]\nrequires = [\"a\"]"),
+        ("c", LONGRUN),
+    ]);
+    h.take_log();
+    let (pid_b, pid_c) = (h.pid("b"), h.pid("c"));
+    h.core.request_restart("a", h.now).unwrap();
+    h.core.reconcile(h.now);
+    assert_eq!(h.take_log(), vec!["SIGTERM a"]);
+    h.exit("a", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.take_log(), vec!["spawn a"]);
+    assert_eq!((h.pid("b"), h.pid("c")), (pid_b, pid_c));
+    assert_eq!(
+        h.core.service("a").map(|s| (s.restarts, s.generation)),
+        Some((1, 2))
+    );
+}
+
+#[test]
+fn stop_takes_requiring_dependents_down_first_and_start_brings_them_back() {
+    let mut h = Harness::new(&[
+        ("a", LONGRUN),
+        ("b", "command = [\"/b\"]\nrequires = [\"a\"]"),
+    ]);
+    h.take_log();
+    h.core.request_stop("a", h.now).unwrap();
+    h.core.reconcile(h.now);
+    assert_eq!(h.take_log(), vec!["SIGTERM b"]);
+    h.exit("b", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.take_log(), vec!["SIGTERM a"]);
+    h.exit("a", Exit::Signaled(Signal::SIGTERM));
+    h.advance(Duration::from_secs(100));
+    assert_eq!(
+        h.take_log(),
+        Vec::<String>::new(),
+        "a stopped service stays down"
+    );
+    h.core.request_start("a").unwrap();
+    h.core.reconcile(h.now);
+    assert_eq!(h.take_log(), vec!["spawn a", "spawn b"]);
+}
+
+#[test]
+fn crash_loop_backs_off_then_fails_while_others_keep_running() {
+    let mut h = Harness::new(&[
+        (
+            "crash",
+            "command = [\"/c\"]\n[restart]\nbackoff-base = \"1s\"\nbackoff-jitter = 0\nintensity = 3\nintensity-window = \"1m\"",
+        ),
+        ("steady", LONGRUN),
+    ]);
+    h.take_log();
+    let steady = h.pid("steady");
+    h.exit("crash", Exit::Exited(1));
+    assert_eq!(h.take_log(), vec!["spawn crash"], "first restart at once");
+    h.exit("crash", Exit::Exited(1));
+    assert_eq!(h.state("crash"), "backoff");
+    h.advance(Duration::from_millis(999));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_log(), vec!["spawn crash"]);
+    h.exit("crash", Exit::Exited(1));
+    h.advance(Duration::from_secs(2));
+    assert_eq!(h.take_log(), vec!["spawn crash"]);
+    h.exit("crash", Exit::Exited(1));
+    assert_eq!(h.state("crash"), "failed");
+    assert_eq!(h.pid("steady"), steady);
+    assert!(h.core.health().healthy, "crash is not critical");
+}
+
+#[test]
+fn a_failed_critical_service_makes_health_unhealthy() {
+    let mut h = Harness::new(&[(
+        "vital",
+        "command = [\"/v\"]\ncritical = true\n[restart]\npolicy = \"never\"",
+    )]);
+    assert!(h.core.health().healthy);
+    h.exit("vital", Exit::Signaled(Signal::SIGSEGV));
+    let health = h.core.health();
+    assert!(!health.healthy);
+    assert!(
+        health.reasons[0].contains("vital failed") && health.reasons[0].contains("SIGSEGV"),
+        "{health:?}"
+    );
+}
+
+#[test]
+fn a_spawn_failure_follows_the_restart_policy() {
+    let mut rec = Recorder::default();
+    rec.failing.insert("missing".into());
+    let mut h = Harness::with(
+        &[("missing", "command = [\"/nope\"]\n[restart]\nintensity = 1")],
+        rec,
+    );
+    assert_eq!(
+        h.take_log(),
+        vec!["spawn-failed missing", "spawn-failed missing"]
+    );
+    assert_eq!(h.state("missing"), "failed");
+    let note = h
+        .core
+        .service("missing")
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
+    assert!(note.contains("cannot start: No such file"), "{note}");
+}
+
+#[test]
+fn rescan_adds_changes_and_removes() {
+    let mut h = Harness::new(&[("keep", LONGRUN), ("change", LONGRUN), ("drop", LONGRUN)]);
+    h.take_log();
+    let keep = h.pid("keep");
+    let diff = h.core.apply_rescan(
+        loaded(&[
+            ("keep", LONGRUN),
+            ("change", "command = [\"/new\"]"),
+            ("new", LONGRUN),
+        ]),
+        h.now,
+    );
+    assert_eq!(
+        diff,
+        rescan::Diff {
+            added: vec!["new".into()],
+            removed: vec!["drop".into()],
+            changed: vec!["change".into()]
+        }
+    );
+    h.core.reconcile(h.now);
+    let mut log = h.take_log();
+    log.sort();
+    assert_eq!(log, vec!["SIGTERM change", "SIGTERM drop", "spawn new"]);
+    h.exit("change", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.take_log(), vec!["spawn change"]);
+    assert_eq!(
+        h.core.service("change").map(|s| s.spec.command.clone()),
+        Some(vec!["/new".to_string()])
+    );
+    h.exit("drop", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.state("drop"), "absent");
+    assert_eq!(h.pid("keep"), keep);
+}
+
+#[test]
+fn rescan_keeps_the_running_version_of_a_now_broken_definition() {
+    let mut h = Harness::new(&[("svc", LONGRUN)]);
+    h.take_log();
+    let mut broken = Loaded::default();
+    broken.errors.push(DefinitionError {
+        file: "/defs/svc.toml".into(),
+        line: Some(1),
+        key: Some("command".into()),
+        message: "is empty".into(),
+    });
+    let diff = h.core.apply_rescan(broken, h.now);
+    assert_eq!(diff, rescan::Diff::default());
+    h.core.reconcile(h.now);
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    assert_eq!(h.state("svc"), "running");
+    assert_eq!(h.core.definition_errors.len(), 1);
+}
+
+#[test]
+fn a_stable_run_resets_backoff_in_the_core_too() {
+    let mut h = Harness::new(&[(
+        "s",
+        "command = [\"/s\"]\n[restart]\nbackoff-base = \"1s\"\nstable-after = \"5s\"\nintensity = 100",
+    )]);
+    h.exit("s", Exit::Exited(1));
+    h.exit("s", Exit::Exited(1));
+    assert_eq!(h.state("s"), "backoff");
+    h.advance(Duration::from_secs(2));
+    h.advance(Duration::from_secs(10));
+    h.take_log();
+    h.exit("s", Exit::Exited(1));
+    assert_eq!(
+        h.state("s"),
+        "running",
+        "restarted at once after a stable run"
+    );
+}
+
+#[test]
+fn signal_and_reload_reach_the_main_process_and_fail_without_one() {
+    let mut h = Harness::new(&[
+        ("a", "command = [\"/a\"]\nreload-signal = \"USR2\""),
+        ("b", "command=[\"/b\"]\ntype=\"oneshot\""),
+    ]);
+    h.exit("b", Exit::Exited(0));
+    h.take_log();
+    assert_eq!(h.core.send_signal("a", None), Ok(Signal::SIGUSR2));
+    assert_eq!(
+        h.core.send_signal("a", Some(Signal::SIGHUP)),
+        Ok(Signal::SIGHUP)
+    );
+    assert_eq!(h.take_log(), vec!["signal a SIGUSR2", "signal a SIGHUP"]);
+    assert!(matches!(
+        h.core.send_signal("b", None),
+        Err(RequestError::InvalidState(_))
+    ));
+    assert_eq!(
+        h.core.send_signal("zz", None),
+        Err(RequestError::UnknownService("zz".into()))
+    );
+}
+
+#[test]
+fn an_exit_of_an_unknown_pid_counts_as_an_orphan() {
+    let mut h = Harness::new(&[("a", LONGRUN)]);
+    assert!(!h.core.on_exit(99_999, Exit::Exited(0), h.now));
+    assert_eq!(h.core.orphans_reaped, 1);
+    assert_eq!(h.state("a"), "running");
+}

@@ -1,0 +1,408 @@
+//! The parser's error reports: one test per kind of error, each asserting file, line
+//! and key, plus the load-level checks (duplicates, graph problems).
+
+use super::*;
+use std::fs;
+
+fn errors_of(name: &str, text: &str) -> Vec<DefinitionError> {
+    let file = PathBuf::from(format!("/defs/{name}.toml"));
+    match parse_definition(name, &file, text) {
+        Ok(d) => panic!("expected errors, got {:?}", d.spec),
+        Err(errors) => errors,
+    }
+}
+
+/// Asserts exactly one error, at `line` and `key`, whose message contains `needle`.
+fn one(name: &str, text: &str, line: Option<usize>, key: Option<&str>, needle: &str) {
+    let errors = errors_of(name, text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let e = &errors[0];
+    assert_eq!(e.file, PathBuf::from(format!("/defs/{name}.toml")));
+    assert_eq!(e.line, line, "{e}");
+    assert_eq!(e.key.as_deref(), key, "{e}");
+    assert!(e.message.contains(needle), "{e:?} lacks {needle:?}");
+}
+
+#[test]
+fn a_good_definition_gets_its_values_and_defaults() {
+    let text = r#"
+command = ["/usr/bin/downloader", "serve"]
+type = "longrun"
+after = ["netinst"]
+requires = ["netinst"]
+condition-path-exists = "!/run/nodownload"
+critical = true
+reload-signal = "USR1"
+[restart]
+policy = "on-failure"
+backoff-base = "250ms"
+backoff-max = "1m"
+backoff-jitter = 0.5
+stable-after = 30
+intensity = 7
+intensity-window = "2m"
+[stop]
+signal = "SIGINT"
+timeout = "3s"
+"#;
+    let d =
+        parse_definition("downloader", Path::new("/defs/downloader.toml"), text).expect("valid");
+    let s = &d.spec;
+    assert_eq!(s.command, vec!["/usr/bin/downloader", "serve"]);
+    assert_eq!(s.after, vec!["netinst"]);
+    assert_eq!(s.dependencies().collect::<Vec<_>>(), vec!["netinst"]);
+    assert_eq!(
+        s.condition,
+        Some(PathCondition {
+            path: "/run/nodownload".into(),
+            negate: true
+        })
+    );
+    assert!(s.critical);
+    assert_eq!(s.reload_signal, nix::sys::signal::Signal::SIGUSR1);
+    assert_eq!(s.restart.policy, RestartPolicy::OnFailure);
+    assert_eq!(
+        s.restart.backoff_base,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(s.restart.backoff_max, std::time::Duration::from_secs(60));
+    assert_eq!(s.restart.backoff_jitter, 0.5);
+    assert_eq!(s.restart.stable_after, std::time::Duration::from_secs(30));
+    assert_eq!(s.restart.intensity, 7);
+    assert_eq!(s.stop.signal, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(s.stop.timeout, std::time::Duration::from_secs(3));
+    assert_eq!(d.line_of("after"), Some(4));
+
+    let minimal = parse_definition(
+        "m",
+        Path::new("/m.toml"),
+        "command = [\"/bin/true\"]\ntype = \"oneshot\"",
+    )
+    .expect("valid");
+    assert_eq!(minimal.spec.restart.policy, RestartPolicy::OnFailure);
+    assert_eq!(
+        minimal.spec.stop.timeout,
+        std::time::Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    one(
+        "s",
+        "command = [\"/bin/x\"]\n\nafter = [\"a\"",
+        Some(3),
+        None,
+        "TOML syntax",
+    );
+}
+
+#[test]
+fn unknown_top_level_key() {
+    one(
+        "u",
+        "command = [\"/x\"]\nrestart-policy = \"always\"",
+        Some(2),
+        Some("restart-policy"),
+        "unknown key",
+    );
+}
+
+#[test]
+fn unknown_key_in_a_table_is_dotted() {
+    one(
+        "u",
+        "command = [\"/x\"]\n[stop]\nsignal = \"TERM\"\ngrace = \"1s\"",
+        Some(4),
+        Some("stop.grace"),
+        "unknown key",
+    );
+}
+
+#[test]
+fn wrong_value_type() {
+    one(
+        "t",
+        "command = [\"/x\"]\ncritical = \"yes\"",
+        Some(2),
+        Some("critical"),
+        "true or false",
+    );
+}
+
+#[test]
+fn bad_enum_value() {
+    one(
+        "t",
+        "command = [\"/x\"]\ntype = \"daemon\"",
+        Some(2),
+        Some("type"),
+        "\"longrun\" or \"oneshot\"",
+    );
+    one(
+        "p",
+        "command = [\"/x\"]\n[restart]\npolicy = \"sometimes\"",
+        Some(3),
+        Some("restart.policy"),
+        "sometimes",
+    );
+}
+
+#[test]
+fn bad_duration() {
+    one(
+        "d",
+        "command = [\"/x\"]\n[stop]\ntimeout = \"soon\"",
+        Some(3),
+        Some("stop.timeout"),
+        "soon",
+    );
+}
+
+#[test]
+fn bad_signal() {
+    one(
+        "g",
+        "command = [\"/x\"]\n[stop]\nsignal = \"SIGNOPE\"",
+        Some(3),
+        Some("stop.signal"),
+        "unknown signal",
+    );
+}
+
+#[test]
+fn bad_numbers() {
+    one(
+        "n",
+        "command = [\"/x\"]\n[restart]\nintensity = 0",
+        Some(3),
+        Some("restart.intensity"),
+        "at least 1",
+    );
+    one(
+        "n",
+        "command = [\"/x\"]\n[restart]\nbackoff-jitter = 2",
+        Some(3),
+        Some("restart.backoff-jitter"),
+        "from 0 to 1",
+    );
+}
+
+#[test]
+fn empty_command() {
+    one("e", "\ncommand = []", Some(2), Some("command"), "empty");
+    one(
+        "e",
+        "command = [\"\", \"-x\"]",
+        Some(1),
+        Some("command"),
+        "program",
+    );
+}
+
+#[test]
+fn command_must_be_an_array_of_strings() {
+    one(
+        "c",
+        "command = \"/bin/sh -c x\"",
+        Some(1),
+        Some("command"),
+        "array of strings",
+    );
+    one(
+        "c",
+        "command = [\"/bin/x\", 3]",
+        Some(1),
+        Some("command"),
+        "must be a string",
+    );
+}
+
+#[test]
+fn missing_command() {
+    one("m", "type = \"oneshot\"", None, Some("command"), "missing");
+}
+
+#[test]
+fn later_features_are_rejected_as_not_supported_yet() {
+    for table in ["ready", "run", "heartbeat", "log"] {
+        one(
+            "f",
+            &format!("command = [\"/x\"]\n[{table}]\nx = 1"),
+            Some(2),
+            Some(table),
+            "not supported yet",
+        );
+    }
+}
+
+#[test]
+fn bad_dependency_names_and_conditions() {
+    one(
+        "b",
+        "command = [\"/x\"]\nafter = [\"../etc\"]",
+        Some(2),
+        Some("after"),
+        "may only hold",
+    );
+    one(
+        "b",
+        "command = [\"/x\"]\ncondition-path-exists = \"proc/xen\"",
+        Some(2),
+        Some("condition-path-exists"),
+        "absolute",
+    );
+}
+
+#[test]
+fn bad_file_name() {
+    let errors = errors_of("bad name", "command = [\"/x\"]");
+    assert!(errors[0].message.contains("bad file name"), "{errors:?}");
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_together_in_line_order() {
+    let text = "type = \"daemon\"\ncommand = []\nbogus = 1\n[stop]\ntimeout = \"x\"\n[ready]\n";
+    let errors = errors_of("many", text);
+    let got: Vec<(Option<usize>, Option<&str>)> =
+        errors.iter().map(|e| (e.line, e.key.as_deref())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(1), Some("type")),
+            (Some(2), Some("command")),
+            (Some(3), Some("bogus")),
+            (Some(5), Some("stop.timeout")),
+            (Some(6), Some("ready")),
+        ]
+    );
+    assert_eq!(
+        errors[0].to_string(),
+        "/defs/many.toml:1: type: must be \"longrun\" or \"oneshot\", not \"daemon\""
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    fs::write(dir.join(format!("{name}.toml")), text).expect("write");
+}
+
+#[test]
+fn unknown_dependency_is_reported_with_its_line_and_the_rest_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "good", "command = [\"/x\"]");
+    write(
+        dir.path(),
+        "lost",
+        "command = [\"/x\"]\n\nrequires = [\"ghost\"]",
+    );
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    assert_eq!(loaded.definitions.keys().collect::<Vec<_>>(), vec!["good"]);
+    assert_eq!(loaded.errors.len(), 1);
+    let e = &loaded.errors[0];
+    assert_eq!(
+        (e.file.clone(), e.line, e.key.as_deref()),
+        (dir.path().join("lost.toml"), Some(3), Some("requires"))
+    );
+    assert!(e.message.contains("unknown service \"ghost\""), "{e}");
+}
+
+#[test]
+fn a_dependency_cycle_names_every_member_and_its_dependents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "a", "command = [\"/x\"]\nafter = [\"b\"]");
+    write(
+        dir.path(),
+        "b",
+        "command = [\"/x\"]\n# why\nrequires = [\"c\"]",
+    );
+    write(dir.path(), "c", "command = [\"/x\"]\nafter = [\"a\"]");
+    write(dir.path(), "d", "command = [\"/x\"]\nafter = [\"c\"]");
+    write(dir.path(), "e", "command = [\"/x\"]");
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    assert_eq!(loaded.definitions.keys().collect::<Vec<_>>(), vec!["e"]);
+    let cycle: Vec<_> = loaded
+        .errors
+        .iter()
+        .filter(|e| e.message.contains("dependency cycle"))
+        .collect();
+    assert_eq!(cycle.len(), 3, "{:#?}", loaded.errors);
+    let b = cycle
+        .iter()
+        .find(|e| e.file.ends_with("b.toml"))
+        .expect("b reported");
+    assert_eq!((b.line, b.key.as_deref()), (Some(3), Some("requires")));
+    assert!(
+        b.message.contains("a -> b -> c -> a")
+            || b.message.contains("b -> c -> a -> b")
+            || b.message.contains("c -> a -> b -> c"),
+        "{b}"
+    );
+    let d = loaded
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("d.toml"))
+        .expect("d reported");
+    assert_eq!((d.line, d.key.as_deref()), (Some(2), Some("after")));
+    assert!(d.message.contains("whose definition is invalid"), "{d}");
+}
+
+#[test]
+fn self_dependency_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "me", "command = [\"/x\"]\nafter = [\"me\"]");
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    assert!(loaded.definitions.is_empty());
+    assert!(
+        loaded
+            .errors
+            .iter()
+            .any(|e| e.line == Some(2) && e.message.contains("depends on itself")),
+        "{:?}",
+        loaded.errors
+    );
+}
+
+#[test]
+fn the_same_name_in_two_directories_keeps_the_first() {
+    let (one_dir, two_dir) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    write(one_dir.path(), "svc", "command = [\"/first\"]");
+    write(two_dir.path(), "svc", "command = [\"/second\"]");
+    fs::write(two_dir.path().join("notes.txt"), "not a definition").expect("write");
+    let loaded = load_dirs(&[
+        one_dir.path().to_path_buf(),
+        two_dir.path().to_path_buf(),
+        "/nonexistent/zedctr".into(),
+    ]);
+    assert_eq!(loaded.definitions["svc"].spec.command, vec!["/first"]);
+    assert_eq!(loaded.errors.len(), 1);
+    assert_eq!(loaded.errors[0].file, two_dir.path().join("svc.toml"));
+    assert!(
+        loaded.errors[0].message.contains("already defined by"),
+        "{}",
+        loaded.errors[0]
+    );
+}
+
+#[test]
+fn cycle_finder_handles_separate_and_nested_cycles() {
+    let edges: BTreeMap<String, Vec<String>> = [
+        ("a", vec!["b"]),
+        ("b", vec!["a"]),
+        ("c", vec!["d"]),
+        ("d", vec!["e"]),
+        ("e", vec!["c", "f"]),
+        ("f", vec![]),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+    .collect();
+    let mut cycles = crate::graph::find_cycles(&edges);
+    for c in &mut cycles {
+        c.sort();
+    }
+    cycles.sort();
+    assert_eq!(cycles, vec![vec!["a", "b"], vec!["c", "d", "e"]]);
+}

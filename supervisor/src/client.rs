@@ -56,7 +56,14 @@ impl Client {
         let mut line =
             serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
         line.push(b'\n');
-        self.send_raw(&line)?;
+        if let Err(send_error) = self.send_raw(&line) {
+            // The server may have refused us (and closed) before reading: its answer is
+            // still waiting to be read and says why.
+            return match self.read_response(Duration::from_secs(1)) {
+                Err(ClientError::Protocol(_)) => Err(send_error),
+                other => other,
+            };
+        }
         self.read_response(timeout)
     }
 
@@ -80,8 +87,14 @@ impl Client {
             Ok(_) => {}
             Err(e) => return Err(self.broken(e)),
         }
-        serde_json::from_str(&answer)
-            .map_err(|e| ClientError::Protocol(format!("bad answer from zedinit: {e}: {answer:?}")))
+        let response: Response = serde_json::from_str(&answer).map_err(|e| {
+            ClientError::Protocol(format!("bad answer from zedinit: {e}: {answer:?}"))
+        })?;
+        // The server's own peer check (the socket mode was loosened): same as EACCES.
+        if response.error == Some(crate::protocol::ErrorKind::PermissionDenied) {
+            return Err(ClientError::PermissionDenied(self.path.clone()));
+        }
+        Ok(response)
     }
 
     fn broken(&self, e: std::io::Error) -> ClientError {

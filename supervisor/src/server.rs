@@ -330,3 +330,20 @@ fn serve_lines<E: Executor>(
 fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
     let _ = stream.write(&Response::error(kind, message).to_line());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_our_own_uid_may_control_us() {
+        assert!(peer_allowed(0, 0));
+        assert!(!peer_allowed(65534, 0));
+        assert!(
+            peer_allowed(1000, 1000),
+            "a zedinit run by a user for development"
+        );
+        assert!(peer_allowed(0, 1000), "root always may");
+        assert!(!peer_allowed(1001, 1000));
+    }
+}

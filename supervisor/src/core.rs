@@ -445,6 +445,7 @@ impl<E: Executor> Core<E> {
                         self.start(name, now);
                     }
                 } else {
+                    log::info(format_args!("{name}: restarting in {}", crate::durations::format_duration(delay)));
                     svc.phase = Phase::Backoff { until: now + delay };
                 }
             }

@@ -426,7 +426,7 @@ impl<'a> Cx<'a> {
         let parsed = match value.get_ref() {
             DeValue::String(s) => parse_duration(s),
             other => match number(other) {
-                Some(secs) if secs >= 0.0 && secs < 1.0e9 => {
+                Some(secs) if (0.0..1.0e9).contains(&secs) => {
                     Ok(std::time::Duration::from_secs_f64(secs))
                 }
                 _ => Err(format!(

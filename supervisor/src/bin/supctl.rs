@@ -99,7 +99,7 @@ fn main() -> ExitCode {
 
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn run(socket: &PathBuf, command: Command) -> Result<u8, ClientError> {
+fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
     if let Command::Check { dirs } = &command {
         return Ok(check(dirs));
     }

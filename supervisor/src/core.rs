@@ -445,7 +445,10 @@ impl<E: Executor> Core<E> {
                         self.start(name, now);
                     }
                 } else {
-                    log::info(format_args!("{name}: restarting in {}", crate::durations::format_duration(delay)));
+                    log::info(format_args!(
+                        "{name}: restarting in {}",
+                        crate::durations::format_duration(delay)
+                    ));
                     svc.phase = Phase::Backoff { until: now + delay };
                 }
             }

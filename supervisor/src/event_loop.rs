@@ -168,14 +168,9 @@ impl EventLoop {
             }
             LISTENER_TOKEN => self.server.accept(&mut changes),
             conn => {
-                if flags.intersects(
-                    EpollFlags::EPOLLIN
-                        | EpollFlags::EPOLLOUT
-                        | EpollFlags::EPOLLHUP
-                        | EpollFlags::EPOLLERR,
-                ) {
-                    self.server.ready(conn, &mut self.sup, now, &mut changes);
-                }
+                let hangup = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
+                self.server
+                    .ready(conn, hangup, &mut self.sup, now, &mut changes);
             }
         }
         self.apply(changes);
@@ -288,10 +283,13 @@ impl EventLoop {
                 }
             }
         }
-        for (token, wants_write) in changes.interest {
+        for (token, interest) in changes.interest {
             if let Some(fd) = self.server.conn_fd(token) {
-                let mut flags = EpollFlags::EPOLLIN;
-                if wants_write {
+                let mut flags = EpollFlags::empty();
+                if interest.read {
+                    flags |= EpollFlags::EPOLLIN;
+                }
+                if interest.write {
                     flags |= EpollFlags::EPOLLOUT;
                 }
                 let _ = self.epoll.modify(fd, &mut EpollEvent::new(flags, token));

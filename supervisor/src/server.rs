@@ -55,6 +55,13 @@ pub fn peer_allowed(peer_uid: u32, server_uid: u32) -> bool {
     peer_uid == 0 || peer_uid == server_uid
 }
 
+/// Which readiness a connection is registered for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interest {
+    pub read: bool,
+    pub write: bool,
+}
+
 struct Conn {
     stream: UnixStream,
     input: Vec<u8>,
@@ -62,17 +69,20 @@ struct Conn {
     /// Inside an over-long line: drop bytes until its newline.
     discarding: bool,
     waiting: Option<(Goal, Instant)>,
-    /// Whether the fd is registered for EPOLLOUT too.
-    wants_write: bool,
-    closed: bool,
+    /// What the fd is registered for now.
+    interest: Interest,
+    /// The peer shut its writing side: answer what was asked, read no more.
+    eof: bool,
+    /// The connection failed (or misbehaved): drop it.
+    broken: bool,
 }
 
 /// What the event loop must change in its epoll set after a server call.
 #[derive(Debug, Default)]
 pub struct Changes {
     pub added: Vec<u64>,
-    /// Connections whose interest changed: (token, wants write).
-    pub interest: Vec<(u64, bool)>,
+    /// Connections whose epoll interest changed.
+    pub interest: Vec<(u64, Interest)>,
     pub removed: Vec<u64>,
     pub shutdown: bool,
 }
@@ -145,8 +155,12 @@ impl Server {
                     output: Vec::new(),
                     discarding: false,
                     waiting: None,
-                    wants_write: false,
-                    closed: false,
+                    interest: Interest {
+                        read: true,
+                        write: false,
+                    },
+                    eof: false,
+                    broken: false,
                 },
             );
             changes.added.push(token);
@@ -154,9 +168,12 @@ impl Server {
     }
 
     /// The connection is readable and/or writable.
+    /// `hangup`: the peer is gone both ways (EPOLLHUP/EPOLLERR, reported whatever the
+    /// interest): serve what it sent, then drop it, or the event would fire forever.
     pub fn ready<E: Executor>(
         &mut self,
         token: u64,
+        hangup: bool,
         sup: &mut Supervisor<E>,
         now: Instant,
         changes: &mut Changes,
@@ -164,8 +181,13 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        read_available(conn);
+        if !conn.eof && conn.waiting.is_none() {
+            read_available(conn);
+        }
         serve_lines(conn, sup, now, changes);
+        if hangup {
+            conn.broken = true;
+        }
         self.flush(token, changes);
     }
 
@@ -218,7 +240,7 @@ impl Server {
         while !conn.output.is_empty() {
             match conn.stream.write(&conn.output) {
                 Ok(0) => {
-                    conn.closed = true;
+                    conn.broken = true;
                     break;
                 }
                 Ok(n) => {
@@ -227,7 +249,7 @@ impl Server {
                 Err(e) if e.kind() == IoKind::Interrupted => continue,
                 Err(e) if e.kind() == IoKind::WouldBlock => break,
                 Err(_) => {
-                    conn.closed = true;
+                    conn.broken = true;
                     break;
                 }
             }
@@ -236,18 +258,24 @@ impl Server {
             log::warn(format_args!(
                 "control socket: dropping a client that does not read its answers"
             ));
-            conn.closed = true;
+            conn.broken = true;
         }
-        // A closed peer with nothing pending, or a broken one: forget it.
-        if conn.closed && (conn.output.is_empty() || conn.waiting.is_none()) {
+        let finished = conn.eof && conn.output.is_empty() && conn.waiting.is_none();
+        if conn.broken || finished {
+            // Dropping the stream closes it, which also takes it out of the epoll set.
             self.conns.remove(&token);
             changes.removed.push(token);
             return;
         }
-        let wants_write = !conn.output.is_empty();
-        if wants_write != conn.wants_write {
-            conn.wants_write = wants_write;
-            changes.interest.push((token, wants_write));
+        // Read only when a request may be served: not after EOF (level-triggered EPOLLIN
+        // would fire forever), and not while one waits (its followers queue in the kernel).
+        let interest = Interest {
+            read: !conn.eof && conn.waiting.is_none(),
+            write: !conn.output.is_empty(),
+        };
+        if interest != conn.interest {
+            conn.interest = interest;
+            changes.interest.push((token, interest));
         }
     }
 }
@@ -258,7 +286,7 @@ fn read_available(conn: &mut Conn) {
     loop {
         match conn.stream.read(&mut buf) {
             Ok(0) => {
-                conn.closed = true;
+                conn.eof = true;
                 return;
             }
             Ok(n) => {
@@ -292,7 +320,7 @@ fn read_available(conn: &mut Conn) {
             Err(e) if e.kind() == IoKind::Interrupted => continue,
             Err(e) if e.kind() == IoKind::WouldBlock => return,
             Err(_) => {
-                conn.closed = true;
+                conn.broken = true;
                 return;
             }
         }

@@ -217,3 +217,47 @@ fn the_peer_uid_check_refuses_others_even_on_a_world_writable_socket() {
     );
     still_answers(&lab);
 }
+
+#[test]
+fn a_half_closed_client_still_gets_its_waited_answer_and_a_vanished_one_is_forgotten() {
+    if !require_root(
+        "a_half_closed_client_still_gets_its_waited_answer_and_a_vanished_one_is_forgotten",
+    ) {
+        return;
+    }
+    use std::io::{Read, Write};
+    let mut lab = Lab::new();
+    lab.write_service(
+        "svc",
+        &format!(
+            "command = {}\n[stop]\ntimeout = \"1s\"",
+            testkit(&["ignore-term"])
+        ),
+    );
+    lab.start();
+    lab.wait_state("svc", "running");
+    // `restart` waits for the new process, which takes the 1 s stop timeout + SIGKILL.
+    let mut stream = std::os::unix::net::UnixStream::connect(&lab.socket).expect("connect");
+    stream
+        .write_all(b"{\"version\":1,\"verb\":\"restart\",\"service\":\"svc\",\"wait_ms\":20000}\n")
+        .expect("send");
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read until the server closes");
+    assert!(
+        answer.contains("\"ok\":true") && answer.contains("\"state\":\"running\""),
+        "{answer}"
+    );
+
+    // A client that disappears while its request waits: the server forgets it.
+    let mut gone = std::os::unix::net::UnixStream::connect(&lab.socket).expect("connect");
+    gone.write_all(b"{\"version\":1,\"verb\":\"restart\",\"service\":\"svc\",\"wait_ms\":20000}\n")
+        .expect("send");
+    drop(gone);
+    lab.wait_state("svc", "running");
+    still_answers(&lab);
+}

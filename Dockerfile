@@ -1,0 +1,23 @@
+# The zedctr image. Built offline (no registry):
+#   podman build --pull=never --network=none -t zedctr CONTEXT
+# FROM is a local base, made once per machine by tests/image/podman-env.sh
+# (`mmdebstrap --variant=minbase bookworm` + `podman import`).
+#
+# The build context is assembled by tests/image/smoke.sh, not the repository root
+# (so the context stays small and holds only what the image gets):
+#   CONTEXT/Dockerfile      this file
+#   CONTEXT/zedinit         binaries built on the host with `cargo build --release`;
+#   CONTEXT/supctl          a Debian 12 host's glibc matches this bookworm base
+#   CONTEXT/rootfs/         the repository's rootfs/, laid at / (service definitions in
+#                           rootfs/etc/zedctr/services/)
+FROM localhost/debian:bookworm-slim
+
+# Mount points for build.yml's binds and for zedinit's runtime directory. The root
+# filesystem is read-only at run time (`readonly: true`), so they must exist in the
+# image. Before the COPYs, so this layer stays cached when only the binaries change.
+RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services
+
+COPY zedinit supctl /usr/bin/
+COPY rootfs/ /
+
+CMD ["/usr/bin/zedinit"]

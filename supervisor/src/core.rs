@@ -11,7 +11,7 @@ use crate::log;
 use crate::parse::{DefinitionError, Loaded};
 use crate::policy::{self, Jitter, RestartHistory, Verdict};
 use crate::rescan;
-use crate::spec::{ServiceSpec, ServiceType};
+use crate::spec::{ReadyCheck, ServiceSpec, ServiceType};
 use crate::status::{Health, ServiceStatus};
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,6 +31,13 @@ pub trait Executor {
     /// Sends `signal` to one process.
     fn signal_process(&mut self, pid: i32, signal: Signal) -> Result<(), String>;
     fn path_exists(&self, path: &Path) -> bool;
+    /// Starts a readiness probe (`tcp`, `exec`) as a child; it exits 0 when ready.
+    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String>;
+    /// Whether process `pid` belongs to the service whose main process is `main_pid`
+    /// (it is that process, or in its session or process group).
+    fn belongs_to(&self, pid: i32, main_pid: i32) -> bool;
+    /// The service is gone for good (removed by a rescan): free what was made for it.
+    fn release(&mut self, name: &str);
 }
 
 /// What is true of a service now (`ServiceState`).
@@ -38,8 +45,11 @@ pub trait Executor {
 pub enum Phase {
     /// Not running: never started, waiting for dependencies, or stopped on request.
     Stopped,
-    /// A oneshot is running (its dependents wait for `Done`).
+    /// A oneshot is running (its dependents wait for `Done`), or a longrun with
+    /// `[ready]` has not said it is ready yet.
     Starting,
+    /// A longrun with `[ready]` that passed its readiness check.
+    Ready,
     Running,
     /// Crashed; starts again at `until`.
     Backoff {
@@ -61,6 +71,7 @@ impl Phase {
         match self {
             Phase::Stopped => "stopped",
             Phase::Starting => "starting",
+            Phase::Ready => "ready",
             Phase::Running => "running",
             Phase::Backoff { .. } => "backoff",
             Phase::Stopping { .. } => "stopping",
@@ -70,17 +81,25 @@ impl Phase {
         }
     }
 
+    /// Its process runs and was not asked to stop.
+    pub fn is_running(&self) -> bool {
+        matches!(self, Phase::Starting | Phase::Ready | Phase::Running)
+    }
+
     /// A process of this service exists.
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            Phase::Starting | Phase::Running | Phase::Stopping { .. }
+            Phase::Starting | Phase::Ready | Phase::Running | Phase::Stopping { .. }
         )
     }
 
     /// Dependents that require this service may run.
     pub fn is_up(&self) -> bool {
-        matches!(self, Phase::Running | Phase::Done | Phase::Skipped)
+        matches!(
+            self,
+            Phase::Ready | Phase::Running | Phase::Done | Phase::Skipped
+        )
     }
 }
 
@@ -107,7 +126,23 @@ pub struct Service {
     pub note: Option<String>,
     /// Increases with every spawn; lets `restart` waiters see a new process.
     pub generation: u64,
+    /// `STATUS=` text from the service's notify socket.
+    pub status_text: Option<String>,
+    /// Readiness bookkeeping while `Starting` (longruns with `[ready]`).
+    readiness: Readiness,
     then: AfterStop,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Readiness {
+    /// Not ready by then: the start failed.
+    deadline: Option<Instant>,
+    /// When to run the next `tcp`/`file`/`exec` probe.
+    next_probe: Option<Instant>,
+    /// A probe process still running (reaped like any child, kept until then).
+    probe_pid: Option<i32>,
+    /// The deadline passed and the group was killed: the coming exit is that failure.
+    timed_out: bool,
 }
 
 impl Service {
@@ -123,6 +158,8 @@ impl Service {
             last_exit: None,
             note: None,
             generation: 0,
+            status_text: None,
+            readiness: Readiness::default(),
             then: AfterStop::Rest,
         }
     }
@@ -216,7 +253,7 @@ impl<E: Executor> Core<E> {
             let Some(svc) = self.services.get(name) else {
                 continue;
             };
-            if !matches!(svc.phase, Phase::Starting | Phase::Running) {
+            if !svc.phase.is_running() {
                 continue;
             }
             let reason = if self.shutting_down || !svc.wanted {
@@ -341,9 +378,18 @@ impl<E: Executor> Core<E> {
                 svc.started_at = Some(now);
                 svc.generation += 1;
                 svc.note = None;
-                svc.phase = match svc.spec.kind {
-                    ServiceType::Longrun => Phase::Running,
-                    ServiceType::Oneshot => Phase::Starting,
+                svc.status_text = None;
+                svc.readiness = Readiness::default();
+                svc.phase = match (&svc.spec.kind, &svc.spec.ready) {
+                    (ServiceType::Oneshot, _) => Phase::Starting,
+                    (ServiceType::Longrun, None) => Phase::Running,
+                    (ServiceType::Longrun, Some(ready)) => {
+                        svc.readiness.deadline = Some(now + ready.timeout);
+                        if ready.check != ReadyCheck::Notify {
+                            svc.readiness.next_probe = Some(now);
+                        }
+                        Phase::Starting
+                    }
                 };
                 log::info(format_args!("{name}: started, pid {pid}"));
             }
@@ -367,7 +413,7 @@ impl<E: Executor> Core<E> {
             return;
         };
         match (svc.pid, &svc.phase) {
-            (Some(pid), Phase::Starting | Phase::Running) => {
+            (Some(pid), Phase::Starting | Phase::Ready | Phase::Running) => {
                 log::info(format_args!(
                     "{name}: stopping with {}",
                     svc.spec.stop.signal.as_str()
@@ -410,6 +456,7 @@ impl<E: Executor> Core<E> {
             }
             AfterStop::Remove => {
                 self.services.remove(name);
+                self.exec.release(name);
                 self.reorder();
                 log::info(format_args!("{name}: removed"));
             }
@@ -457,6 +504,9 @@ impl<E: Executor> Core<E> {
 
     /// A child was reaped. Returns false if it was not a service (an orphan).
     pub fn on_exit(&mut self, pid: i32, exit: Exit, now: Instant) -> bool {
+        if self.on_probe_exit(pid, exit, now) {
+            return true;
+        }
         let Some(name) = self
             .services
             .iter()
@@ -501,15 +551,37 @@ impl<E: Executor> Core<E> {
                     now,
                     self.jitter.sample(),
                 );
+                let not_ready = svc.readiness.timed_out.then(|| {
+                    let timeout = svc
+                        .spec
+                        .ready
+                        .as_ref()
+                        .map(|r| r.timeout)
+                        .unwrap_or_default();
+                    format!(
+                        "not ready within {}",
+                        crate::durations::format_duration(timeout)
+                    )
+                });
                 self.apply_verdict(&name, verdict, now);
+                if let (Some(not_ready), Some(svc)) = (not_ready, self.services.get_mut(&name)) {
+                    svc.note = Some(match svc.note.take() {
+                        Some(note) => format!("{not_ready}; {note}"),
+                        None => not_ready,
+                    });
+                }
             }
         }
         true
     }
 
-    /// Timers: backoffs that ran out, stop deadlines that passed.
+    /// Timers: backoffs that ran out, stop deadlines that passed, readiness probes and
+    /// readiness deadlines.
     pub fn on_tick(&mut self, now: Instant) {
         let names: Vec<String> = self.services.keys().cloned().collect();
+        for name in &names {
+            self.readiness_tick(name, now);
+        }
         for name in names {
             let Some(svc) = self.services.get_mut(&name) else {
                 continue;
@@ -547,14 +619,160 @@ impl<E: Executor> Core<E> {
 
     /// The earliest timer the core owes.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.services
+        let phases = self.services.values().filter_map(|s| match s.phase {
+            Phase::Backoff { until } => Some(until),
+            Phase::Stopping { deadline, .. } => Some(deadline),
+            _ => None,
+        });
+        let readiness = self
+            .services
             .values()
-            .filter_map(|s| match s.phase {
-                Phase::Backoff { until } => Some(until),
-                Phase::Stopping { deadline, .. } => Some(deadline),
-                _ => None,
+            .filter(|s| s.phase == Phase::Starting && !s.readiness.timed_out)
+            .flat_map(|s| {
+                let probe = s
+                    .readiness
+                    .next_probe
+                    .filter(|_| s.readiness.probe_pid.is_none());
+                [s.readiness.deadline, probe]
             })
-            .min()
+            .flatten();
+        phases.chain(readiness).min()
+    }
+
+    fn mark_ready(&mut self, name: &str, how: &str) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if svc.phase == Phase::Starting && svc.spec.ready.is_some() {
+            svc.phase = Phase::Ready;
+            svc.readiness.deadline = None;
+            svc.readiness.next_probe = None;
+            log::info(format_args!("{name}: ready ({how})"));
+        }
+    }
+
+    /// Runs due probes and fails starts whose readiness deadline passed.
+    fn readiness_tick(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let (Phase::Starting, Some(ready), Some(pid)) =
+            (&svc.phase, svc.spec.ready.clone(), svc.pid)
+        else {
+            return;
+        };
+        if svc.readiness.timed_out {
+            return;
+        }
+        if svc.readiness.deadline.is_some_and(|d| d <= now) {
+            log::warn(format_args!(
+                "{name}: not ready within {}; SIGKILL to its process group",
+                crate::durations::format_duration(ready.timeout)
+            ));
+            svc.readiness.timed_out = true;
+            self.exec.signal_group(pid, Signal::SIGKILL);
+            if let Some(probe) = svc.readiness.probe_pid {
+                self.exec.signal_group(probe, Signal::SIGKILL);
+            }
+            return;
+        }
+        if svc.readiness.probe_pid.is_some() || svc.readiness.next_probe.is_none_or(|t| t > now) {
+            return;
+        }
+        match &ready.check {
+            ReadyCheck::Notify => {}
+            ReadyCheck::File(path) => {
+                if self.exec.path_exists(path) {
+                    let how = format!("{} exists", path.display());
+                    self.mark_ready(name, &how);
+                } else {
+                    svc.readiness.next_probe = Some(now + ready.interval);
+                }
+            }
+            ReadyCheck::Tcp(_) | ReadyCheck::Exec(_) => match self.exec.spawn_probe(&svc.spec) {
+                Ok(probe) => {
+                    svc.readiness.probe_pid = Some(probe);
+                    svc.readiness.next_probe = None;
+                }
+                Err(e) => {
+                    log::warn(format_args!("{name}: readiness probe: {e}"));
+                    svc.readiness.next_probe = Some(now + ready.interval);
+                }
+            },
+        }
+    }
+
+    /// A probe process ended: ready on exit 0, otherwise probe again after the interval.
+    fn on_probe_exit(&mut self, pid: i32, exit: Exit, now: Instant) -> bool {
+        let Some(name) = self
+            .services
+            .iter()
+            .find(|(_, s)| s.readiness.probe_pid == Some(pid))
+            .map(|(n, _)| n.clone())
+        else {
+            return false;
+        };
+        let Some(svc) = self.services.get_mut(&name) else {
+            return false;
+        };
+        svc.readiness.probe_pid = None;
+        if svc.phase != Phase::Starting || svc.readiness.timed_out {
+            return true;
+        }
+        if exit.success() {
+            let how = match &svc.spec.ready.as_ref().map(|r| &r.check) {
+                Some(ReadyCheck::Tcp(addr)) => format!("{addr} accepts connections"),
+                _ => "check command exited 0".to_string(),
+            };
+            self.mark_ready(&name, &how);
+        } else {
+            let interval = svc
+                .spec
+                .ready
+                .as_ref()
+                .map(|r| r.interval)
+                .unwrap_or_default();
+            svc.readiness.next_probe = Some(now + interval);
+        }
+        true
+    }
+
+    /// A datagram on a service's notify socket, sent by process `sender`.
+    /// Returns false when refused (the sender is not one of the service's processes).
+    pub fn on_notify(&mut self, name: &str, sender: Option<i32>, message: &str) -> bool {
+        let Some(svc) = self.services.get_mut(name) else {
+            return false;
+        };
+        let belongs = match (sender, svc.pid) {
+            (Some(sender), Some(main)) => self.exec.belongs_to(sender, main),
+            _ => false,
+        };
+        if !belongs {
+            let who = sender
+                .map(|p| format!("pid {p}"))
+                .unwrap_or_else(|| "an unknown sender".into());
+            log::warn(format_args!(
+                "{name}: notify message from {who}, not one of its processes: refused"
+            ));
+            return false;
+        }
+        let mut ready = false;
+        for line in message.lines() {
+            match line.split_once('=') {
+                Some(("READY", "1")) => ready = true,
+                Some(("STATUS", text)) => svc.status_text = Some(text.chars().take(200).collect()),
+                _ => {}
+            }
+        }
+        let wants_notify = svc
+            .spec
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.check == ReadyCheck::Notify);
+        if ready && wants_notify && !svc.readiness.timed_out {
+            self.mark_ready(name, "READY=1");
+        }
+        true
     }
 
     fn lookup(&mut self, name: &str) -> Result<&mut Service, RequestError> {
@@ -604,7 +822,7 @@ impl<E: Executor> Core<E> {
         let svc = self.lookup(name)?;
         svc.wanted = true;
         match svc.phase {
-            Phase::Starting | Phase::Running => {
+            Phase::Starting | Phase::Ready | Phase::Running => {
                 svc.then = AfterStop::Restart;
                 self.begin_stop(name, now);
             }
@@ -766,6 +984,7 @@ impl<E: Executor> Core<E> {
                 note: s.note.clone(),
                 critical: s.spec.critical,
                 wanted: s.wanted,
+                status_text: s.status_text.clone(),
             })
             .collect()
     }

@@ -23,6 +23,8 @@ pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
 const SIGNAL_TOKEN: u64 = 0;
 const LISTENER_TOKEN: u64 = 1;
 pub const FIRST_CONN_TOKEN: u64 = 2;
+/// Notify sockets get tokens from here up (connection tokens never get this far).
+const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
 
 /// zedinit's exit codes.
 pub mod exit_code {
@@ -54,6 +56,9 @@ pub struct EventLoop {
     epoll: Epoll,
     stage: Stage,
     children_left: bool,
+    /// epoll token → service name, for notify sockets.
+    notify_tokens: std::collections::BTreeMap<u64, String>,
+    next_notify_token: u64,
 }
 
 impl EventLoop {
@@ -83,6 +88,8 @@ impl EventLoop {
             epoll,
             stage: Stage::Running,
             children_left: true,
+            notify_tokens: std::collections::BTreeMap::new(),
+            next_notify_token: FIRST_NOTIFY_TOKEN,
         })
     }
 
@@ -92,6 +99,8 @@ impl EventLoop {
         self.sup.core.reconcile(now);
         let mut events = vec![EpollEvent::empty(); 64];
         while self.stage != Stage::Finished {
+            // Sockets made by spawns since the last wait must be watched before waiting.
+            self.register_notify_sockets();
             let n = match self.epoll.wait(&mut events, self.timeout()) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -167,6 +176,13 @@ impl EventLoop {
                 }
             }
             LISTENER_TOKEN => self.server.accept(&mut changes),
+            token if token >= FIRST_NOTIFY_TOKEN => {
+                if let Some(name) = self.notify_tokens.get(&token).cloned() {
+                    for (sender, message) in self.sup.core.exec.notify.receive(&name) {
+                        self.sup.core.on_notify(&name, sender, &message);
+                    }
+                }
+            }
             conn => {
                 let hangup = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
                 self.server
@@ -268,6 +284,26 @@ impl EventLoop {
         } else {
             for pid in proc::children_of(self.sup.pid) {
                 let _ = kill(Pid::from_raw(pid), signal);
+            }
+        }
+    }
+
+    /// Puts notify sockets made since the last call into the epoll set.
+    fn register_notify_sockets(&mut self) {
+        for name in self.sup.core.exec.notify.take_fresh() {
+            self.notify_tokens.retain(|_, n| *n != name);
+            let token = self.next_notify_token;
+            self.next_notify_token += 1;
+            if let Some(fd) = self.sup.core.exec.notify.fd(&name) {
+                match self
+                    .epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    Ok(()) => {
+                        self.notify_tokens.insert(token, name);
+                    }
+                    Err(e) => log::warn(format_args!("{name}: notify socket: epoll: {e}")),
+                }
             }
         }
     }

@@ -3,7 +3,10 @@
 
 use crate::durations::parse_duration;
 use crate::signals::parse_signal;
-use crate::spec::{PathCondition, RestartPolicy, RestartSpec, ServiceSpec, ServiceType, StopSpec};
+use crate::spec::{
+    PathCondition, ReadyCheck, ReadySpec, RestartPolicy, RestartSpec, ServiceSpec, ServiceType,
+    StopSpec,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
@@ -50,7 +53,7 @@ impl Definition {
 }
 
 /// Keys that belong to later features: rejected loudly, never accepted and ignored.
-const NOT_SUPPORTED_YET: [&str; 4] = ["ready", "run", "heartbeat", "log"];
+const NOT_SUPPORTED_YET: [&str; 3] = ["run", "heartbeat", "log"];
 
 /// Parses one definition. `name` is the file stem.
 pub fn parse_definition(
@@ -149,6 +152,7 @@ impl<'a> Cx<'a> {
         let mut reload_signal = nix::sys::signal::Signal::SIGHUP;
         let mut restart_table = None;
         let mut stop = StopSpec::default();
+        let mut ready = None;
         let mut command_missing = true;
 
         for (key, value) in root.iter() {
@@ -157,7 +161,7 @@ impl<'a> Cx<'a> {
             match k {
                 "command" => {
                     command_missing = false;
-                    command = self.command(&span, value);
+                    command = self.command(&span, "command", value);
                 }
                 "type" => match self.string(k, value).as_deref() {
                     Some("longrun") => kind = ServiceType::Longrun,
@@ -201,6 +205,11 @@ impl<'a> Cx<'a> {
                     }
                 }
                 "restart" => restart_table = self.table(k, value),
+                "ready" => {
+                    if let Some(table) = self.table(k, value) {
+                        ready = self.ready(&span, table);
+                    }
+                }
                 "stop" => {
                     if let Some(table) = self.table(k, value) {
                         self.stop(table, &mut stop);
@@ -222,6 +231,14 @@ impl<'a> Cx<'a> {
                 message: "missing: every service needs a command".into(),
             });
         }
+        if kind == ServiceType::Oneshot && ready.is_some() {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: self.key_lines.get("ready").copied(),
+                key: Some("ready".into()),
+                message: "a oneshot is ready when it is done: [ready] is for longruns".into(),
+            });
+        }
         let mut restart = RestartSpec::default_for(kind);
         if let Some(table) = restart_table {
             self.restart(table, &mut restart);
@@ -238,18 +255,20 @@ impl<'a> Cx<'a> {
             restart,
             stop,
             reload_signal,
+            ready,
         })
     }
 
     fn command(
         &mut self,
         key_span: &Range<usize>,
+        key: &str,
         value: &Spanned<DeValue<'_>>,
     ) -> Option<Vec<String>> {
         let Some(array) = value.get_ref().as_array() else {
             self.error(
                 &value.span(),
-                "command",
+                key,
                 format!(
                     "must be an array of strings, e.g. [\"/usr/bin/x\", \"--flag\"], not a {}",
                     value.get_ref().type_str()
@@ -264,7 +283,7 @@ impl<'a> Cx<'a> {
                 None => {
                     self.error(
                         &item.span(),
-                        "command",
+                        key,
                         format!(
                             "every argument must be a string, not a {}",
                             item.get_ref().type_str()
@@ -276,11 +295,11 @@ impl<'a> Cx<'a> {
         }
         match argv.first() {
             None => {
-                self.error(key_span, "command", "is empty: name the program to run");
+                self.error(key_span, key, "is empty: name the program to run");
                 None
             }
             Some(program) if program.trim().is_empty() => {
-                self.error(key_span, "command", "the program (first element) is empty");
+                self.error(key_span, key, "the program (first element) is empty");
                 None
             }
             Some(_) => Some(argv),
@@ -339,6 +358,88 @@ impl<'a> Cx<'a> {
                 key: Some("restart.backoff-max".into()),
                 message: "is shorter than restart.backoff-base".into(),
             });
+        }
+    }
+
+    fn ready(&mut self, table_span: &Range<usize>, table: &DeTable<'_>) -> Option<ReadySpec> {
+        self.key_lines.insert("ready", self.line(table_span));
+        let mut checks: Vec<(usize, ReadyCheck)> = Vec::new();
+        let mut timeout = std::time::Duration::from_secs(30);
+        let mut interval = std::time::Duration::from_millis(200);
+        let mut ok = true;
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("ready.{k}");
+            let line = self.line(&key.span());
+            match k {
+                "notify" => match self.boolean(&dotted, value) {
+                    Some(true) => checks.push((line, ReadyCheck::Notify)),
+                    Some(false) => {}
+                    None => ok = false,
+                },
+                "tcp" => match self.string(&dotted, value) {
+                    Some(addr) if valid_host_port(&addr) => {
+                        checks.push((line, ReadyCheck::Tcp(addr)))
+                    }
+                    Some(addr) => {
+                        self.error(
+                            &value.span(),
+                            &dotted,
+                            format!(
+                                "must be \"host:port\" (e.g. \"127.0.0.1:8080\"), not {addr:?}"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "file" => match self.string(&dotted, value) {
+                    Some(path) if path.starts_with('/') => {
+                        checks.push((line, ReadyCheck::File(path.into())))
+                    }
+                    Some(path) => {
+                        self.error(
+                            &value.span(),
+                            &dotted,
+                            format!("must be an absolute path, not {path:?}"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "exec" => match self.command(&key.span(), &dotted, value) {
+                    Some(argv) => checks.push((line, ReadyCheck::Exec(argv))),
+                    None => ok = false,
+                },
+                "timeout" => self.duration_into(&dotted, value, &mut timeout),
+                "interval" => self.duration_into(&dotted, value, &mut interval),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        // Keys come in name order; report the one that came second in the file.
+        checks.sort_by_key(|(line, _)| *line);
+        if checks.len() > 1 {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: Some(checks[1].0),
+                key: Some("ready".into()),
+                message: "give exactly one of notify, tcp, file, exec".into(),
+            });
+            return None;
+        }
+        match checks.pop() {
+            Some((_, check)) if ok => Some(ReadySpec {
+                check,
+                timeout,
+                interval: interval.max(std::time::Duration::from_millis(10)),
+            }),
+            Some(_) => None,
+            None => {
+                if ok {
+                    self.error(table_span, "ready", "needs one of notify = true, tcp = \"host:port\", file = \"/path\", exec = [...]");
+                }
+                None
+            }
         }
     }
 
@@ -567,6 +668,14 @@ fn whole_file(file: &Path, message: String) -> DefinitionError {
         line: None,
         key: None,
         message,
+    }
+}
+
+/// `host:port` with a numeric port (IPv6 as `[::1]:80`).
+fn valid_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
     }
 }
 

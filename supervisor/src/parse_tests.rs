@@ -225,7 +225,7 @@ fn missing_command() {
 
 #[test]
 fn later_features_are_rejected_as_not_supported_yet() {
-    for table in ["ready", "run", "heartbeat", "log"] {
+    for table in ["run", "heartbeat", "log"] {
         one(
             "f",
             &format!("command = [\"/x\"]\n[{table}]\nx = 1"),
@@ -405,4 +405,92 @@ fn cycle_finder_handles_separate_and_nested_cycles() {
     }
     cycles.sort();
     assert_eq!(cycles, vec![vec!["a", "b"], vec!["c", "d", "e"]]);
+}
+
+#[test]
+fn ready_kinds_parse_with_their_timeout_and_interval() {
+    let parse = |body: &str| {
+        parse_definition(
+            "r",
+            Path::new("/defs/r.toml"),
+            &format!("command = [\"/x\"]\n[ready]\n{body}"),
+        )
+        .map(|d| d.spec.ready.expect("ready"))
+    };
+    let notify = parse("notify = true\ntimeout = \"5s\"").expect("notify");
+    assert_eq!(
+        (notify.check, notify.timeout),
+        (ReadyCheck::Notify, std::time::Duration::from_secs(5))
+    );
+    let tcp = parse("tcp = \"127.0.0.1:8080\"\ninterval = \"50ms\"").expect("tcp");
+    assert_eq!(
+        (tcp.check, tcp.interval),
+        (
+            ReadyCheck::Tcp("127.0.0.1:8080".into()),
+            std::time::Duration::from_millis(50)
+        )
+    );
+    assert_eq!(
+        parse("file = \"/run/up\"").expect("file").check,
+        ReadyCheck::File("/run/up".into())
+    );
+    assert_eq!(
+        parse("exec = [\"/bin/check\", \"-q\"]")
+            .expect("exec")
+            .check,
+        ReadyCheck::Exec(vec!["/bin/check".into(), "-q".into()])
+    );
+}
+
+#[test]
+fn ready_needs_exactly_one_valid_check_and_a_longrun() {
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\ntimeout = \"5s\"",
+        Some(2),
+        Some("ready"),
+        "needs one of",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\nnotify = true\nfile = \"/a\"",
+        Some(4),
+        Some("ready"),
+        "exactly one",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\ntcp = \"localhost\"",
+        Some(3),
+        Some("ready.tcp"),
+        "host:port",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\nfile = \"up\"",
+        Some(3),
+        Some("ready.file"),
+        "absolute",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\nexec = []",
+        Some(3),
+        Some("ready.exec"),
+        "empty",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[ready]\nnotify = true\nwhen = 1",
+        Some(4),
+        Some("ready.when"),
+        "unknown key",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\ntype = \"oneshot\"\n[ready]\nnotify = true",
+        Some(3),
+        Some("ready"),
+        "oneshot",
+    );
 }

@@ -93,6 +93,30 @@ pub struct ServiceSpec {
     pub stop: StopSpec,
     /// Sent by `supctl reload`.
     pub reload_signal: Signal,
+    /// How a longrun says it is ready; `None`: ready as soon as it runs.
+    pub ready: Option<ReadySpec>,
+}
+
+/// `[ready]`: what makes a longrun `ready` (dependents start only then).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadySpec {
+    pub check: ReadyCheck,
+    /// Not ready by then: the start failed (process group killed, restart policy applies).
+    pub timeout: Duration,
+    /// Pause between probes for `tcp`, `file` and `exec`.
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadyCheck {
+    /// `READY=1` on the service's own `NOTIFY_SOCKET`, from one of its processes.
+    Notify,
+    /// A TCP connect to `host:port` succeeds.
+    Tcp(String),
+    /// The path exists.
+    File(PathBuf),
+    /// The command exits 0.
+    Exec(Vec<String>),
 }
 
 impl ServiceSpec {

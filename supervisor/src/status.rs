@@ -25,6 +25,9 @@ pub struct ServiceStatus {
     pub critical: bool,
     /// False after `supctl stop` (it stays down until `supctl start`).
     pub wanted: bool,
+    /// The service's own `STATUS=` text (notify socket).
+    #[serde(default)]
+    pub status_text: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

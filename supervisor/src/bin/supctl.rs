@@ -297,7 +297,10 @@ fn print_table(report: &StatusReport) {
                 s.next_retry_ms
                     .map(|ms| format_duration(Duration::from_millis(ms)))
                     .unwrap_or_else(|| "-".into()),
-                s.note.clone().unwrap_or_default(),
+                s.note
+                    .clone()
+                    .or_else(|| s.status_text.clone())
+                    .unwrap_or_default(),
             ]
         })
         .collect();

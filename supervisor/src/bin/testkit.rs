@@ -7,6 +7,11 @@
 //!   ignore-term        ignore SIGTERM and sleep forever
 //!   on-term FILE NAME  sleep until SIGTERM, then append NAME to FILE and exit 0
 //!   exit CODE          exit with CODE at once
+//!   notify MSG [sleep] send MSG (e.g. "READY=1\nSTATUS=up") to $NOTIFY_SOCKET, then
+//!                      optionally sleep forever
+//!   notify-to PATH MSG send MSG to the datagram socket at PATH and exit
+//!   listen ADDR        listen on TCP ADDR and accept (and drop) connections forever
+//!   connect ADDR FILE  append "connected" or "refused" to FILE after one TCP connect
 
 use std::io::Write;
 
@@ -27,6 +32,14 @@ fn append(file: &str, line: &str) {
         .open(file)
         .expect("open file");
     f.write_all(line.as_bytes()).expect("append");
+}
+
+/// Sends `message` as one datagram; a literal `\n` in it becomes a newline.
+fn send_datagram(path: &str, message: &str) {
+    let socket = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    socket
+        .send_to(message.replace("\\n", "\n").as_bytes(), path)
+        .expect("send to notify socket");
 }
 
 fn sleep_forever() -> ! {
@@ -86,10 +99,33 @@ fn main() {
             let _ = set.wait();
             append(file, &format!("{name}\n"));
         }
+        ["notify", message, rest @ ..] => {
+            let path = std::env::var("NOTIFY_SOCKET").expect("NOTIFY_SOCKET is set");
+            send_datagram(&path, message);
+            if rest.first() == Some(&"sleep") {
+                sleep_forever();
+            }
+        }
+        ["notify-to", path, message] => send_datagram(path, message),
+        ["listen", addr] => {
+            let listener = std::net::TcpListener::bind(addr).expect("bind");
+            for conn in listener.incoming() {
+                drop(conn);
+            }
+        }
+        ["connect", addr, file] => {
+            let outcome = match std::net::TcpStream::connect(addr) {
+                Ok(_) => "connected",
+                Err(_) => "refused",
+            };
+            append(file, &format!("{outcome}\n"));
+            sleep_forever();
+        }
         ["exit", code] => std::process::exit(code.parse().expect("exit CODE")),
         _ => {
             eprintln!(
-                "usage: zedctr-testkit orphans N | stamp FILE [sleep] | ignore-term | on-term FILE NAME | exit CODE"
+                "usage: zedctr-testkit orphans N | stamp FILE [sleep] | ignore-term | on-term FILE NAME | exit CODE \
+                 | notify MSG [sleep] | notify-to PATH MSG | listen ADDR | connect ADDR FILE"
             );
             std::process::exit(2);
         }

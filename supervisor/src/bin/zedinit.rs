@@ -57,6 +57,11 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() {
+    // A readiness probe run by zedinit as a child (never as PID 1 itself).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() == 3 && argv[1] == zedctr::sys::spawn::PROBE_TCP_FLAG {
+        std::process::exit(zedctr::sys::spawn::probe_tcp(&argv[2]));
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(e) => {
@@ -112,7 +117,13 @@ fn run(args: Args) -> i32 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ (pid as u64) << 32;
-    let core = Core::new(OsExecutor, loaded, seed);
+    // Notify sockets live beside the control socket (default /run/zedctr/notify/).
+    let notify_dir = args
+        .socket
+        .parent()
+        .unwrap_or(std::path::Path::new("/run/zedctr"))
+        .join("notify");
+    let core = Core::new(OsExecutor::new(notify_dir), loaded, seed);
     let sup = Supervisor {
         core,
         dirs: args.dirs,

@@ -13,6 +13,9 @@ struct Recorder {
     existing: HashSet<PathBuf>,
     failing: HashSet<String>,
     pids: BTreeMap<i32, String>,
+    probes: BTreeMap<i32, String>,
+    /// pid → the main pid of the service it belongs to (children of services).
+    family: BTreeMap<i32, i32>,
 }
 
 impl Executor for Recorder {
@@ -40,6 +43,19 @@ impl Executor for Recorder {
     }
     fn path_exists(&self, path: &Path) -> bool {
         self.existing.contains(path)
+    }
+    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
+        self.next_pid += 1;
+        let pid = 100 + self.next_pid;
+        self.probes.insert(pid, spec.name.clone());
+        self.log.push(format!("probe {}", spec.name));
+        Ok(pid)
+    }
+    fn belongs_to(&self, pid: i32, main_pid: i32) -> bool {
+        pid == main_pid || self.family.get(&pid) == Some(&main_pid)
+    }
+    fn release(&mut self, name: &str) {
+        self.log.push(format!("release {name}"));
     }
 }
 
@@ -441,4 +457,126 @@ fn an_exit_of_an_unknown_pid_counts_as_an_orphan() {
     assert!(!h.core.on_exit(99_999, Exit::Exited(0), h.now));
     assert_eq!(h.core.orphans_reaped, 1);
     assert_eq!(h.state("a"), "running");
+}
+
+fn probe_pid(h: &Harness, name: &str) -> i32 {
+    *h.core
+        .exec
+        .probes
+        .iter()
+        .rev()
+        .find(|(_, n)| n.as_str() == name)
+        .expect("a probe")
+        .0
+}
+
+#[test]
+fn notify_readiness_gates_dependents_and_refuses_strangers() {
+    let mut h = Harness::new(&[
+        (
+            "db",
+            "command = [\"/db\"]\n[ready]\nnotify = true\ntimeout = \"10s\"",
+        ),
+        ("app", "command = [\"/app\"]\nrequires = [\"db\"]"),
+    ]);
+    assert_eq!(h.take_log(), vec!["spawn db"]);
+    assert_eq!(h.state("db"), "starting");
+    let db = h.pid("db");
+    // A process that is not db's: refused, nothing starts.
+    assert!(!h.core.on_notify("db", Some(4242), "READY=1"));
+    assert!(!h.core.on_notify("db", None, "READY=1"));
+    h.core.reconcile(h.now);
+    assert_eq!((h.state("db"), h.take_log()), ("starting", vec![]));
+    // A child of db's: accepted; STATUS is kept.
+    h.core.exec.family.insert(777, db);
+    assert!(h.core.on_notify("db", Some(777), "STATUS=warming up\n"));
+    assert_eq!(
+        h.core.status(h.now)[0].status_text.as_deref(),
+        Some("warming up")
+    );
+    assert!(h.core.on_notify("db", Some(db), "READY=1\nSTATUS=serving"));
+    h.core.reconcile(h.now);
+    assert_eq!(h.state("db"), "ready");
+    assert_eq!(h.take_log(), vec!["spawn app"]);
+}
+
+#[test]
+fn a_readiness_timeout_kills_the_start_and_follows_the_restart_policy() {
+    let mut h = Harness::new(&[(
+        "slow",
+        "command = [\"/slow\"]\n[ready]\nnotify = true\ntimeout = \"2s\"\n[restart]\nintensity = 1",
+    )]);
+    h.take_log();
+    h.advance(Duration::from_millis(1999));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_log(), vec!["SIGKILL slow"]);
+    // A late READY=1 no longer counts.
+    let pid = h.pid("slow");
+    h.core.on_notify("slow", Some(pid), "READY=1");
+    assert_eq!(h.state("slow"), "starting");
+    h.exit("slow", Exit::Signaled(Signal::SIGKILL));
+    assert_eq!(h.take_log(), vec!["spawn slow"], "first restart at once");
+    assert_eq!(
+        h.core
+            .service("slow")
+            .and_then(|s| s.note.clone())
+            .as_deref(),
+        Some("not ready within 2s")
+    );
+    h.advance(Duration::from_secs(2));
+    h.exit("slow", Exit::Signaled(Signal::SIGKILL));
+    assert_eq!(h.state("slow"), "failed");
+    let note = h
+        .core
+        .service("slow")
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
+    assert!(
+        note.starts_with("not ready within 2s; SIGKILL: more than 1 restarts"),
+        "{note}"
+    );
+}
+
+#[test]
+fn probe_readiness_retries_at_its_interval_until_a_probe_succeeds() {
+    let mut h = Harness::new(&[
+        (
+            "web",
+            "command = [\"/web\"]\n[ready]\ntcp = \"127.0.0.1:80\"\ninterval = \"500ms\"",
+        ),
+        ("client", "command = [\"/c\"]\nafter = [\"web\"]"),
+    ]);
+    h.advance(Duration::ZERO);
+    assert_eq!(
+        h.take_log(),
+        vec!["spawn web", "probe web"],
+        "first probe at once"
+    );
+    let probe = probe_pid(&h, "web");
+    assert!(h.core.on_exit(probe, Exit::Exited(1), h.now));
+    h.advance(Duration::from_millis(499));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_log(), vec!["probe web"]);
+    let probe = probe_pid(&h, "web");
+    assert!(h.core.on_exit(probe, Exit::Exited(0), h.now));
+    h.core.reconcile(h.now);
+    assert_eq!(h.state("web"), "ready");
+    assert_eq!(h.take_log(), vec!["spawn client"]);
+    assert_eq!(h.core.orphans_reaped, 0, "probe exits are not orphans");
+}
+
+#[test]
+fn file_readiness_is_checked_without_a_process() {
+    let mut h = Harness::new(&[(
+        "f",
+        "command = [\"/f\"]\n[ready]\nfile = \"/run/f.up\"\ninterval = \"100ms\"",
+    )]);
+    h.advance(Duration::from_millis(300));
+    assert_eq!(h.state("f"), "starting");
+    h.core.exec.existing.insert("/run/f.up".into());
+    h.advance(Duration::from_millis(100));
+    assert_eq!(h.state("f"), "ready");
+    assert_eq!(h.take_log(), vec!["spawn f"]);
 }

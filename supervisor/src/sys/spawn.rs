@@ -1,48 +1,119 @@
-//! Starting a service's process: the real [`Executor`].
+//! Starting a service's process and its readiness probes: the real [`Executor`].
 
 use crate::core::Executor;
-use crate::spec::ServiceSpec;
+use crate::spec::{ReadyCheck, ServiceSpec};
+use crate::sys::notify::NotifySockets;
+use crate::sys::proc;
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::Pid;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The PATH a service gets: services start from a clean environment, as in a container.
 pub const SERVICE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-#[derive(Debug, Default)]
-pub struct OsExecutor;
+/// The hidden zedinit mode that runs a `tcp` readiness probe as a child process, so that
+/// a slow connect (or name lookup) never blocks PID 1: `zedinit --probe-tcp HOST:PORT`.
+pub const PROBE_TCP_FLAG: &str = "--probe-tcp";
+/// How long one TCP probe may take.
+pub const PROBE_TCP_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct OsExecutor {
+    pub notify: NotifySockets,
+    /// zedinit's own executable, for `tcp` probes.
+    self_exe: PathBuf,
+}
+
+impl OsExecutor {
+    /// `notify_dir`: where per-service notify sockets are made.
+    pub fn new(notify_dir: PathBuf) -> Self {
+        let self_exe = std::fs::read_link("/proc/self/exe")
+            .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        OsExecutor {
+            notify: NotifySockets::new(notify_dir),
+            self_exe,
+        }
+    }
+}
+
+/// A command with a service's environment, in its own session, signals unmasked.
+fn service_command(spec: &ServiceSpec, argv: &[String]) -> Result<Command, String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", SERVICE_PATH)
+        .env("ZEDCTR_SERVICE", &spec.name)
+        .stdin(Stdio::null())
+        .current_dir("/");
+    // SAFETY: runs in the forked child before exec and only makes async-signal-safe
+    // syscalls (setsid, sigprocmask); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            // Own session and process group: stop signals and SIGKILL go to the whole
+            // group, and a terminal's job control never reaches it.
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // zedinit blocks the signals it reads from its signalfd; the mask is
+            // inherited across exec, so clear it.
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    Ok(cmd)
+}
+
+fn spawned(cmd: &mut Command, what: &str) -> Result<i32, String> {
+    // The Child handle is dropped without waiting: the event loop is the only reaper.
+    cmd.spawn()
+        .map(|child| child.id() as i32)
+        .map_err(|e| format!("{what}: {e}"))
+}
 
 impl Executor for OsExecutor {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
-        let (program, args) = spec.command.split_first().ok_or("empty command")?;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", SERVICE_PATH)
-            .env("ZEDCTR_SERVICE", &spec.name)
-            .stdin(Stdio::null())
-            .current_dir("/");
-        // SAFETY: runs in the forked child before exec and only makes async-signal-safe
-        // syscalls (setsid, sigprocmask); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(|| {
-                // Own session and process group: stop signals and SIGKILL go to the
-                // whole group, and a terminal's job control never reaches it.
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                // zedinit blocks the signals it reads from its signalfd; the mask is
-                // inherited across exec, so clear it.
-                sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-                    .map_err(std::io::Error::from)?;
-                Ok(())
-            });
+        let mut cmd = service_command(spec, &spec.command)?;
+        if spec
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.check == ReadyCheck::Notify)
+        {
+            cmd.env("NOTIFY_SOCKET", self.notify.ensure(&spec.name)?);
         }
-        // The Child handle is dropped without waiting: the event loop is the only reaper.
-        cmd.spawn()
-            .map(|child| child.id() as i32)
-            .map_err(|e| format!("{program}: {e}"))
+        spawned(&mut cmd, &spec.command[0])
+    }
+
+    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
+        match spec.ready.as_ref().map(|r| &r.check) {
+            Some(ReadyCheck::Exec(argv)) => {
+                let mut cmd = service_command(spec, argv)?;
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+                spawned(&mut cmd, &argv[0])
+            }
+            Some(ReadyCheck::Tcp(addr)) => {
+                let argv = [
+                    self.self_exe.display().to_string(),
+                    PROBE_TCP_FLAG.to_string(),
+                    addr.clone(),
+                ];
+                let mut cmd = service_command(spec, &argv)?;
+                cmd.stdout(Stdio::null());
+                spawned(&mut cmd, "tcp probe")
+            }
+            _ => Err("no probe for this readiness check".into()),
+        }
+    }
+
+    fn belongs_to(&self, pid: i32, main_pid: i32) -> bool {
+        pid == main_pid
+            || proc::stat(pid).is_some_and(|s| s.session == main_pid || s.pgrp == main_pid)
+    }
+
+    fn release(&mut self, name: &str) {
+        self.notify.remove(name);
     }
 
     fn signal_group(&mut self, pgid: i32, signal: Signal) {
@@ -61,4 +132,18 @@ impl Executor for OsExecutor {
     fn path_exists(&self, path: &Path) -> bool {
         path.exists()
     }
+}
+
+/// The body of `zedinit --probe-tcp HOST:PORT`: exit 0 if a connection is accepted.
+pub fn probe_tcp(addr: &str) -> i32 {
+    use std::net::{TcpStream, ToSocketAddrs};
+    let Ok(addrs) = addr.to_socket_addrs() else {
+        return 1;
+    };
+    for a in addrs {
+        if TcpStream::connect_timeout(&a, PROBE_TCP_TIMEOUT).is_ok() {
+            return 0;
+        }
+    }
+    1
 }

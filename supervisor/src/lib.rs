@@ -7,6 +7,7 @@
 //! - thin OS work: [`sys`] (reaping, spawning, signals, epoll), [`server`] (the control
 //!   socket), [`event_loop`] (ties them together), [`client`] (used by supctl and tests).
 
+pub mod caps;
 pub mod client;
 pub mod control;
 pub mod core;

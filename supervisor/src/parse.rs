@@ -53,7 +53,7 @@ impl Definition {
 }
 
 /// Keys that belong to later features: rejected loudly, never accepted and ignored.
-const NOT_SUPPORTED_YET: [&str; 3] = ["run", "heartbeat", "log"];
+const NOT_SUPPORTED_YET: [&str; 2] = ["heartbeat", "log"];
 
 /// Parses one definition. `name` is the file stem.
 pub fn parse_definition(
@@ -153,6 +153,8 @@ impl<'a> Cx<'a> {
         let mut restart_table = None;
         let mut stop = StopSpec::default();
         let mut ready = None;
+        let mut run = None;
+        let mut run_given = false;
         let mut command_missing = true;
 
         for (key, value) in root.iter() {
@@ -205,6 +207,12 @@ impl<'a> Cx<'a> {
                     }
                 }
                 "restart" => restart_table = self.table(k, value),
+                "run" => {
+                    if let Some(table) = self.table(k, value) {
+                        run = self.run(&span, table);
+                        run_given = true;
+                    }
+                }
                 "ready" => {
                     if let Some(table) = self.table(k, value) {
                         ready = self.ready(&span, table);
@@ -256,6 +264,7 @@ impl<'a> Cx<'a> {
             stop,
             reload_signal,
             ready,
+            run: if run_given { Some(run?) } else { None },
         })
     }
 
@@ -682,3 +691,7 @@ fn valid_host_port(text: &str) -> bool {
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+#[path = "run_parse.rs"]
+mod run_parse;
+pub use run_parse::{parse_bind, parse_rlimit};

@@ -225,7 +225,7 @@ fn missing_command() {
 
 #[test]
 fn later_features_are_rejected_as_not_supported_yet() {
-    for table in ["run", "heartbeat", "log"] {
+    for table in ["heartbeat", "log"] {
         one(
             "f",
             &format!("command = [\"/x\"]\n[{table}]\nx = 1"),
@@ -492,5 +492,155 @@ fn ready_needs_exactly_one_valid_check_and_a_longrun() {
         Some(3),
         Some("ready"),
         "oneshot",
+    );
+}
+
+#[test]
+fn run_table_with_linuxkit_names_parses() {
+    let text = r#"command = ["/x"]
+[run]
+uid = "nobody"
+gid = 65534
+additionalGids = [4, "adm"]
+capabilities = ["CAP_NET_BIND_SERVICE", "net_raw"]
+ambient = ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW"]
+binds = ["/var/dl:/persist/dl", "/etc/ca:/etc/ssl/certs:ro"]
+mkdir = ["/run/a", { path = "/persist/dl", owner = "nobody:adm", mode = "0750" }]
+devices = ["/dev/watchdog"]
+net = "none"
+readonly = true
+rlimits = ["nofile,1024,2048", "RLIMIT_CORE,0,unlimited"]
+oomScoreAdj = 300
+noNewPrivileges = true
+env = ["A=1", "B=x=y"]
+cwd = "/persist"
+"#;
+    let run = parse_definition("r", Path::new("/defs/r.toml"), text)
+        .expect("valid")
+        .spec
+        .run
+        .expect("run");
+    assert_eq!(run.uid, Some(crate::spec::IdRef::Name("nobody".into())));
+    assert_eq!(run.capabilities, vec![10, 13]);
+    assert_eq!(
+        run.binds[1],
+        crate::spec::Bind {
+            src: "/etc/ca".into(),
+            dst: "/etc/ssl/certs".into(),
+            readonly: true
+        }
+    );
+    assert_eq!(run.mkdir[1].mode, 0o750);
+    assert!(run.net_none && run.readonly && run.no_new_privileges);
+    assert_eq!(
+        (run.rlimits[1].name, run.rlimits[1].hard),
+        ("core", libc::RLIM_INFINITY)
+    );
+    assert_eq!(run.env[1], ("B".to_string(), "x=y".to_string()));
+}
+
+#[test]
+fn a_non_root_service_must_make_its_capabilities_ambient() {
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nuid = 1000\ncapabilities = [\"CAP_NET_ADMIN\"]",
+        Some(2),
+        Some("run.capabilities"),
+        "only through run.ambient: add CAP_NET_ADMIN",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\ncapabilities = [\"CAP_NET_RAW\"]\nambient = [\"CAP_NET_ADMIN\"]",
+        Some(2),
+        Some("run.ambient"),
+        "not in run.capabilities",
+    );
+}
+
+#[test]
+fn run_errors_name_their_key_and_line() {
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\ncapabilities = [\"CAP_FLY\"]",
+        Some(3),
+        Some("run.capabilities"),
+        "unknown capability \"CAP_FLY\"",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\ncapabilities = [\"all\"]",
+        Some(3),
+        Some("run.capabilities"),
+        "name each capability",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nbinds = [\"relative:/x\"]",
+        Some(3),
+        Some("run.binds"),
+        "absolute",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nbinds = [\"/a:/b:shared-ish\"]",
+        Some(3),
+        Some("run.binds"),
+        "unknown bind option",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nrlimits = [\"files,1,2\"]",
+        Some(3),
+        Some("run.rlimits"),
+        "unknown rlimit",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nrlimits = [\"nofile,10,5\"]",
+        Some(3),
+        Some("run.rlimits"),
+        "soft limit above hard",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\noomScoreAdj = 5000",
+        Some(3),
+        Some("run.oomScoreAdj"),
+        "-1000 to 1000",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nnet = \"bridge\"",
+        Some(3),
+        Some("run.net"),
+        "\"host\" or \"none\"",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\ndevices = [\"/etc/passwd\"]",
+        Some(3),
+        Some("run.devices"),
+        "under /dev",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nmkdir = [{ path = \"/a\", mode = \"999\" }]",
+        Some(3),
+        Some("run.mkdir"),
+        "octal",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nUid = 0",
+        Some(3),
+        Some("run.Uid"),
+        "unknown key",
+    );
+    one(
+        "r",
+        "command = [\"/x\"]\n[run]\nenv = [\"NOVALUE\"]",
+        Some(3),
+        Some("run.env"),
+        "NAME=value",
     );
 }

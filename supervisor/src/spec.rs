@@ -95,6 +95,9 @@ pub struct ServiceSpec {
     pub reload_signal: Signal,
     /// How a longrun says it is ready; `None`: ready as soon as it runs.
     pub ready: Option<ReadySpec>,
+    /// What the process gets (own root, ids, capabilities, limits); `None`: it shares
+    /// zedinit's root and privileges (development only; shipped services declare one).
+    pub run: Option<RunSpec>,
 }
 
 /// `[ready]`: what makes a longrun `ready` (dependents start only then).
@@ -136,4 +139,60 @@ impl ServiceSpec {
             ..other.clone()
         }
     }
+}
+
+/// A user or group as written: a number, or a name looked up in the image's
+/// /etc/passwd or /etc/group (before fork).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdRef {
+    Id(u32),
+    Name(String),
+}
+
+/// `[run]`, with linuxkit's names: what the service's process gets. A service with
+/// `[run]` gets exactly this and nothing more (no declared capability: none at all).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSpec {
+    pub uid: Option<IdRef>,
+    pub gid: Option<IdRef>,
+    pub additional_gids: Vec<IdRef>,
+    /// Capability numbers: bounding, permitted, effective and inheritable sets.
+    pub capabilities: Vec<u8>,
+    /// Raised into the ambient set (a non-root service's only effective capabilities).
+    pub ambient: Vec<u8>,
+    pub binds: Vec<Bind>,
+    pub mkdir: Vec<Mkdir>,
+    /// Device nodes made visible in the service's small /dev.
+    pub devices: Vec<PathBuf>,
+    /// `net = "none"`: a new, empty network namespace.
+    pub net_none: bool,
+    pub readonly: bool,
+    pub rlimits: Vec<Rlimit>,
+    pub oom_score_adj: Option<i32>,
+    pub no_new_privileges: bool,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mkdir {
+    pub path: PathBuf,
+    pub owner: Option<(IdRef, Option<IdRef>)>,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    /// libc `RLIMIT_*` number.
+    pub resource: i32,
+    pub name: &'static str,
+    pub soft: u64,
+    pub hard: u64,
 }

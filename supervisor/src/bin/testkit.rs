@@ -12,6 +12,11 @@
 //!   notify-to PATH MSG send MSG to the datagram socket at PATH and exit
 //!   listen ADDR        listen on TCP ADDR and accept (and drop) connections forever
 //!   connect ADDR FILE  append "connected" or "refused" to FILE after one TCP connect
+//!   probe OUT [--write DIR]... [--exists PATH]... [--stat PATH]...
+//!                      write to OUT, as JSON, what this process got: ids, groups,
+//!                      capability sets, NoNewPrivs, rlimits, oom_score_adj, mounts,
+//!                      network interfaces, cwd, environment, and whether it can write
+//!                      in each DIR, whether each PATH exists, each PATH's owner/mode
 
 use std::io::Write;
 
@@ -121,6 +126,7 @@ fn main() {
             append(file, &format!("{outcome}\n"));
             sleep_forever();
         }
+        ["probe", out, rest @ ..] => probe(out, rest),
         ["exit", code] => std::process::exit(code.parse().expect("exit CODE")),
         _ => {
             eprintln!(
@@ -130,4 +136,89 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// The probe: reports from /proc/self what the service was really given.
+fn probe(out: &str, args: &[&str]) {
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let ids = |name: &str| -> Vec<u64> {
+        field(name)
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect()
+    };
+    let cap = |name: &str| u64::from_str_radix(&field(name), 16).unwrap_or(u64::MAX);
+    let mut rlimits = serde_json::Map::new();
+    for (name, res) in [
+        ("nofile", libc::RLIMIT_NOFILE),
+        ("nproc", libc::RLIMIT_NPROC),
+        ("core", libc::RLIMIT_CORE),
+    ] {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own.
+        unsafe { libc::getrlimit(res, &mut lim) };
+        rlimits.insert(name.into(), serde_json::json!([lim.rlim_cur, lim.rlim_max]));
+    }
+    let mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4).map(String::from))
+        .collect();
+    let interfaces: Vec<String> = std::fs::read_to_string("/proc/net/dev")
+        .unwrap_or_default()
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(|s| s.trim().to_string()))
+        .collect();
+    let (mut writable, mut exists, mut stats) = (
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+        serde_json::Map::new(),
+    );
+    let mut it = args.iter();
+    while let (Some(flag), Some(path)) = (it.next(), it.next()) {
+        match *flag {
+            "--write" => {
+                let file = format!("{path}/probe-write-test");
+                let ok = std::fs::write(&file, "x").is_ok();
+                let _ = std::fs::remove_file(&file);
+                writable.insert(path.to_string(), ok.into());
+            }
+            "--exists" => {
+                exists.insert(path.to_string(), std::path::Path::new(path).exists().into());
+            }
+            "--stat" => {
+                let v = std::fs::metadata(path)
+                    .map(|m| serde_json::json!({"uid": m.uid(), "gid": m.gid(), "mode": format!("{:o}", m.mode() & 0o7777)}))
+                    .unwrap_or(serde_json::Value::Null);
+                stats.insert(path.to_string(), v);
+            }
+            other => panic!("probe: unknown flag {other}"),
+        }
+    }
+    let report = serde_json::json!({
+        "uid": ids("Uid"), "gid": ids("Gid"), "groups": ids("Groups"),
+        "cap_eff": cap("CapEff"), "cap_prm": cap("CapPrm"), "cap_inh": cap("CapInh"),
+        "cap_bnd": cap("CapBnd"), "cap_amb": cap("CapAmb"),
+        "no_new_privs": field("NoNewPrivs") == "1",
+        "rlimits": rlimits,
+        "oom_score_adj": std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default().trim().parse::<i32>().unwrap_or(i32::MIN),
+        "mounts": mounts, "interfaces": interfaces,
+        "cwd": std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+        "env": std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "writable": writable, "exists": exists, "stat": stats,
+    });
+    std::fs::write(out, report.to_string()).expect("write probe report");
 }

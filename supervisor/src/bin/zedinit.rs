@@ -117,13 +117,13 @@ fn run(args: Args) -> i32 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ (pid as u64) << 32;
-    // Notify sockets live beside the control socket (default /run/zedctr/notify/).
-    let notify_dir = args
+    // Notify sockets and service roots live beside the control socket (/run/zedctr/).
+    let run_dir = args
         .socket
         .parent()
         .unwrap_or(std::path::Path::new("/run/zedctr"))
-        .join("notify");
-    let core = Core::new(OsExecutor::new(notify_dir), loaded, seed);
+        .to_path_buf();
+    let core = Core::new(OsExecutor::new(&run_dir), loaded, seed);
     let sup = Supervisor {
         core,
         dirs: args.dirs,

@@ -3,7 +3,7 @@
 use crate::core::Executor;
 use crate::spec::{ReadyCheck, ServiceSpec};
 use crate::sys::notify::NotifySockets;
-use crate::sys::proc;
+use crate::sys::{confine, proc};
 use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
 use nix::unistd::Pid;
@@ -23,17 +23,22 @@ pub const PROBE_TCP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct OsExecutor {
     pub notify: NotifySockets,
+    /// Where each confined service's root mount point is made (`<dir>/<service>`).
+    roots: PathBuf,
     /// zedinit's own executable, for `tcp` probes.
     self_exe: PathBuf,
 }
 
 impl OsExecutor {
     /// `notify_dir`: where per-service notify sockets are made.
-    pub fn new(notify_dir: PathBuf) -> Self {
+    /// `run_dir`: zedinit's runtime directory (that of the control socket); notify
+    /// sockets and service roots are made under it.
+    pub fn new(run_dir: &Path) -> Self {
         let self_exe = std::fs::read_link("/proc/self/exe")
             .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
         OsExecutor {
-            notify: NotifySockets::new(notify_dir),
+            notify: NotifySockets::new(run_dir.join("notify")),
+            roots: run_dir.join("roots"),
             self_exe,
         }
     }
@@ -76,14 +81,35 @@ fn spawned(cmd: &mut Command, what: &str) -> Result<i32, String> {
 impl Executor for OsExecutor {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
         let mut cmd = service_command(spec, &spec.command)?;
-        if spec
+        let notify = if spec
             .ready
             .as_ref()
             .is_some_and(|r| r.check == ReadyCheck::Notify)
         {
-            cmd.env("NOTIFY_SOCKET", self.notify.ensure(&spec.name)?);
+            let path = self.notify.ensure(&spec.name)?;
+            cmd.env("NOTIFY_SOCKET", &path);
+            Some(path)
+        } else {
+            None
+        };
+        let Some(run) = &spec.run else {
+            return spawned(&mut cmd, &spec.command[0]);
+        };
+        let (plan, step_read, step_write) =
+            confine::prepare(spec, run, &self.roots, notify.as_deref())?;
+        for (name, value) in &run.env {
+            cmd.env(name, value);
         }
-        spawned(&mut cmd, &spec.command[0])
+        // SAFETY: `Plan::apply` only makes syscalls on data prepared before fork.
+        unsafe {
+            cmd.pre_exec(move || plan.apply());
+        }
+        let result = cmd.spawn().map(|child| child.id() as i32);
+        drop(step_write);
+        result.map_err(|e| match confine::failed_step(&step_read) {
+            Some(step) => format!("step \"{step}\": {e}"),
+            None => format!("{}: {e}", spec.command[0]),
+        })
     }
 
     fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String> {

@@ -85,13 +85,26 @@ impl Lab {
 
     /// Starts zedinit as PID 1 of a new pid namespace and waits for its socket.
     pub fn start(&mut self) {
+        self.start_after("");
+    }
+
+    /// Like `start`, but runs the shell `setup` first inside zedinit's new mount
+    /// namespace (to give zedinit mounts of its own, as a container runtime would).
+    pub fn start_after(&mut self, setup: &str) {
         let log = std::fs::File::create(self.path("zedinit.log")).expect("log file");
+        let script = format!("{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\"");
         let child = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+            .args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "sh",
+                "-ec",
+                &script,
+            ])
             .arg(ZEDINIT)
-            .arg("--services-dir")
             .arg(&self.services)
-            .arg("--control-socket")
             .arg(&self.socket)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

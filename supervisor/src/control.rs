@@ -43,6 +43,11 @@ pub enum Outcome {
     },
     /// Reply, then begin the ordered shutdown.
     Shutdown(Response),
+    /// Reply, then stream `service`'s new log lines on this connection.
+    Follow {
+        service: String,
+        response: Response,
+    },
 }
 
 impl<E: Executor> Supervisor<E> {
@@ -117,10 +122,24 @@ impl<E: Executor> Supervisor<E> {
             "shutdown" => {
                 Outcome::Shutdown(Response::ok(serde_json::json!({"shutting_down": true})))
             }
-            "logs" => reply_err(
-                ErrorKind::NotSupported,
-                "logs: [log] capture is not supported yet by this zedinit",
-            ),
+            "logs" => {
+                let Some(name) = service else {
+                    return reply_err(ErrorKind::BadRequest, "logs: needs \"service\"");
+                };
+                if self.core.service(name).is_none() {
+                    return unknown(name);
+                }
+                let lines = self.core.exec.log_tail(name, req.lines.unwrap_or(50));
+                let response = Response::ok(serde_json::json!({ "lines": lines }));
+                if req.follow == Some(true) {
+                    Outcome::Follow {
+                        service: name.to_string(),
+                        response,
+                    }
+                } else {
+                    Outcome::Reply(response)
+                }
+            }
             "start" | "stop" | "restart" | "reload" | "signal" => {
                 let Some(name) = service else {
                     return reply_err(

@@ -38,6 +38,11 @@ pub trait Executor {
     fn belongs_to(&self, pid: i32, main_pid: i32) -> bool;
     /// The service is gone for good (removed by a rescan): free what was made for it.
     fn release(&mut self, name: &str);
+    /// A service's main process has exited: SIGKILL what is left of its process group,
+    /// as when a container's init dies (no strays holding its ports into the restart).
+    fn kill_leftovers(&mut self, pgid: i32);
+    /// The last `n` lines of the service's captured output, oldest first.
+    fn log_tail(&self, name: &str, n: usize) -> Vec<String>;
 }
 
 /// What is true of a service now (`ServiceState`).
@@ -146,6 +151,14 @@ struct Readiness {
 }
 
 impl Service {
+    /// The definition it will run next: a pending replacement, else the current one.
+    fn intended_spec(&self) -> &ServiceSpec {
+        match &self.then {
+            AfterStop::Replace(spec) => spec,
+            _ => &self.spec,
+        }
+    }
+
     fn new(spec: ServiceSpec) -> Self {
         Service {
             spec,
@@ -283,7 +296,12 @@ impl<E: Executor> Core<E> {
             let Some(svc) = self.services.get(name) else {
                 continue;
             };
-            if !(svc.wanted && svc.phase == Phase::Stopped) {
+            let due = match svc.phase {
+                Phase::Stopped => true,
+                Phase::Backoff { until } => until <= now,
+                _ => false,
+            };
+            if !(svc.wanted && due) {
                 continue;
             }
             let waiting = self.unmet_dependencies(svc);
@@ -377,7 +395,10 @@ impl<E: Executor> Core<E> {
                 svc.pid = Some(pid);
                 svc.started_at = Some(now);
                 svc.generation += 1;
-                svc.note = None;
+                // After a crash, the note says why it restarted until something new.
+                if !matches!(svc.phase, Phase::Backoff { .. }) {
+                    svc.note = None;
+                }
                 svc.status_text = None;
                 svc.readiness = Readiness::default();
                 svc.phase = match (&svc.spec.kind, &svc.spec.ready) {
@@ -486,11 +507,9 @@ impl<E: Executor> Core<E> {
             Verdict::Restart { delay } => {
                 svc.restarts += 1;
                 if delay.is_zero() {
-                    svc.phase = Phase::Stopped;
-                    // Immediate restart, unless a dependency went away meanwhile.
-                    if self.unmet_dependencies(&self.services[name]).is_empty() {
-                        self.start(name, now);
-                    }
+                    // Due at once: reconcile starts it (never a direct call to `start`
+                    // here, which could recurse as deep as the intensity allows).
+                    svc.phase = Phase::Backoff { until: now };
                 } else {
                     log::info(format_args!(
                         "{name}: restarting in {}",
@@ -526,6 +545,7 @@ impl<E: Executor> Core<E> {
         svc.last_exit = Some(exit);
         svc.pid = None;
         svc.started_at = None;
+        self.exec.kill_leftovers(pid);
         match svc.phase {
             Phase::Stopping { .. } => {
                 log::info(format_args!("{name}: stopped ({exit})"));
@@ -605,7 +625,11 @@ impl<E: Executor> Core<E> {
                             crate::durations::format_duration(svc.spec.stop.timeout)
                         ));
                         self.exec.signal_group(pid, Signal::SIGKILL);
-                        self.unclean = true;
+                        // Only a shutdown's SIGKILLs make zedinit's exit unclean; one
+                        // during an earlier `supctl stop` or restart does not.
+                        if self.shutting_down {
+                            self.unclean = true;
+                        }
                         svc.phase = Phase::Stopping {
                             deadline: now + KILL_GRACE,
                             killed: true,
@@ -786,7 +810,7 @@ impl<E: Executor> Core<E> {
 
     /// `supctl start`: wanted again, and a fresh start for one that failed or finished.
     pub fn request_start(&mut self, name: &str) -> Result<(), RequestError> {
-        let svc = self.lookup(name)?;
+        let svc = self.lookup_kept(name)?;
         svc.wanted = true;
         if matches!(
             svc.phase,
@@ -796,10 +820,22 @@ impl<E: Executor> Core<E> {
             svc.history.reset();
             svc.note = None;
         }
-        if matches!(svc.phase, Phase::Stopping { .. }) {
+        // A pending Replace already starts the new definition once stopped.
+        if matches!(svc.phase, Phase::Stopping { .. }) && svc.then == AfterStop::Rest {
             svc.then = AfterStop::Restart;
         }
         Ok(())
+    }
+
+    /// Like `lookup`, but a service a rescan is removing can't be brought back by a verb.
+    fn lookup_kept(&mut self, name: &str) -> Result<&mut Service, RequestError> {
+        let svc = self.lookup(name)?;
+        if svc.then == AfterStop::Remove {
+            return Err(RequestError::UnknownService(format!(
+                "{name} (its definition was removed; it is stopping)"
+            )));
+        }
+        Ok(svc)
     }
 
     /// `supctl stop`: down until started again; what requires it stops first.
@@ -819,14 +855,22 @@ impl<E: Executor> Core<E> {
 
     /// `supctl restart`: stop this one (only this one) and start it again.
     pub fn request_restart(&mut self, name: &str, now: Instant) -> Result<(), RequestError> {
-        let svc = self.lookup(name)?;
+        let svc = self.lookup_kept(name)?;
         svc.wanted = true;
+        // A pending Replace restarts with the new definition: keep it.
+        let keep_replace = matches!(svc.then, AfterStop::Replace(_));
         match svc.phase {
             Phase::Starting | Phase::Ready | Phase::Running => {
-                svc.then = AfterStop::Restart;
+                if !keep_replace {
+                    svc.then = AfterStop::Restart;
+                }
                 self.begin_stop(name, now);
             }
-            Phase::Stopping { .. } => svc.then = AfterStop::Restart,
+            Phase::Stopping { .. } => {
+                if !keep_replace {
+                    svc.then = AfterStop::Restart;
+                }
+            }
             _ => {
                 svc.phase = Phase::Stopped;
                 svc.history.reset();
@@ -863,6 +907,8 @@ impl<E: Executor> Core<E> {
         for error in &loaded.errors {
             log::warn(format_args!("definition: {error}"));
         }
+        // Definitions that failed to load keep their running version: a broken file, or
+        // every file of a directory that could not be read.
         let broken: BTreeSet<String> = loaded
             .errors
             .iter()
@@ -875,48 +921,55 @@ impl<E: Executor> Core<E> {
             .collect();
         let mut new_specs = loaded.specs();
         for (name, svc) in &self.services {
-            if broken.contains(name) && !new_specs.contains_key(name) {
-                new_specs.insert(name.clone(), svc.spec.clone());
+            let dir_unreadable = svc
+                .spec
+                .file
+                .parent()
+                .is_some_and(|d| loaded.unreadable_dirs.iter().any(|u| u == d));
+            if (broken.contains(name) || dir_unreadable) && !new_specs.contains_key(name) {
+                new_specs.insert(name.clone(), svc.intended_spec().clone());
             }
         }
+        // Compare with what each service is heading for (a pending replacement counts).
         let current: BTreeMap<String, ServiceSpec> = self
             .services
             .iter()
             .filter(|(_, s)| s.then != AfterStop::Remove)
-            .map(|(n, s)| (n.clone(), s.spec.clone()))
+            .map(|(n, s)| (n.clone(), s.intended_spec().clone()))
             .collect();
         let diff = rescan::diff(&current, &new_specs);
         self.definition_errors = loaded.errors;
-        for name in &diff.added {
-            if let Some(spec) = new_specs.remove(name) {
-                log::info(format_args!("{name}: added"));
-                // A service being removed under the same name: replace it once stopped.
-                match self.services.get_mut(name) {
-                    Some(svc) => {
-                        svc.then = AfterStop::Replace(Box::new(spec));
-                        svc.wanted = true;
-                    }
-                    None => {
-                        self.services.insert(name.clone(), Service::new(spec));
-                    }
-                }
-            }
-        }
-        for name in &diff.changed {
+        for name in diff.added.iter().chain(diff.changed.iter()) {
             let Some(spec) = new_specs.remove(name) else {
                 continue;
             };
             let Some(svc) = self.services.get_mut(name) else {
+                log::info(format_args!("{name}: added"));
+                self.services.insert(name.clone(), Service::new(spec));
                 continue;
             };
             log::info(format_args!("{name}: definition changed"));
-            if svc.phase.is_active() {
+            if svc.then == AfterStop::Remove {
+                // Removed, then added back before it stopped.
+                svc.wanted = true;
+                svc.note = None;
+            }
+            let stopping = matches!(svc.phase, Phase::Stopping { .. });
+            if svc.spec.same_definition(&spec) {
+                // Back to what runs now (a pending change or removal is undone).
+                svc.then = if stopping {
+                    AfterStop::Restart
+                } else {
+                    AfterStop::Rest
+                };
+            } else if svc.phase.is_active() {
                 svc.then = AfterStop::Replace(Box::new(spec));
-                if !matches!(svc.phase, Phase::Stopping { .. }) {
+                if !stopping {
                     self.begin_stop(name, now);
                 }
             } else {
                 svc.spec = spec;
+                svc.then = AfterStop::Rest;
                 svc.history.reset();
                 if svc.wanted {
                     svc.phase = Phase::Stopped;

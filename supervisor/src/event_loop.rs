@@ -25,6 +25,10 @@ const LISTENER_TOKEN: u64 = 1;
 pub const FIRST_CONN_TOKEN: u64 = 2;
 /// Notify sockets get tokens from here up (connection tokens never get this far).
 const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
+/// Service output pipes get tokens from here up.
+pub const FIRST_LOG_TOKEN: u64 = 1 << 49;
+/// How long the listener rests after accept ran out of file descriptors.
+const LISTENER_PAUSE: Duration = Duration::from_secs(1);
 
 /// zedinit's exit codes.
 pub mod exit_code {
@@ -59,6 +63,8 @@ pub struct EventLoop {
     /// epoll token → service name, for notify sockets.
     notify_tokens: std::collections::BTreeMap<u64, String>,
     next_notify_token: u64,
+    /// Set while the listener is out of the epoll set (accept hit EMFILE).
+    listener_paused_until: Option<Instant>,
 }
 
 impl EventLoop {
@@ -90,6 +96,7 @@ impl EventLoop {
             children_left: true,
             notify_tokens: std::collections::BTreeMap::new(),
             next_notify_token: FIRST_NOTIFY_TOKEN,
+            listener_paused_until: None,
         })
     }
 
@@ -99,8 +106,9 @@ impl EventLoop {
         self.sup.core.reconcile(now);
         let mut events = vec![EpollEvent::empty(); 64];
         while self.stage != Stage::Finished {
-            // Sockets made by spawns since the last wait must be watched before waiting.
-            self.register_notify_sockets();
+            // Sockets and pipes made by spawns since the last wait must be watched
+            // before waiting.
+            self.register_new_fds();
             let n = match self.epoll.wait(&mut events, self.timeout()) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -141,6 +149,7 @@ impl EventLoop {
         let deadlines = [
             self.sup.core.next_deadline(),
             self.server.next_deadline(),
+            self.listener_paused_until,
             match self.stage {
                 Stage::Sweeping { deadline, .. } => Some(deadline),
                 _ => None,
@@ -175,7 +184,12 @@ impl EventLoop {
                     }
                 }
             }
-            LISTENER_TOKEN => self.server.accept(&mut changes),
+            LISTENER_TOKEN => self.server.accept(now, &mut changes),
+            token if token >= FIRST_LOG_TOKEN => {
+                if let Some((service, lines)) = self.sup.core.exec.logs.read(token) {
+                    self.server.deliver_log(&service, &lines, &mut changes);
+                }
+            }
             token if token >= FIRST_NOTIFY_TOKEN => {
                 if let Some(name) = self.notify_tokens.get(&token).cloned() {
                     for (sender, message) in self.sup.core.exec.notify.receive(&name) {
@@ -215,7 +229,16 @@ impl EventLoop {
         self.sup.core.on_tick(now);
         self.sup.core.reconcile(now);
         let mut changes = Changes::default();
-        self.server.answer_waiters(&mut self.sup, now, &mut changes);
+        self.server.on_tick(&mut self.sup, now, &mut changes);
+        if self.listener_paused_until.is_some_and(|t| t <= now) {
+            self.listener_paused_until = None;
+            if let Err(e) = self.epoll.add(
+                self.server.listener_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN),
+            ) {
+                log::warn(format_args!("epoll add listener: {e}"));
+            }
+        }
         let shutdown = changes.shutdown;
         self.apply(changes);
         if shutdown {
@@ -288,8 +311,18 @@ impl EventLoop {
         }
     }
 
-    /// Puts notify sockets made since the last call into the epoll set.
-    fn register_notify_sockets(&mut self) {
+    /// Puts notify sockets and log pipes made since the last call into the epoll set.
+    fn register_new_fds(&mut self) {
+        for token in self.sup.core.exec.logs.take_fresh() {
+            if let Some(fd) = self.sup.core.exec.logs.fd(token) {
+                if let Err(e) = self
+                    .epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    log::warn(format_args!("log pipe: epoll: {e}"));
+                }
+            }
+        }
         for name in self.sup.core.exec.notify.take_fresh() {
             self.notify_tokens.retain(|_, n| *n != name);
             let token = self.next_notify_token;
@@ -334,6 +367,14 @@ impl EventLoop {
         // Removed connections were closed by dropping them, which also removes them
         // from the epoll set.
         let _ = changes.removed;
+        if changes.pause_listener && self.listener_paused_until.is_none() {
+            log::warn(format_args!(
+                "control socket: out of file descriptors; not accepting for {}s",
+                LISTENER_PAUSE.as_secs()
+            ));
+            let _ = self.epoll.delete(self.server.listener_fd());
+            self.listener_paused_until = Some(Instant::now() + LISTENER_PAUSE);
+        }
         if changes.shutdown {
             self.begin_shutdown(Signal::SIGTERM);
         }

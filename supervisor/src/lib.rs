@@ -16,6 +16,7 @@ pub mod event_loop;
 pub mod exit;
 pub mod graph;
 pub mod log;
+pub mod logs;
 pub mod parse;
 pub mod policy;
 pub mod protocol;
@@ -28,6 +29,8 @@ pub mod sys;
 
 /// Default location of the control socket (DESIGN.md "Control protocol").
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/zedctr/control.sock";
+/// Where service logs go unless `--log-dir` says otherwise.
+pub const DEFAULT_LOG_DIR: &str = "/var/log/zedctr";
 /// Environment variable naming the control socket for every binary that talks to zedinit.
 pub const CONTROL_SOCKET_ENV: &str = "ZEDCTR_CONTROL_SOCKET";
 /// Definition directories read when no `--services-dir` is given: static ones from the

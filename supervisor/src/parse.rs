@@ -53,7 +53,7 @@ impl Definition {
 }
 
 /// Keys that belong to later features: rejected loudly, never accepted and ignored.
-const NOT_SUPPORTED_YET: [&str; 2] = ["heartbeat", "log"];
+const NOT_SUPPORTED_YET: [&str; 1] = ["heartbeat"];
 
 /// Parses one definition. `name` is the file stem.
 pub fn parse_definition(
@@ -155,6 +155,7 @@ impl<'a> Cx<'a> {
         let mut ready = None;
         let mut run = None;
         let mut run_given = false;
+        let mut log = crate::spec::LogSpec::default();
         let mut command_missing = true;
 
         for (key, value) in root.iter() {
@@ -213,6 +214,15 @@ impl<'a> Cx<'a> {
                         run_given = true;
                     }
                 }
+                "log" => match value.get_ref() {
+                    DeValue::String(to) => match to.as_ref() {
+                        "console" => log.console = true,
+                        "file" => log.console = false,
+                        other => self.error(&value.span(), k, format!("must be \"file\" or \"console\" (or a [log] table), not {other:?}")),
+                    },
+                    DeValue::Table(table) => self.log(table, &mut log),
+                    other => self.error(&value.span(), k, format!("must be \"file\", \"console\" or a [log] table, not a {}", other.type_str())),
+                },
                 "ready" => {
                     if let Some(table) = self.table(k, value) {
                         ready = self.ready(&span, table);
@@ -265,6 +275,7 @@ impl<'a> Cx<'a> {
             reload_signal,
             ready,
             run: if run_given { Some(run?) } else { None },
+            log,
         })
     }
 
@@ -452,6 +463,60 @@ impl<'a> Cx<'a> {
         }
     }
 
+    fn log(&mut self, table: &DeTable<'_>, log: &mut crate::spec::LogSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("log.{k}");
+            let int = |v: &DeValue<'_>| {
+                v.as_integer()
+                    .filter(|i| i.radix() == 10)
+                    .and_then(|i| i.as_str().parse::<u64>().ok())
+            };
+            match k {
+                "to" => match self.string(&dotted, value).as_deref() {
+                    Some("file") => log.console = false,
+                    Some("console") => log.console = true,
+                    Some(other) => self.error(
+                        &value.span(),
+                        &dotted,
+                        format!("must be \"file\" or \"console\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "max-size" => {
+                    let parsed = match value.get_ref() {
+                        DeValue::String(s) => parse_size(s),
+                        other => int(other).ok_or_else(|| {
+                            "must be a size such as \"1MiB\" or a number of bytes".to_string()
+                        }),
+                    };
+                    match parsed {
+                        Ok(n) if n >= 1024 => log.max_size = n,
+                        Ok(_) => self.error(&value.span(), &dotted, "must be at least 1KiB"),
+                        Err(e) => self.error(&value.span(), &dotted, e),
+                    }
+                }
+                "keep" => match int(value.get_ref()) {
+                    Some(n) if n <= 100 => log.keep = n as u32,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number of old files from 0 to 100",
+                    ),
+                },
+                "ring" => match int(value.get_ref()) {
+                    Some(n) if (1..=100_000).contains(&n) => log.ring_lines = n as usize,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number of lines from 1 to 100000",
+                    ),
+                },
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+    }
+
     fn stop(&mut self, table: &DeTable<'_>, stop: &mut StopSpec) {
         for (key, value) in table.iter() {
             let k = key.get_ref().as_ref();
@@ -599,6 +664,9 @@ fn number(value: &DeValue<'_>) -> Option<f64> {
 pub struct Loaded {
     pub definitions: BTreeMap<String, Definition>,
     pub errors: Vec<DefinitionError>,
+    /// Directories that exist but could not be read: their services keep running as
+    /// they are (a rescan must not take them for removed).
+    pub unreadable_dirs: Vec<PathBuf>,
 }
 
 impl Loaded {
@@ -623,6 +691,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
                 loaded
                     .errors
                     .push(whole_file(dir, format!("cannot read directory: {e}")));
+                loaded.unreadable_dirs.push(dir.clone());
                 continue;
             }
         };
@@ -695,3 +764,26 @@ mod tests;
 #[path = "run_parse.rs"]
 mod run_parse;
 pub use run_parse::{parse_bind, parse_rlimit};
+
+/// `"10MiB"`, `"512KiB"`, `"1M"`, `"2000"` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. \"1MiB\")"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" | "k" => 1024,
+        "M" | "MB" | "MiB" => 1024 * 1024,
+        "G" | "GB" | "GiB" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}

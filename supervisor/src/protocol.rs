@@ -21,6 +21,12 @@ pub struct Request {
     /// answering; 0 or absent answers at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// For `logs`: how many of the last lines (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lines: Option<usize>,
+    /// For `logs`: keep the connection and stream new lines as they come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
 }
 
 impl Request {
@@ -31,6 +37,8 @@ impl Request {
             service: None,
             signal: None,
             wait_ms: None,
+            lines: None,
+            follow: None,
         }
     }
 

@@ -98,6 +98,32 @@ pub struct ServiceSpec {
     /// What the process gets (own root, ids, capabilities, limits); `None`: it shares
     /// zedinit's root and privileges (development only; shipped services declare one).
     pub run: Option<RunSpec>,
+    /// Where its stdout and stderr go.
+    pub log: LogSpec,
+}
+
+/// `[log]` (or `log = "console"`): captured to a size-rotated file plus a ring in
+/// memory (the default), or passed through to zedinit's console.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSpec {
+    pub console: bool,
+    /// Rotate `<log dir>/<service>.log` when it reaches this many bytes...
+    pub max_size: u64,
+    /// ...keeping this many older files (`.1` is the newest).
+    pub keep: u32,
+    /// Lines kept in memory for `supctl logs`.
+    pub ring_lines: usize,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        LogSpec {
+            console: false,
+            max_size: 1024 * 1024,
+            keep: 3,
+            ring_lines: 200,
+        }
+    }
 }
 
 /// `[ready]`: what makes a longrun `ready` (dependents start only then).

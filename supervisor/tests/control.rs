@@ -80,9 +80,15 @@ fn bad_requests_get_typed_errors_and_the_server_keeps_answering() {
         .expect("answer");
     assert_eq!(r.error, Some(ErrorKind::BadRequest));
     let r = client
-        .call(&Request::for_service("logs", "svc"), t)
+        .call(&Request::for_service("logs", "ghost"), t)
         .expect("answer");
-    assert_eq!(r.error, Some(ErrorKind::NotSupported));
+    assert_eq!(r.error, Some(ErrorKind::UnknownService));
+    let r = client.call(&Request::new("logs"), t).expect("answer");
+    assert_eq!(
+        r.error,
+        Some(ErrorKind::BadRequest),
+        "logs without a service"
+    );
 
     // The same connection is still good after all that.
     assert!(client.call(&Request::new("status"), t).expect("answer").ok);
@@ -260,4 +266,73 @@ fn a_half_closed_client_still_gets_its_waited_answer_and_a_vanished_one_is_forgo
     drop(gone);
     lab.wait_state("svc", "running");
     still_answers(&lab);
+}
+
+#[test]
+fn answers_keep_the_order_of_requests_around_a_too_large_one() {
+    if !require_root("answers_keep_the_order_of_requests_around_a_too_large_one") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start();
+    let mut client = Client::connect(&lab.socket).expect("connect");
+    let mut burst = b"{\"version\":1,\"verb\":\"health\"}\n".to_vec();
+    burst.extend(vec![b'x'; 200_000]);
+    burst.extend(b"\n{\"version\":1,\"verb\":\"bogus\"}\n");
+    client.send_raw(&burst).expect("send");
+    let t = Duration::from_secs(10);
+    let first = client.read_response(t).expect("first");
+    assert!(first.ok, "{first:?}");
+    assert_eq!(
+        client.read_response(t).expect("second").error,
+        Some(ErrorKind::TooLarge)
+    );
+    assert_eq!(
+        client.read_response(t).expect("third").error,
+        Some(ErrorKind::UnknownVerb)
+    );
+}
+
+#[test]
+fn silent_clients_cannot_lock_out_a_health_check() {
+    if !require_root("silent_clients_cannot_lock_out_a_health_check") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start();
+    let silent: Vec<_> = (0..zedctr::server::MAX_CLIENTS + 5)
+        .map(|_| std::os::unix::net::UnixStream::connect(&lab.socket).expect("connect"))
+        .collect();
+    let (code, out, err) = lab.supctl(&["health"]);
+    assert_eq!((code, out.trim()), (0, "healthy"), "{err}");
+    drop(silent);
+    still_answers(&lab);
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
+    if !require_root("running_out_of_file_descriptors_pauses_accepting_instead_of_spinning") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_after("ulimit -n 24");
+    let clients: Vec<_> = (0..40)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&lab.socket).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = lab.read("zedinit.log");
+    let complaints = log.matches("control socket: accept").count()
+        + log.matches("out of file descriptors").count();
+    assert!(
+        (1..=5).contains(&complaints),
+        "{complaints} complaints in:\n{}",
+        lab.log_tail()
+    );
+    drop(clients);
+    wait_until("the server answers again", || {
+        Client::connect(&lab.socket).is_ok_and(|mut c| {
+            c.call(&Request::new("status"), Duration::from_secs(5))
+                .is_ok_and(|r| r.ok)
+        })
+    });
 }

@@ -78,6 +78,8 @@ fn not_pid_1_it_becomes_the_subreaper_and_reaps_orphans() {
         .arg(&lab.services)
         .arg("--control-socket")
         .arg(&lab.socket)
+        .arg("--log-dir")
+        .arg(lab.path("logs"))
         .stderr(std::fs::File::create(lab.path("zedinit.log")).expect("log"))
         .spawn()
         .expect("zedinit");

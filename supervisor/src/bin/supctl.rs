@@ -58,8 +58,16 @@ enum Command {
     Signal { service: String, signal: String },
     /// Re-read the definition directories: start added, stop removed, restart changed
     Rescan,
-    /// Show a service's captured output (needs [log], not supported yet)
-    Logs { service: String },
+    /// Show a service's captured output (the last lines kept in memory)
+    Logs {
+        service: String,
+        /// How many of the last lines
+        #[arg(short = 'n', long = "lines", default_value_t = 50)]
+        lines: usize,
+        /// Keep following new lines (until interrupted)
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Ordered shutdown of every service, then zedinit exits
     Shutdown,
     /// Validate definition directories offline; exit 1 if anything is wrong
@@ -207,7 +215,11 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
                 code::ERROR
             })
         }
-        Command::Logs { service } => simple(&mut client, Request::for_service("logs", &service)),
+        Command::Logs {
+            service,
+            lines,
+            follow,
+        } => logs(&mut client, &service, lines, follow),
         Command::Shutdown => simple(&mut client, Request::new("shutdown")),
         Command::Check { .. } => Ok(code::OK),
     }
@@ -364,5 +376,37 @@ fn check(dirs: &[PathBuf]) -> u8 {
             loaded.definitions.len()
         );
         code::ERROR
+    }
+}
+
+fn logs(client: &mut Client, service: &str, lines: usize, follow: bool) -> Result<u8, ClientError> {
+    let request = Request {
+        lines: Some(lines),
+        follow: Some(follow),
+        ..Request::for_service("logs", service)
+    };
+    let mut response = client.call(&request, ANSWER_TIMEOUT)?;
+    loop {
+        let Some(data) = ok_data(&response) else {
+            return Ok(code::ERROR);
+        };
+        for line in data["lines"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            println!("{}", line.as_str().unwrap_or_default());
+        }
+        if !follow {
+            return Ok(code::OK);
+        }
+        // Following: new lines come as they are written, however long that takes.
+        response = loop {
+            match client.read_response(Duration::from_secs(3600)) {
+                Ok(r) => break r,
+                Err(ClientError::Protocol(m)) if m.starts_with("no answer") => continue,
+                Err(e) => return Err(e),
+            }
+        };
     }
 }

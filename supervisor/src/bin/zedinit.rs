@@ -7,6 +7,7 @@ use zedctr::control::Supervisor;
 use zedctr::core::Core;
 use zedctr::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
 use zedctr::server::{self, Server};
+use zedctr::sys::logpipes::LogHub;
 use zedctr::sys::signals;
 use zedctr::sys::spawn::OsExecutor;
 use zedctr::{log, parse};
@@ -14,16 +15,19 @@ use zedctr::{log, parse};
 struct Args {
     dirs: Vec<PathBuf>,
     socket: PathBuf,
+    log_dir: PathBuf,
 }
 
 const USAGE: &str = "usage: zedinit [--services-dir DIR]... [--control-socket PATH]\n\
   --services-dir DIR     read service definitions (*.toml) from DIR; repeatable\n\
                          (default: /etc/zedctr/services and /run/zedctr/services)\n\
-  --control-socket PATH  control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)";
+  --control-socket PATH  control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)\n\
+  --log-dir DIR          services' log files (default: /var/log/zedctr)";
 
 fn parse_args() -> Result<Args, String> {
     let mut dirs = Vec::new();
     let mut socket = None;
+    let mut log_dir = PathBuf::from(zedctr::DEFAULT_LOG_DIR);
     let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy().into_owned();
@@ -40,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--services-dir" => dirs.push(value("--services-dir")?),
             "--control-socket" => socket = Some(value("--control-socket")?),
+            "--log-dir" => log_dir = value("--log-dir")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -53,6 +58,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         dirs,
         socket: zedctr::client::socket_path(socket),
+        log_dir,
     })
 }
 
@@ -79,6 +85,8 @@ fn main() {
 
 fn run(args: Args) -> i32 {
     let pid = std::process::id() as i32;
+    signals::reset_dispositions();
+    signals::cloexec_inherited_fds();
     // Signals are blocked before any child exists, so none is missed.
     let signal_fd = match signals::block_and_open() {
         Ok(fd) => fd,
@@ -123,7 +131,8 @@ fn run(args: Args) -> i32 {
         .parent()
         .unwrap_or(std::path::Path::new("/run/zedctr"))
         .to_path_buf();
-    let core = Core::new(OsExecutor::new(&run_dir), loaded, seed);
+    let logs = LogHub::new(args.log_dir.clone(), zedctr::event_loop::FIRST_LOG_TOKEN);
+    let core = Core::new(OsExecutor::new(&run_dir, logs), loaded, seed);
     let sup = Supervisor {
         core,
         dirs: args.dirs,

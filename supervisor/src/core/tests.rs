@@ -16,6 +16,7 @@ struct Recorder {
     probes: BTreeMap<i32, String>,
     /// pid → the main pid of the service it belongs to (children of services).
     family: BTreeMap<i32, i32>,
+    leftovers_killed: Vec<i32>,
 }
 
 impl Executor for Recorder {
@@ -53,6 +54,12 @@ impl Executor for Recorder {
     }
     fn belongs_to(&self, pid: i32, main_pid: i32) -> bool {
         pid == main_pid || self.family.get(&pid) == Some(&main_pid)
+    }
+    fn log_tail(&self, _name: &str, _n: usize) -> Vec<String> {
+        Vec::new()
+    }
+    fn kill_leftovers(&mut self, pgid: i32) {
+        self.leftovers_killed.push(pgid);
     }
     fn release(&mut self, name: &str) {
         self.log.push(format!("release {name}"));
@@ -579,4 +586,145 @@ fn file_readiness_is_checked_without_a_process() {
     h.advance(Duration::from_millis(100));
     assert_eq!(h.state("f"), "ready");
     assert_eq!(h.take_log(), vec!["spawn f"]);
+}
+
+// Regressions found in review: verbs and rescans racing a stop.
+
+fn y_broken() -> Loaded {
+    let mut l = Loaded::default();
+    l.errors.push(DefinitionError {
+        file: "/defs/y.toml".into(),
+        line: Some(2),
+        key: Some("requires".into()),
+        message: "unknown service \"x\"".into(),
+    });
+    l
+}
+
+fn command_of(h: &Harness, name: &str) -> Vec<String> {
+    h.core
+        .service(name)
+        .map(|s| s.spec.command.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn start_or_restart_during_a_changed_stop_keeps_the_new_definition() {
+    for verb in ["start", "restart"] {
+        let mut h = Harness::new(&[("svc", "command = [\"/old\"]")]);
+        h.core
+            .apply_rescan(loaded(&[("svc", "command = [\"/new\"]")]), h.now);
+        h.core.reconcile(h.now);
+        match verb {
+            "start" => h.core.request_start("svc").unwrap(),
+            _ => h.core.request_restart("svc", h.now).unwrap(),
+        }
+        h.exit("svc", Exit::Signaled(Signal::SIGTERM));
+        assert_eq!(command_of(&h, "svc"), vec!["/new"], "{verb}");
+        assert_eq!(h.state("svc"), "running", "{verb}");
+    }
+}
+
+#[test]
+fn a_removed_service_cannot_be_started_back() {
+    let mut h = Harness::new(&[
+        ("x", LONGRUN),
+        ("y", "command = [\"/y\"]\nrequires = [\"x\"]"),
+    ]);
+    h.core.apply_rescan(y_broken(), h.now); // x.toml deleted; y kept (broken)
+    h.core.reconcile(h.now);
+    assert!(matches!(
+        h.core.request_start("x"),
+        Err(RequestError::UnknownService(_))
+    ));
+    assert!(matches!(
+        h.core.request_restart("x", h.now),
+        Err(RequestError::UnknownService(_))
+    ));
+    h.exit("y", Exit::Signaled(Signal::SIGTERM));
+    h.exit("x", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.state("x"), "absent");
+}
+
+#[test]
+fn a_service_readded_before_it_stopped_gets_its_new_definition() {
+    let mut h = Harness::new(&[
+        ("x", "command = [\"/x-old\"]"),
+        ("y", "command = [\"/y\"]\nrequires = [\"x\"]"),
+    ]);
+    h.core.apply_rescan(y_broken(), h.now);
+    h.core.reconcile(h.now);
+    let both = [
+        ("x", "command = [\"/x-new\"]"),
+        ("y", "command = [\"/y\"]\nrequires = [\"x\"]"),
+    ];
+    h.core.apply_rescan(loaded(&both), h.now);
+    h.core.reconcile(h.now);
+    h.exit("y", Exit::Signaled(Signal::SIGTERM));
+    h.exit("x", Exit::Signaled(Signal::SIGTERM));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(command_of(&h, "x"), vec!["/x-new"]);
+    assert_eq!((h.state("x"), h.state("y")), ("running", "running"));
+}
+
+#[test]
+fn a_reverted_definition_undoes_the_pending_change() {
+    let mut h = Harness::new(&[("svc", "command = [\"/old\"]")]);
+    h.core
+        .apply_rescan(loaded(&[("svc", "command = [\"/new\"]")]), h.now);
+    h.core.reconcile(h.now);
+    let diff = h
+        .core
+        .apply_rescan(loaded(&[("svc", "command = [\"/old\"]")]), h.now);
+    assert_eq!(
+        diff.changed,
+        vec!["svc"],
+        "compared with the pending definition"
+    );
+    h.core.reconcile(h.now);
+    h.exit("svc", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(command_of(&h, "svc"), vec!["/old"]);
+    assert_eq!(h.state("svc"), "running");
+}
+
+#[test]
+fn a_sigkill_before_the_shutdown_does_not_make_it_unclean() {
+    let mut h = Harness::new(&[("a", "command = [\"/a\"]\n[stop]\ntimeout = \"1s\"")]);
+    h.core.request_restart("a", h.now).unwrap();
+    h.core.reconcile(h.now);
+    h.advance(Duration::from_secs(1));
+    h.exit("a", Exit::Signaled(Signal::SIGKILL));
+    h.core.begin_shutdown(h.now);
+    h.exit("a", Exit::Exited(0));
+    assert!(!h.core.unclean);
+}
+
+#[test]
+fn immediate_restarts_of_a_failing_spawn_do_not_recurse() {
+    // With no backoff at all, each failed start is retried from the loop, not from
+    // inside the previous attempt: 200,000 attempts must not grow the stack.
+    let worker = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let mut rec = Recorder::default();
+            rec.failing.insert("nope".into());
+            let mut h = Harness::with(
+                &[("nope", "command = [\"/nope\"]\n[restart]\nbackoff-base = \"0\"\nbackoff-max = \"0\"\nintensity = 200000\nintensity-window = \"1h\"")],
+                rec,
+            );
+            while h.state("nope") != "failed" {
+                h.advance(Duration::ZERO);
+            }
+            h.core.exec.log.len()
+        })
+        .unwrap();
+    assert_eq!(worker.join().expect("no stack overflow"), 200_001);
+}
+
+#[test]
+fn leftovers_of_a_process_group_are_killed_when_its_leader_exits() {
+    let mut h = Harness::new(&[("svc", LONGRUN)]);
+    let pid = h.pid("svc");
+    h.exit("svc", Exit::Exited(1));
+    assert_eq!(h.core.exec.leftovers_killed, vec![pid]);
 }

@@ -1,6 +1,8 @@
 //! Thin OS work, one concern per file. Everything that decides lives elsewhere.
 
 pub mod confine;
+pub mod logpipes;
+pub mod logwriter;
 pub mod notify;
 pub mod proc;
 pub mod reap;

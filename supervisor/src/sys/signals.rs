@@ -40,3 +40,31 @@ pub fn become_subreaper() -> bool {
     // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
+
+/// Undoes what zedinit's parent may have left: ignored signals (an ignored SIGCHLD makes
+/// the kernel reap children itself, and every exit would be lost) are set back to their
+/// default, except SIGPIPE, which zedinit keeps ignored for its sockets (children get
+/// SIGPIPE back from std before exec). See signal(7), "Signal dispositions".
+pub fn reset_dispositions() {
+    for signo in 1..=31 {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP || signo == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: setting a default disposition installs no handler code.
+        unsafe { libc::signal(signo, libc::SIG_DFL) };
+    }
+}
+
+/// Marks every inherited descriptor above stderr close-on-exec, so services never get
+/// fds that zedinit's parent leaked (close_range(2), CLOSE_RANGE_CLOEXEC).
+pub fn cloexec_inherited_fds() {
+    // SAFETY: close_range only changes flags on our own descriptors.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+}

@@ -2,6 +2,7 @@
 
 use crate::core::Executor;
 use crate::spec::{ReadyCheck, ServiceSpec};
+use crate::sys::logpipes::LogHub;
 use crate::sys::notify::NotifySockets;
 use crate::sys::{confine, proc};
 use nix::errno::Errno;
@@ -23,6 +24,7 @@ pub const PROBE_TCP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct OsExecutor {
     pub notify: NotifySockets,
+    pub logs: LogHub,
     /// Where each confined service's root mount point is made (`<dir>/<service>`).
     roots: PathBuf,
     /// zedinit's own executable, for `tcp` probes.
@@ -30,14 +32,14 @@ pub struct OsExecutor {
 }
 
 impl OsExecutor {
-    /// `notify_dir`: where per-service notify sockets are made.
     /// `run_dir`: zedinit's runtime directory (that of the control socket); notify
-    /// sockets and service roots are made under it.
-    pub fn new(run_dir: &Path) -> Self {
+    /// sockets and service roots are made under it. `logs`: where service output goes.
+    pub fn new(run_dir: &Path, logs: LogHub) -> Self {
         let self_exe = std::fs::read_link("/proc/self/exe")
             .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
         OsExecutor {
             notify: NotifySockets::new(run_dir.join("notify")),
+            logs,
             roots: run_dir.join("roots"),
             self_exe,
         }
@@ -81,6 +83,7 @@ fn spawned(cmd: &mut Command, what: &str) -> Result<i32, String> {
 impl Executor for OsExecutor {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
         let mut cmd = service_command(spec, &spec.command)?;
+        self.logs.attach(spec, &mut cmd)?;
         let notify = if spec
             .ready
             .as_ref()
@@ -138,8 +141,18 @@ impl Executor for OsExecutor {
             || proc::stat(pid).is_some_and(|s| s.session == main_pid || s.pgrp == main_pid)
     }
 
+    fn kill_leftovers(&mut self, pgid: i32) {
+        // ESRCH (the usual case): the group died with its leader.
+        let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+    }
+
+    fn log_tail(&self, name: &str, n: usize) -> Vec<String> {
+        self.logs.tail(name, n)
+    }
+
     fn release(&mut self, name: &str) {
         self.notify.remove(name);
+        self.logs.forget(name);
     }
 
     fn signal_group(&mut self, pgid: i32, signal: Signal) {

@@ -92,7 +92,9 @@ impl Lab {
     /// namespace (to give zedinit mounts of its own, as a container runtime would).
     pub fn start_after(&mut self, setup: &str) {
         let log = std::fs::File::create(self.path("zedinit.log")).expect("log file");
-        let script = format!("{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\"");
+        let script = format!(
+            "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\""
+        );
         let child = Command::new("unshare")
             .args([
                 "--pid",
@@ -106,6 +108,7 @@ impl Lab {
             .arg(ZEDINIT)
             .arg(&self.services)
             .arg(&self.socket)
+            .arg(self.dir.path().join("logs"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -1,0 +1,167 @@
+//! Capturing service output: a pipe per stream per run, read by PID 1's loop (never
+//! blocking: the read ends are non-blocking and each readiness reads a bounded amount),
+//! lines tagged and kept in the service's ring, then handed to the writer thread.
+
+use crate::logs::{LineBuffer, Ring, Stream, format_line, utc_timestamp};
+use crate::spec::ServiceSpec;
+use crate::sys::logwriter::{FilePolicy, LogWriter};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+/// Most bytes read from one pipe per readiness event (fairness between services).
+const READ_BUDGET: usize = 256 * 1024;
+
+struct Pipe {
+    service: Arc<str>,
+    stream: Stream,
+    file: File,
+    lines: LineBuffer,
+    policy: FilePolicy,
+}
+
+pub struct LogHub {
+    rings: BTreeMap<String, Ring>,
+    pipes: BTreeMap<u64, Pipe>,
+    fresh: Vec<u64>,
+    next_token: u64,
+    writer: LogWriter,
+}
+
+impl LogHub {
+    /// `dir`: where log files go; `first_token`: the epoll tokens pipes may use.
+    pub fn new(dir: PathBuf, first_token: u64) -> Self {
+        LogHub {
+            rings: BTreeMap::new(),
+            pipes: BTreeMap::new(),
+            fresh: Vec::new(),
+            next_token: first_token,
+            writer: LogWriter::new(dir),
+        }
+    }
+
+    /// Points the command's stdout and stderr at new pipes (unless the service logs to
+    /// the console) and keeps the read ends.
+    pub fn attach(&mut self, spec: &ServiceSpec, cmd: &mut Command) -> Result<(), String> {
+        if spec.log.console {
+            return Ok(());
+        }
+        let policy = FilePolicy {
+            max_size: spec.log.max_size,
+            keep: spec.log.keep,
+        };
+        let service: Arc<str> = Arc::from(spec.name.as_str());
+        for stream in [Stream::Out, Stream::Err] {
+            let (read, write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(|e| format!("log pipe: {e}"))?;
+            // The child's end must block: clear O_NONBLOCK on the write end only.
+            nix::fcntl::fcntl(
+                &write,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+            )
+            .map_err(|e| format!("log pipe: {e}"))?;
+            match stream {
+                Stream::Out => cmd.stdout(Stdio::from(write)),
+                Stream::Err => cmd.stderr(Stdio::from(write)),
+            };
+            let token = self.next_token;
+            self.next_token += 1;
+            self.pipes.insert(
+                token,
+                Pipe {
+                    service: service.clone(),
+                    stream,
+                    file: File::from(read),
+                    lines: LineBuffer::default(),
+                    policy,
+                },
+            );
+            self.fresh.push(token);
+        }
+        self.rings
+            .entry(spec.name.clone())
+            .or_insert_with(|| Ring::new(spec.log.ring_lines));
+        Ok(())
+    }
+
+    pub fn take_fresh(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.fresh)
+    }
+
+    pub fn owns(&self, token: u64) -> bool {
+        self.pipes.contains_key(&token)
+    }
+
+    pub fn fd(&self, token: u64) -> Option<BorrowedFd<'_>> {
+        self.pipes.get(&token).map(|p| p.file.as_fd())
+    }
+
+    /// Reads what the pipe has (up to a budget); returns the service and its new lines.
+    /// At end of file the pipe is closed (and so leaves the epoll set).
+    pub fn read(&mut self, token: u64) -> Option<(String, Vec<String>)> {
+        let pipe = self.pipes.get_mut(&token)?;
+        let mut buf = [0u8; 16 * 1024];
+        let mut raw = Vec::new();
+        let mut budget = READ_BUDGET;
+        let mut eof = false;
+        while budget > 0 {
+            match pipe.file.read(&mut buf) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    pipe.lines.push(&buf[..n], &mut raw);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    eof = true;
+                    break;
+                }
+            }
+        }
+        if eof {
+            pipe.lines.finish(&mut raw);
+        }
+        let service = pipe.service.clone();
+        let (stream, policy) = (pipe.stream, pipe.policy);
+        if eof {
+            self.pipes.remove(&token);
+        }
+        if raw.is_empty() {
+            return None;
+        }
+        // One timestamp per batch: formatting the time per line would cost more than
+        // the rest of the work in a flood.
+        let stamp = utc_timestamp(std::time::SystemTime::now());
+        let lines: Vec<String> = raw
+            .iter()
+            .map(|l| format_line(&service, stream, l, &stamp))
+            .collect();
+        if let Some(ring) = self.rings.get_mut(&*service) {
+            for line in &lines {
+                ring.push(line.clone());
+            }
+        }
+        self.writer.push(&service, policy, &lines);
+        Some((service.to_string(), lines))
+    }
+
+    pub fn tail(&self, service: &str, n: usize) -> Vec<String> {
+        self.rings
+            .get(service)
+            .map(|r| r.tail(n))
+            .unwrap_or_default()
+    }
+
+    pub fn forget(&mut self, service: &str) {
+        self.rings.remove(service);
+    }
+}

@@ -1,0 +1,208 @@
+//! The log writer thread: the only code that writes service logs to disk, so a slow
+//! disk stalls this thread, never PID 1's loop. The loop hands lines over through a
+//! bounded queue; when the queue is full the lines are dropped, counted, and a marker
+//! saying how many is written in their place. Files are `<dir>/<service>.log`, rotated
+//! by size (`.1` … `.keep`). The thread starts with the first line.
+
+use crate::log;
+use crate::logs::rotation_renames;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Bytes of lines waiting for the writer before new ones are dropped.
+pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where and how one service's file is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilePolicy {
+    pub max_size: u64,
+    pub keep: u32,
+}
+
+struct Entry {
+    service: Arc<str>,
+    policy: FilePolicy,
+    line: String,
+}
+
+#[derive(Default)]
+struct Queue {
+    entries: Vec<Entry>,
+    bytes: usize,
+    /// Lines dropped per service since the writer last looked.
+    dropped: BTreeMap<Arc<str>, (u64, FilePolicy)>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+}
+
+pub struct LogWriter {
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    started: bool,
+}
+
+impl LogWriter {
+    pub fn new(dir: PathBuf) -> Self {
+        LogWriter {
+            dir,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue::default()),
+                wake: Condvar::new(),
+            }),
+            started: false,
+        }
+    }
+
+    /// Queues lines for `service`'s file; never blocks on the disk.
+    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, lines: &[String]) {
+        if !self.started {
+            self.start();
+        }
+        let Ok(mut q) = self.shared.queue.lock() else {
+            return;
+        };
+        for line in lines {
+            if q.bytes + line.len() > MAX_QUEUED_BYTES {
+                q.dropped.entry(service.clone()).or_insert((0, policy)).0 += 1;
+                continue;
+            }
+            q.bytes += line.len() + 1;
+            q.entries.push(Entry {
+                service: service.clone(),
+                policy,
+                line: line.clone(),
+            });
+        }
+        drop(q);
+        self.shared.wake.notify_one();
+    }
+
+    fn start(&mut self) {
+        self.started = true;
+        if let Err(e) = std::fs::create_dir_all(&self.dir) {
+            log::warn(format_args!(
+                "log directory {}: {e}; service output is kept in memory only",
+                self.dir.display()
+            ));
+        }
+        let shared = self.shared.clone();
+        let dir = self.dir.clone();
+        let spawned = std::thread::Builder::new()
+            .name("zedinit-logs".into())
+            .stack_size(64 * 1024)
+            .spawn(move || writer_loop(&shared, &dir));
+        if let Err(e) = spawned {
+            log::warn(format_args!(
+                "cannot start the log writer: {e}; service output is kept in memory only"
+            ));
+        }
+    }
+}
+
+struct OpenLog {
+    file: Option<File>,
+    size: u64,
+    failed: bool,
+}
+
+fn writer_loop(shared: &Shared, dir: &std::path::Path) {
+    let mut files: BTreeMap<Arc<str>, OpenLog> = BTreeMap::new();
+    loop {
+        let (entries, dropped) = {
+            let Ok(mut q) = shared.queue.lock() else {
+                return;
+            };
+            while q.entries.is_empty() && q.dropped.is_empty() {
+                q = match shared.wake.wait(q) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+            q.bytes = 0;
+            (
+                std::mem::take(&mut q.entries),
+                std::mem::take(&mut q.dropped),
+            )
+        };
+        for (service, (count, policy)) in dropped {
+            let marker = format!(
+                "{} zedinit: {count} lines of {service} dropped (the log writer could not keep up)",
+                crate::logs::utc_timestamp(std::time::SystemTime::now())
+            );
+            write_line(&mut files, dir, &service, policy, &marker);
+        }
+        for e in &entries {
+            write_line(&mut files, dir, &e.service, e.policy, &e.line);
+        }
+        for log in files.values_mut() {
+            if let Some(f) = &mut log.file {
+                let _ = f.flush();
+            }
+        }
+    }
+}
+
+fn write_line(
+    files: &mut BTreeMap<Arc<str>, OpenLog>,
+    dir: &std::path::Path,
+    service: &Arc<str>,
+    policy: FilePolicy,
+    line: &str,
+) {
+    let path = dir.join(format!("{service}.log"));
+    let log = files.entry(service.clone()).or_insert_with(|| open(&path));
+    if log.failed {
+        return;
+    }
+    let Some(file) = &mut log.file else {
+        return;
+    };
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    if file.write_all(&bytes).is_err() {
+        return;
+    }
+    log.size += bytes.len() as u64;
+    if log.size >= policy.max_size {
+        log.file = None;
+        let base = path.display().to_string();
+        for (from, to) in rotation_renames(&base, policy.keep) {
+            let _ = std::fs::rename(&from, &to);
+        }
+        if policy.keep == 0 {
+            let _ = std::fs::remove_file(&path);
+        }
+        *log = open(&path);
+    }
+}
+
+fn open(path: &std::path::Path) -> OpenLog {
+    match OpenOptions::new().create(true).append(true).open(path) {
+        Ok(file) => {
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            OpenLog {
+                file: Some(file),
+                size,
+                failed: false,
+            }
+        }
+        Err(e) => {
+            log::warn(format_args!(
+                "cannot open {}: {e}; its lines are kept in memory only",
+                path.display()
+            ));
+            OpenLog {
+                file: None,
+                size: 0,
+                failed: true,
+            }
+        }
+    }
+}

@@ -135,7 +135,21 @@ pub struct Service {
     pub status_text: Option<String>,
     /// Readiness bookkeeping while `Starting` (longruns with `[ready]`).
     readiness: Readiness,
+    /// The last heartbeat (touch of its file, or WATCHDOG=1); set at each start.
+    pub last_beat: Option<Instant>,
+    stale: Stale,
     then: AfterStop,
+}
+
+/// Where a service with `[heartbeat]` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum Stale {
+    #[default]
+    Fresh,
+    /// Its heartbeat signal was sent at this time; restart after the grace.
+    Signaled(Instant),
+    /// Being stopped for a stale heartbeat; the exit goes to the restart policy.
+    Restarting,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -151,6 +165,19 @@ struct Readiness {
 }
 
 impl Service {
+    /// When its heartbeat goes (or, signalled, stays) stale; `None` without one to watch.
+    fn heartbeat_deadline(&self) -> Option<Instant> {
+        let hb = self.spec.heartbeat.as_ref()?;
+        if !matches!(self.phase, Phase::Running | Phase::Ready) {
+            return None;
+        }
+        match self.stale {
+            Stale::Fresh => Some(self.last_beat? + hb.max_age),
+            Stale::Signaled(at) => Some(at + hb.grace),
+            Stale::Restarting => None,
+        }
+    }
+
     /// The definition it will run next: a pending replacement, else the current one.
     fn intended_spec(&self) -> &ServiceSpec {
         match &self.then {
@@ -173,6 +200,8 @@ impl Service {
             generation: 0,
             status_text: None,
             readiness: Readiness::default(),
+            last_beat: None,
+            stale: Stale::Fresh,
             then: AfterStop::Rest,
         }
     }
@@ -401,6 +430,8 @@ impl<E: Executor> Core<E> {
                 }
                 svc.status_text = None;
                 svc.readiness = Readiness::default();
+                svc.last_beat = Some(now);
+                svc.stale = Stale::Fresh;
                 svc.phase = match (&svc.spec.kind, &svc.spec.ready) {
                     (ServiceType::Oneshot, _) => Phase::Starting,
                     (ServiceType::Longrun, None) => Phase::Running,
@@ -546,8 +577,10 @@ impl<E: Executor> Core<E> {
         svc.pid = None;
         svc.started_at = None;
         self.exec.kill_leftovers(pid);
+        // Stopped for a stale heartbeat: the exit is a failure for the restart policy.
+        let stale_restart = svc.stale == Stale::Restarting && svc.wanted && !self.shutting_down;
         match svc.phase {
-            Phase::Stopping { .. } => {
+            Phase::Stopping { .. } if !stale_restart => {
                 log::info(format_args!("{name}: stopped ({exit})"));
                 svc.phase = Phase::Stopped;
                 self.finish_stop(&name);
@@ -571,18 +604,32 @@ impl<E: Executor> Core<E> {
                     now,
                     self.jitter.sample(),
                 );
-                let not_ready = svc.readiness.timed_out.then(|| {
+                let not_ready = if svc.readiness.timed_out {
                     let timeout = svc
                         .spec
                         .ready
                         .as_ref()
                         .map(|r| r.timeout)
                         .unwrap_or_default();
-                    format!(
+                    Some(format!(
                         "not ready within {}",
                         crate::durations::format_duration(timeout)
-                    )
-                });
+                    ))
+                } else if stale_restart {
+                    let max_age = svc
+                        .spec
+                        .heartbeat
+                        .as_ref()
+                        .map(|h| h.max_age)
+                        .unwrap_or_default();
+                    Some(format!(
+                        "heartbeat stale (none for {})",
+                        crate::durations::format_duration(max_age)
+                    ))
+                } else {
+                    None
+                };
+                svc.stale = Stale::Fresh;
                 self.apply_verdict(&name, verdict, now);
                 if let (Some(not_ready), Some(svc)) = (not_ready, self.services.get_mut(&name)) {
                     svc.note = Some(match svc.note.take() {
@@ -601,6 +648,7 @@ impl<E: Executor> Core<E> {
         let names: Vec<String> = self.services.keys().cloned().collect();
         for name in &names {
             self.readiness_tick(name, now);
+            self.heartbeat_tick(name, now);
         }
         for name in names {
             let Some(svc) = self.services.get_mut(&name) else {
@@ -660,7 +708,60 @@ impl<E: Executor> Core<E> {
                 [s.readiness.deadline, probe]
             })
             .flatten();
-        phases.chain(readiness).min()
+        let heartbeats = self
+            .services
+            .values()
+            .filter_map(Service::heartbeat_deadline);
+        phases.chain(readiness).chain(heartbeats).min()
+    }
+
+    /// A beat from the service: its file was touched, or it sent WATCHDOG=1.
+    pub fn on_beat(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        if svc.pid.is_none() || svc.spec.heartbeat.is_none() {
+            return;
+        }
+        svc.last_beat = Some(now);
+        if let Stale::Signaled(_) = svc.stale {
+            log::info(format_args!("{name}: heartbeat back"));
+            svc.stale = Stale::Fresh;
+        }
+    }
+
+    /// Signals, then restarts, a service whose heartbeat is older than its max-age.
+    fn heartbeat_tick(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let (Some(hb), Some(pid), Some(due)) = (
+            svc.spec.heartbeat.clone(),
+            svc.pid,
+            svc.heartbeat_deadline(),
+        ) else {
+            return;
+        };
+        if due > now || self.shutting_down {
+            return;
+        }
+        match (svc.stale, hb.signal) {
+            (Stale::Fresh, Some(signal)) => {
+                log::warn(format_args!(
+                    "{name}: no heartbeat for {}; sending {}",
+                    crate::durations::format_duration(hb.max_age),
+                    signal.as_str()
+                ));
+                let _ = self.exec.signal_process(pid, signal);
+                svc.stale = Stale::Signaled(now);
+            }
+            (Stale::Fresh, None) | (Stale::Signaled(_), _) => {
+                log::warn(format_args!("{name}: heartbeat stale; restarting it"));
+                svc.stale = Stale::Restarting;
+                self.begin_stop(name, now);
+            }
+            (Stale::Restarting, _) => {}
+        }
     }
 
     fn mark_ready(&mut self, name: &str, how: &str) {
@@ -763,7 +864,13 @@ impl<E: Executor> Core<E> {
 
     /// A datagram on a service's notify socket, sent by process `sender`.
     /// Returns false when refused (the sender is not one of the service's processes).
-    pub fn on_notify(&mut self, name: &str, sender: Option<i32>, message: &str) -> bool {
+    pub fn on_notify(
+        &mut self,
+        name: &str,
+        sender: Option<i32>,
+        message: &str,
+        now: Instant,
+    ) -> bool {
         let Some(svc) = self.services.get_mut(name) else {
             return false;
         };
@@ -781,9 +888,11 @@ impl<E: Executor> Core<E> {
             return false;
         }
         let mut ready = false;
+        let mut watchdog = false;
         for line in message.lines() {
             match line.split_once('=') {
                 Some(("READY", "1")) => ready = true,
+                Some(("WATCHDOG", "1")) => watchdog = true,
                 Some(("STATUS", text)) => svc.status_text = Some(text.chars().take(200).collect()),
                 _ => {}
             }
@@ -795,6 +904,9 @@ impl<E: Executor> Core<E> {
             .is_some_and(|r| r.check == ReadyCheck::Notify);
         if ready && wants_notify && !svc.readiness.timed_out {
             self.mark_ready(name, "READY=1");
+        }
+        if watchdog {
+            self.on_beat(name, now);
         }
         true
     }
@@ -1038,24 +1150,29 @@ impl<E: Executor> Core<E> {
                 critical: s.spec.critical,
                 wanted: s.wanted,
                 status_text: s.status_text.clone(),
+                heartbeat_age_ms: s
+                    .last_beat
+                    .filter(|_| s.spec.heartbeat.is_some() && s.pid.is_some())
+                    .map(|t| now.saturating_duration_since(t).as_millis() as u64),
             })
             .collect()
     }
 
-    /// Unhealthy when a critical service has failed.
+    /// Unhealthy when a critical service has failed, or its heartbeat is stale and
+    /// zedinit is not already restarting it (DESIGN.md "Heartbeats and the watchdog").
     pub fn health(&self) -> Health {
-        let reasons: Vec<String> = self
-            .services
-            .values()
-            .filter(|s| s.spec.critical && s.phase == Phase::Failed)
-            .map(|s| {
-                format!(
+        let mut reasons = Vec::new();
+        for s in self.services.values().filter(|s| s.spec.critical) {
+            if s.phase == Phase::Failed {
+                reasons.push(format!(
                     "{} failed: {}",
                     s.spec.name,
                     s.note.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
+                ));
+            } else if let Stale::Signaled(_) = s.stale {
+                reasons.push(format!("{}: heartbeat stale", s.spec.name));
+            }
+        }
         Health {
             healthy: reasons.is_empty(),
             reasons,

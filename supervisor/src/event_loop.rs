@@ -25,6 +25,8 @@ const LISTENER_TOKEN: u64 = 1;
 pub const FIRST_CONN_TOKEN: u64 = 2;
 /// Notify sockets get tokens from here up (connection tokens never get this far).
 const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
+/// The heartbeat inotify fd.
+const HEARTBEAT_TOKEN: u64 = 1 << 47;
 /// Service output pipes get tokens from here up.
 pub const FIRST_LOG_TOKEN: u64 = 1 << 49;
 /// How long the listener rests after accept ran out of file descriptors.
@@ -185,6 +187,11 @@ impl EventLoop {
                 }
             }
             LISTENER_TOKEN => self.server.accept(now, &mut changes),
+            HEARTBEAT_TOKEN => {
+                for name in self.sup.core.exec.heartbeats.read_beats() {
+                    self.sup.core.on_beat(&name, now);
+                }
+            }
             token if token >= FIRST_LOG_TOKEN => {
                 if let Some((service, lines)) = self.sup.core.exec.logs.read(token) {
                     self.server.deliver_log(&service, &lines, &mut changes);
@@ -193,7 +200,7 @@ impl EventLoop {
             token if token >= FIRST_NOTIFY_TOKEN => {
                 if let Some(name) = self.notify_tokens.get(&token).cloned() {
                     for (sender, message) in self.sup.core.exec.notify.receive(&name) {
-                        self.sup.core.on_notify(&name, sender, &message);
+                        self.sup.core.on_notify(&name, sender, &message, now);
                     }
                 }
             }
@@ -313,6 +320,14 @@ impl EventLoop {
 
     /// Puts notify sockets and log pipes made since the last call into the epoll set.
     fn register_new_fds(&mut self) {
+        if let Some(fd) = self.sup.core.exec.heartbeats.take_fresh_fd() {
+            if let Err(e) = self
+                .epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, HEARTBEAT_TOKEN))
+            {
+                log::warn(format_args!("heartbeats: epoll: {e}"));
+            }
+        }
         for token in self.sup.core.exec.logs.take_fresh() {
             if let Some(fd) = self.sup.core.exec.logs.fd(token) {
                 if let Err(e) = self

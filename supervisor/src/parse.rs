@@ -52,9 +52,6 @@ impl Definition {
     }
 }
 
-/// Keys that belong to later features: rejected loudly, never accepted and ignored.
-const NOT_SUPPORTED_YET: [&str; 1] = ["heartbeat"];
-
 /// Parses one definition. `name` is the file stem.
 pub fn parse_definition(
     name: &str,
@@ -156,6 +153,7 @@ impl<'a> Cx<'a> {
         let mut run = None;
         let mut run_given = false;
         let mut log = crate::spec::LogSpec::default();
+        let mut heartbeat = None;
         let mut command_missing = true;
 
         for (key, value) in root.iter() {
@@ -191,7 +189,10 @@ impl<'a> Cx<'a> {
                             None => (false, text.as_str()),
                         };
                         if path.starts_with('/') {
-                            condition = Some(PathCondition { path: path.into(), negate });
+                            condition = Some(PathCondition {
+                                path: path.into(),
+                                negate,
+                            });
                         } else {
                             self.error(&value.span(), k, format!("must be an absolute path (optionally prefixed by '!'), not {text:?}"));
                         }
@@ -218,11 +219,29 @@ impl<'a> Cx<'a> {
                     DeValue::String(to) => match to.as_ref() {
                         "console" => log.console = true,
                         "file" => log.console = false,
-                        other => self.error(&value.span(), k, format!("must be \"file\" or \"console\" (or a [log] table), not {other:?}")),
+                        other => self.error(
+                            &value.span(),
+                            k,
+                            format!(
+                                "must be \"file\" or \"console\" (or a [log] table), not {other:?}"
+                            ),
+                        ),
                     },
                     DeValue::Table(table) => self.log(table, &mut log),
-                    other => self.error(&value.span(), k, format!("must be \"file\", \"console\" or a [log] table, not a {}", other.type_str())),
+                    other => self.error(
+                        &value.span(),
+                        k,
+                        format!(
+                            "must be \"file\", \"console\" or a [log] table, not a {}",
+                            other.type_str()
+                        ),
+                    ),
                 },
+                "heartbeat" => {
+                    if let Some(table) = self.table(k, value) {
+                        heartbeat = self.heartbeat(&span, table);
+                    }
+                }
                 "ready" => {
                     if let Some(table) = self.table(k, value) {
                         ready = self.ready(&span, table);
@@ -233,11 +252,6 @@ impl<'a> Cx<'a> {
                         self.stop(table, &mut stop);
                     }
                 }
-                _ if NOT_SUPPORTED_YET.contains(&k) => self.error(
-                    &span,
-                    k,
-                    format!("[{k}] is not supported yet by this zedinit (see README.md, \"Service definitions\")"),
-                ),
                 _ => self.error(&span, k, "unknown key"),
             }
         }
@@ -276,6 +290,7 @@ impl<'a> Cx<'a> {
             ready,
             run: if run_given { Some(run?) } else { None },
             log,
+            heartbeat,
         })
     }
 
@@ -461,6 +476,50 @@ impl<'a> Cx<'a> {
                 None
             }
         }
+    }
+
+    fn heartbeat(
+        &mut self,
+        table_span: &Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Option<crate::spec::HeartbeatSpec> {
+        let mut max_age = None;
+        let mut signal = None;
+        let mut grace = None;
+        let before = self.errors.len();
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("heartbeat.{k}");
+            let mut d = std::time::Duration::ZERO;
+            match k {
+                "max-age" => {
+                    self.duration_into(&dotted, value, &mut d);
+                    if d < std::time::Duration::from_millis(100) {
+                        self.error(&value.span(), &dotted, "must be at least 100ms");
+                    }
+                    max_age = Some(d);
+                }
+                "grace" => {
+                    self.duration_into(&dotted, value, &mut d);
+                    grace = Some(d);
+                }
+                "signal" => signal = self.signal(&dotted, value),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        let Some(max_age) = max_age else {
+            self.error(
+                table_span,
+                "heartbeat",
+                "needs max-age (e.g. max-age = \"30s\")",
+            );
+            return None;
+        };
+        (self.errors.len() == before).then(|| crate::spec::HeartbeatSpec {
+            max_age,
+            signal,
+            grace: grace.unwrap_or(max_age),
+        })
     }
 
     fn log(&mut self, table: &DeTable<'_>, log: &mut crate::spec::LogSpec) {

@@ -224,13 +224,35 @@ fn missing_command() {
 }
 
 #[test]
-fn later_features_are_rejected_as_not_supported_yet() {
+fn heartbeat_needs_a_max_age_and_takes_a_signal_and_grace() {
     one(
-        "f",
-        "command = [\"/x\"]\n[heartbeat]\nx = 1",
+        "h",
+        "command = [\"/x\"]\n[heartbeat]\nsignal = \"USR1\"",
         Some(2),
         Some("heartbeat"),
-        "not supported yet",
+        "needs max-age",
+    );
+    one(
+        "h",
+        "command = [\"/x\"]\n[heartbeat]\nmax-age = \"1ms\"",
+        Some(3),
+        Some("heartbeat.max-age"),
+        "at least 100ms",
+    );
+    let d = parse_definition(
+        "h",
+        Path::new("/h.toml"),
+        "command = [\"/x\"]\n[heartbeat]\nmax-age = \"30s\"\nsignal = \"USR1\"",
+    )
+    .expect("valid");
+    let hb = d.spec.heartbeat.expect("heartbeat");
+    assert_eq!(
+        (hb.max_age, hb.signal, hb.grace),
+        (
+            std::time::Duration::from_secs(30),
+            Some(nix::sys::signal::Signal::SIGUSR1),
+            std::time::Duration::from_secs(30)
+        )
     );
 }
 

@@ -100,6 +100,18 @@ pub struct ServiceSpec {
     pub run: Option<RunSpec>,
     /// Where its stdout and stderr go.
     pub log: LogSpec,
+    /// A liveness beat the service must give (touch its file or send WATCHDOG=1).
+    pub heartbeat: Option<HeartbeatSpec>,
+}
+
+/// `[heartbeat]`: the service touches `/run/<svc>.touch` (made by zedinit, owned by the
+/// service's uid) or sends `WATCHDOG=1` at least every `max_age`. A stale one gets
+/// `signal` (if declared) and `grace` more, then is restarted by its restart policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatSpec {
+    pub max_age: Duration,
+    pub signal: Option<Signal>,
+    pub grace: Duration,
 }
 
 /// `[log]` (or `log = "console"`): captured to a size-rotated file plus a ring in

@@ -28,6 +28,9 @@ pub struct ServiceStatus {
     /// The service's own `STATUS=` text (notify socket).
     #[serde(default)]
     pub status_text: Option<String>,
+    /// Milliseconds since its last heartbeat (services with `[heartbeat]`).
+    #[serde(default)]
+    pub heartbeat_age_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

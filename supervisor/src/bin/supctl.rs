@@ -290,7 +290,11 @@ fn print_error(response: &Response) {
 }
 
 fn print_table(report: &StatusReport) {
-    let rows: Vec<[String; 8]> = report
+    let ms = |v: Option<u64>| {
+        v.map(|ms| format_duration(Duration::from_millis(ms)))
+            .unwrap_or_else(|| "-".into())
+    };
+    let rows: Vec<[String; 9]> = report
         .services
         .iter()
         .map(|s| {
@@ -306,9 +310,8 @@ fn print_table(report: &StatusReport) {
                     .as_ref()
                     .map(|e| e.to_string())
                     .unwrap_or_else(|| "-".into()),
-                s.next_retry_ms
-                    .map(|ms| format_duration(Duration::from_millis(ms)))
-                    .unwrap_or_else(|| "-".into()),
+                ms(s.next_retry_ms),
+                ms(s.heartbeat_age_ms),
                 s.note
                     .clone()
                     .or_else(|| s.status_text.clone())
@@ -324,6 +327,7 @@ fn print_table(report: &StatusReport) {
         "RESTARTS",
         "LAST-EXIT",
         "NEXT-RETRY",
+        "BEAT",
         "NOTE",
     ];
     let mut widths = header.map(str::len);

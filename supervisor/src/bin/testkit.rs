@@ -10,6 +10,7 @@
 //!   notify MSG [sleep] send MSG (e.g. "READY=1\nSTATUS=up") to $NOTIFY_SOCKET, then
 //!                      optionally sleep forever
 //!   notify-to PATH MSG send MSG to the datagram socket at PATH and exit
+//!   notify-every MS MSG  send MSG to $NOTIFY_SOCKET every MS milliseconds, forever
 //!   listen ADDR        listen on TCP ADDR and accept (and drop) connections forever
 //!   connect ADDR FILE  append "connected" or "refused" to FILE after one TCP connect
 //!   probe OUT [--write DIR]... [--exists PATH]... [--stat PATH]...
@@ -112,6 +113,16 @@ fn main() {
             }
         }
         ["notify-to", path, message] => send_datagram(path, message),
+        ["notify-every", ms, message] => {
+            // One long-lived sender, as a real daemon would be: its messages can always
+            // be traced back to the service (a sender that exits at once can't be).
+            let path = std::env::var("NOTIFY_SOCKET").expect("NOTIFY_SOCKET is set");
+            let pause = std::time::Duration::from_millis(ms.parse().expect("notify-every MS MSG"));
+            loop {
+                send_datagram(&path, message);
+                std::thread::sleep(pause);
+            }
+        }
         ["listen", addr] => {
             let listener = std::net::TcpListener::bind(addr).expect("bind");
             for conn in listener.incoming() {

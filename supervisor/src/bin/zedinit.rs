@@ -16,18 +16,21 @@ struct Args {
     dirs: Vec<PathBuf>,
     socket: PathBuf,
     log_dir: PathBuf,
+    heartbeat_dir: PathBuf,
 }
 
 const USAGE: &str = "usage: zedinit [--services-dir DIR]... [--control-socket PATH]\n\
   --services-dir DIR     read service definitions (*.toml) from DIR; repeatable\n\
                          (default: /etc/zedctr/services and /run/zedctr/services)\n\
   --control-socket PATH  control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)\n\
-  --log-dir DIR          services' log files (default: /var/log/zedctr)";
+  --log-dir DIR          services' log files (default: /var/log/zedctr)\n\
+  --heartbeat-dir DIR    services' <name>.touch heartbeat files (default: /run)";
 
 fn parse_args() -> Result<Args, String> {
     let mut dirs = Vec::new();
     let mut socket = None;
     let mut log_dir = PathBuf::from(zedctr::DEFAULT_LOG_DIR);
+    let mut heartbeat_dir = PathBuf::from("/run");
     let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy().into_owned();
@@ -45,6 +48,7 @@ fn parse_args() -> Result<Args, String> {
             "--services-dir" => dirs.push(value("--services-dir")?),
             "--control-socket" => socket = Some(value("--control-socket")?),
             "--log-dir" => log_dir = value("--log-dir")?,
+            "--heartbeat-dir" => heartbeat_dir = value("--heartbeat-dir")?,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -59,6 +63,7 @@ fn parse_args() -> Result<Args, String> {
         dirs,
         socket: zedctr::client::socket_path(socket),
         log_dir,
+        heartbeat_dir,
     })
 }
 
@@ -132,7 +137,11 @@ fn run(args: Args) -> i32 {
         .unwrap_or(std::path::Path::new("/run/zedctr"))
         .to_path_buf();
     let logs = LogHub::new(args.log_dir.clone(), zedctr::event_loop::FIRST_LOG_TOKEN);
-    let core = Core::new(OsExecutor::new(&run_dir, logs), loaded, seed);
+    let core = Core::new(
+        OsExecutor::new(&run_dir, &args.heartbeat_dir, logs),
+        loaded,
+        seed,
+    );
     let sup = Supervisor {
         core,
         dirs: args.dirs,

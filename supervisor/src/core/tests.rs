@@ -490,18 +490,24 @@ fn notify_readiness_gates_dependents_and_refuses_strangers() {
     assert_eq!(h.state("db"), "starting");
     let db = h.pid("db");
     // A process that is not db's: refused, nothing starts.
-    assert!(!h.core.on_notify("db", Some(4242), "READY=1"));
-    assert!(!h.core.on_notify("db", None, "READY=1"));
+    assert!(!h.core.on_notify("db", Some(4242), "READY=1", h.now));
+    assert!(!h.core.on_notify("db", None, "READY=1", h.now));
     h.core.reconcile(h.now);
     assert_eq!((h.state("db"), h.take_log()), ("starting", vec![]));
     // A child of db's: accepted; STATUS is kept.
     h.core.exec.family.insert(777, db);
-    assert!(h.core.on_notify("db", Some(777), "STATUS=warming up\n"));
+    assert!(
+        h.core
+            .on_notify("db", Some(777), "STATUS=warming up\n", h.now)
+    );
     assert_eq!(
         h.core.status(h.now)[0].status_text.as_deref(),
         Some("warming up")
     );
-    assert!(h.core.on_notify("db", Some(db), "READY=1\nSTATUS=serving"));
+    assert!(
+        h.core
+            .on_notify("db", Some(db), "READY=1\nSTATUS=serving", h.now)
+    );
     h.core.reconcile(h.now);
     assert_eq!(h.state("db"), "ready");
     assert_eq!(h.take_log(), vec!["spawn app"]);
@@ -520,7 +526,7 @@ fn a_readiness_timeout_kills_the_start_and_follows_the_restart_policy() {
     assert_eq!(h.take_log(), vec!["SIGKILL slow"]);
     // A late READY=1 no longer counts.
     let pid = h.pid("slow");
-    h.core.on_notify("slow", Some(pid), "READY=1");
+    h.core.on_notify("slow", Some(pid), "READY=1", h.now);
     assert_eq!(h.state("slow"), "starting");
     h.exit("slow", Exit::Signaled(Signal::SIGKILL));
     assert_eq!(h.take_log(), vec!["spawn slow"], "first restart at once");
@@ -727,4 +733,86 @@ fn leftovers_of_a_process_group_are_killed_when_its_leader_exits() {
     let pid = h.pid("svc");
     h.exit("svc", Exit::Exited(1));
     assert_eq!(h.core.exec.leftovers_killed, vec![pid]);
+}
+
+// Heartbeats.
+
+#[test]
+fn a_stale_heartbeat_restarts_the_service_through_its_restart_policy() {
+    let mut h = Harness::new(&[(
+        "beat",
+        "command = [\"/b\"]\ncritical = true\n[heartbeat]\nmax-age = \"10s\"\n[restart]\nintensity = 1",
+    )]);
+    h.take_log();
+    h.advance(Duration::from_secs(6));
+    h.core.on_beat("beat", h.now);
+    h.advance(Duration::from_secs(9));
+    assert_eq!(h.take_log(), Vec::<String>::new(), "beaten 9 s ago: fresh");
+    assert_eq!(h.core.status(h.now)[0].heartbeat_age_ms, Some(9000));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        h.take_log(),
+        vec!["SIGTERM beat"],
+        "stale at max-age: stopped"
+    );
+    assert!(h.core.health().healthy, "zedinit is restarting it");
+    h.exit("beat", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.take_log(), vec!["spawn beat"]);
+    assert_eq!(h.state("beat"), "running");
+    assert_eq!(
+        h.core
+            .service("beat")
+            .and_then(|s| s.note.clone())
+            .as_deref(),
+        Some("heartbeat stale (none for 10s)")
+    );
+    assert!(h.core.health().healthy);
+    // The next stale run exhausts the intensity: failed, and a critical failure.
+    h.advance(Duration::from_secs(10));
+    h.exit("beat", Exit::Signaled(Signal::SIGTERM));
+    assert_eq!(h.state("beat"), "failed");
+    let health = h.core.health();
+    assert!(
+        !health.healthy && health.reasons[0].starts_with("beat failed: heartbeat stale"),
+        "{health:?}"
+    );
+}
+
+#[test]
+fn a_declared_heartbeat_signal_comes_first_and_a_beat_in_the_grace_saves_it() {
+    let mut h = Harness::new(&[(
+        "beat",
+        "command = [\"/b\"]\ncritical = true\n[heartbeat]\nmax-age = \"10s\"\nsignal = \"SIGUSR1\"\ngrace = \"5s\"",
+    )]);
+    h.take_log();
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.take_log(), vec!["signal beat SIGUSR1"]);
+    let health = h.core.health();
+    assert!(
+        !health.healthy && health.reasons == vec!["beat: heartbeat stale".to_string()],
+        "{health:?}"
+    );
+    h.advance(Duration::from_secs(4));
+    h.core.on_beat("beat", h.now);
+    assert!(h.core.health().healthy);
+    h.advance(Duration::from_secs(9));
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    // Silent again: signal, then after the grace, the restart.
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_log(), vec!["signal beat SIGUSR1"]);
+    h.advance(Duration::from_secs(5));
+    assert_eq!(h.take_log(), vec!["SIGTERM beat"]);
+}
+
+#[test]
+fn watchdog_messages_count_as_beats() {
+    let mut h = Harness::new(&[("beat", "command = [\"/b\"]\n[heartbeat]\nmax-age = \"2s\"")]);
+    h.take_log();
+    let pid = h.pid("beat");
+    for _ in 0..5 {
+        h.advance(Duration::from_millis(1500));
+        assert!(h.core.on_notify("beat", Some(pid), "WATCHDOG=1", h.now));
+    }
+    assert_eq!(h.take_log(), Vec::<String>::new());
+    assert_eq!(h.state("beat"), "running");
 }

@@ -141,18 +141,8 @@ fn last_cap() -> u8 {
         .unwrap_or(40)
 }
 
-/// Resolves `run` for `spec`: ids, paths, masks. `roots` is where the service's new
-/// root mount point is made; `notify` the notify socket to keep reachable.
-/// Returns the plan and the step pipe's read end and write end; drop the write end in
-/// the parent once spawn has returned.
-pub fn prepare(
-    spec: &ServiceSpec,
-    run: &RunSpec,
-    roots: &Path,
-    notify: Option<&Path>,
-) -> Result<(Plan, OwnedFd, OwnedFd), String> {
-    let root = roots.join(&spec.name);
-    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+/// The uid and gid a service runs as (names looked up in the image's files).
+pub fn ids(run: &RunSpec) -> Result<(u32, u32), String> {
     let (uid, user_gid) = match &run.uid {
         None => (0, 0),
         Some(IdRef::Id(n)) => (*n, *n),
@@ -164,6 +154,23 @@ pub fn prepare(
         None => user_gid,
         Some(g) => group_id(g, "gid")?,
     };
+    Ok((uid, gid))
+}
+
+/// Resolves `run` for `spec`: ids, paths, masks. `roots` is where the service's new
+/// root mount point is made; `extra` are (source, destination) files zedinit made for the
+/// service (its notify socket, its heartbeat file) to keep reachable in its root.
+/// Returns the plan and the step pipe's read end and write end; drop the write end in
+/// the parent once spawn has returned.
+pub fn prepare(
+    spec: &ServiceSpec,
+    run: &RunSpec,
+    roots: &Path,
+    extra: &[(PathBuf, PathBuf)],
+) -> Result<(Plan, OwnedFd, OwnedFd), String> {
+    let root = roots.join(&spec.name);
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let (uid, gid) = ids(run)?;
     let groups = run
         .additional_gids
         .iter()
@@ -194,10 +201,10 @@ pub fn prepare(
             is_dir: meta.is_dir(),
         });
     }
-    if let Some(sock) = notify {
+    for (src, dst) in extra {
         binds.push(BindPlan {
-            src: cstr(sock)?,
-            dst: cstr(under(&root, sock))?,
+            src: cstr(src)?,
+            dst: cstr(under(&root, dst))?,
             readonly: false,
             is_dir: false,
         });
@@ -510,6 +517,11 @@ fn check(ret: c_int) -> std::io::Result<()> {
 /// # Safety
 /// Only syscalls on `path`; callable between fork and exec.
 unsafe fn make_target(path: &CString, dir: bool) -> std::io::Result<()> {
+    // Already there (a directory, a file, or the very socket being bound): use it as is.
+    // SAFETY: access(2) on a NUL-terminated path we own.
+    if unsafe { libc::access(path.as_ptr(), libc::F_OK) } == 0 {
+        return Ok(());
+    }
     let bytes = path.as_bytes();
     let mut buf = [0u8; 4096];
     if bytes.len() >= buf.len() {

@@ -1,6 +1,7 @@
 //! Thin OS work, one concern per file. Everything that decides lives elsewhere.
 
 pub mod confine;
+pub mod heartbeat;
 pub mod logpipes;
 pub mod logwriter;
 pub mod notify;

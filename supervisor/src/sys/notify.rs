@@ -43,6 +43,9 @@ impl NotifySockets {
         }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
+        // Only root reaches the sockets by their path; each service reaches its own
+        // through the bind zedinit puts in its root.
+        let _ = std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700));
         let _ = std::fs::remove_file(&path);
         let socket = UnixDatagram::bind(&path)
             .map_err(|e| format!("notify socket {}: {e}", path.display()))?;

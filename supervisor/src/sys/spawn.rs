@@ -2,6 +2,7 @@
 
 use crate::core::Executor;
 use crate::spec::{ReadyCheck, ServiceSpec};
+use crate::sys::heartbeat::Heartbeats;
 use crate::sys::logpipes::LogHub;
 use crate::sys::notify::NotifySockets;
 use crate::sys::{confine, proc};
@@ -19,11 +20,14 @@ pub const SERVICE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// The hidden zedinit mode that runs a `tcp` readiness probe as a child process, so that
 /// a slow connect (or name lookup) never blocks PID 1: `zedinit --probe-tcp HOST:PORT`.
 pub const PROBE_TCP_FLAG: &str = "--probe-tcp";
+/// Where a confined service finds its notify socket.
+pub const CONFINED_NOTIFY_SOCKET: &str = "/run/zedctr/notify.sock";
 /// How long one TCP probe may take.
 pub const PROBE_TCP_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct OsExecutor {
     pub notify: NotifySockets,
+    pub heartbeats: Heartbeats,
     pub logs: LogHub,
     /// Where each confined service's root mount point is made (`<dir>/<service>`).
     roots: PathBuf,
@@ -34,11 +38,13 @@ pub struct OsExecutor {
 impl OsExecutor {
     /// `run_dir`: zedinit's runtime directory (that of the control socket); notify
     /// sockets and service roots are made under it. `logs`: where service output goes.
-    pub fn new(run_dir: &Path, logs: LogHub) -> Self {
+    /// `heartbeat_dir`: where `<service>.touch` files are made (`/run` on a device).
+    pub fn new(run_dir: &Path, heartbeat_dir: &Path, logs: LogHub) -> Self {
         let self_exe = std::fs::read_link("/proc/self/exe")
             .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
         OsExecutor {
             notify: NotifySockets::new(run_dir.join("notify")),
+            heartbeats: Heartbeats::new(heartbeat_dir.to_path_buf()),
             logs,
             roots: run_dir.join("roots"),
             self_exe,
@@ -84,22 +90,43 @@ impl Executor for OsExecutor {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
         let mut cmd = service_command(spec, &spec.command)?;
         self.logs.attach(spec, &mut cmd)?;
-        let notify = if spec
+        let (uid, gid) = match &spec.run {
+            Some(run) => confine::ids(run)?,
+            None => (0, 0),
+        };
+        // Files zedinit makes for the service, bound into its own root if it has one.
+        let mut extra = Vec::new();
+        let wants_notify = spec
             .ready
             .as_ref()
             .is_some_and(|r| r.check == ReadyCheck::Notify)
-        {
+            || spec.heartbeat.is_some();
+        if wants_notify {
+            // Confined, it sees its socket in its private /run (the directory holding
+            // all of them is root-only).
             let path = self.notify.ensure(&spec.name)?;
-            cmd.env("NOTIFY_SOCKET", &path);
-            Some(path)
-        } else {
-            None
-        };
+            let inside = PathBuf::from(CONFINED_NOTIFY_SOCKET);
+            cmd.env(
+                "NOTIFY_SOCKET",
+                if spec.run.is_some() { &inside } else { &path },
+            );
+            extra.push((path, inside));
+        }
+        if spec.heartbeat.is_some() {
+            let path = self.heartbeats.ensure(&spec.name, uid, gid)?;
+            let inside = PathBuf::from(format!("/run/{}.touch", spec.name));
+            let seen = if spec.run.is_some() {
+                inside.clone()
+            } else {
+                path.clone()
+            };
+            cmd.env("ZEDCTR_HEARTBEAT_FILE", &seen);
+            extra.push((path, inside));
+        }
         let Some(run) = &spec.run else {
             return spawned(&mut cmd, &spec.command[0]);
         };
-        let (plan, step_read, step_write) =
-            confine::prepare(spec, run, &self.roots, notify.as_deref())?;
+        let (plan, step_read, step_write) = confine::prepare(spec, run, &self.roots, &extra)?;
         for (name, value) in &run.env {
             cmd.env(name, value);
         }
@@ -153,6 +180,7 @@ impl Executor for OsExecutor {
     fn release(&mut self, name: &str) {
         self.notify.remove(name);
         self.logs.forget(name);
+        self.heartbeats.forget(name);
     }
 
     fn signal_group(&mut self, pgid: i32, signal: Signal) {

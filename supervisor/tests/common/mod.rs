@@ -93,7 +93,7 @@ impl Lab {
     pub fn start_after(&mut self, setup: &str) {
         let log = std::fs::File::create(self.path("zedinit.log")).expect("log file");
         let script = format!(
-            "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\""
+            "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\" --heartbeat-dir \"$4\""
         );
         let child = Command::new("unshare")
             .args([
@@ -109,6 +109,7 @@ impl Lab {
             .arg(&self.services)
             .arg(&self.socket)
             .arg(self.dir.path().join("logs"))
+            .arg(self.dir.path().join("heartbeat"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -20,4 +20,5 @@ RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/
 COPY zedinit supctl /usr/bin/
 COPY rootfs/ /
 
-CMD ["/usr/bin/zedinit"]
+# Service logs go to the host's /var/log/zedctr (the root is read-only).
+CMD ["/usr/bin/zedinit", "--log-dir", "/var/log/dom0/zedctr"]

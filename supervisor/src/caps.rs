@@ -112,10 +112,16 @@ mod tests {
     fn build_yml_carries_what_zedinit_needs_and_never_all() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../build.yml");
         let text = std::fs::read_to_string(path).expect("build.yml");
-        let caps: Vec<&str> = text.lines().filter_map(|l| l.trim().strip_prefix("- CAP_")).collect();
+        let caps: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- CAP_"))
+            .collect();
         for (cap, _) in ZEDINIT_OWN {
             assert!(caps.contains(&&cap[4..]), "build.yml lacks {cap}");
         }
-        assert!(!text.lines().any(|l| l.trim().eq_ignore_ascii_case("- all")), "capabilities: all is what zedctr removes");
+        assert!(
+            !text.lines().any(|l| l.trim().eq_ignore_ascii_case("- all")),
+            "capabilities: all is what zedctr removes"
+        );
     }
 }

@@ -101,6 +101,26 @@ struct Conn {
 }
 
 impl Conn {
+    fn new(stream: UnixStream, now: Instant) -> Self {
+        Conn {
+            stream,
+            partial: Vec::new(),
+            queue: VecDeque::new(),
+            output: Vec::new(),
+            discarding: false,
+            waiting: None,
+            following: None,
+            follow_dropped: 0,
+            interest: Interest {
+                read: true,
+                write: false,
+            },
+            eof: false,
+            broken: false,
+            last_active: now,
+        }
+    }
+
     fn busy(&self) -> bool {
         self.waiting.is_some()
             || self.following.is_some()
@@ -188,26 +208,7 @@ impl Server {
             }
             let token = self.next_token;
             self.next_token += 1;
-            self.conns.insert(
-                token,
-                Conn {
-                    stream,
-                    partial: Vec::new(),
-                    queue: VecDeque::new(),
-                    output: Vec::new(),
-                    discarding: false,
-                    waiting: None,
-                    following: None,
-                    follow_dropped: 0,
-                    interest: Interest {
-                        read: true,
-                        write: false,
-                    },
-                    eof: false,
-                    broken: false,
-                    last_active: now,
-                },
-            );
+            self.conns.insert(token, Conn::new(stream, now));
             changes.added.push(token);
         }
     }
@@ -504,23 +505,7 @@ mod tests {
 
     fn conn() -> Conn {
         let (a, _b) = UnixStream::pair().expect("pair");
-        Conn {
-            stream: a,
-            partial: Vec::new(),
-            queue: VecDeque::new(),
-            output: Vec::new(),
-            discarding: false,
-            waiting: None,
-            following: None,
-            follow_dropped: 0,
-            interest: Interest {
-                read: true,
-                write: false,
-            },
-            eof: false,
-            broken: false,
-            last_active: Instant::now(),
-        }
+        Conn::new(a, Instant::now())
     }
 
     fn kinds(c: &Conn) -> Vec<String> {

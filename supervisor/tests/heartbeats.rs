@@ -6,14 +6,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-fn bin_dir() -> String {
-    std::path::Path::new(TESTKIT)
-        .parent()
-        .expect("bin dir")
-        .display()
-        .to_string()
-}
-
 #[test]
 fn a_service_that_stops_touching_is_restarted_and_health_turns_only_when_it_fails() {
     if !require_root(

@@ -10,16 +10,6 @@ const CAP_NET_ADMIN: u64 = 1 << 12;
 const CAP_NET_RAW: u64 = 1 << 13;
 const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
 
-/// The directory of the test binaries, bound read-only at the same path so the probe
-/// can run inside the service's own root.
-fn bin_dir() -> String {
-    std::path::Path::new(TESTKIT)
-        .parent()
-        .expect("bin dir")
-        .display()
-        .to_string()
-}
-
 /// Writes a probe service `name` with the given extra probe args and [run] body, its
 /// report going to `<lab>/out/<name>.json` (bound at /run/out).
 fn probe_service(lab: &Lab, name: &str, probe_args: &str, run: &str) {

@@ -218,11 +218,21 @@ mod tests {
         // Hold the writer (as a stalled disk would): nothing drains the queue.
         writer.started = true;
         let service: Arc<str> = Arc::from("flood");
-        let policy = FilePolicy { max_size: 64 * 1024 * 1024, keep: 1 };
+        let policy = FilePolicy {
+            max_size: 64 * 1024 * 1024,
+            keep: 1,
+        };
         let line = "x".repeat(1023);
         let lines: Vec<String> = (0..6000).map(|_| line.clone()).collect();
         writer.push(&service, policy, &lines);
-        let dropped = writer.shared.queue.lock().expect("lock").dropped.get(&service).map(|d| d.0);
+        let dropped = writer
+            .shared
+            .queue
+            .lock()
+            .expect("lock")
+            .dropped
+            .get(&service)
+            .map(|d| d.0);
         let kept = MAX_QUEUED_BYTES / 1024;
         assert_eq!(dropped, Some(6000 - kept as u64));
         // The disk comes back: the kept lines and a marker with the count are written.
@@ -233,10 +243,21 @@ mod tests {
         loop {
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             if text.lines().count() == kept + 1 {
-                assert!(text.lines().next().unwrap_or("").contains(&format!("zedinit: {} lines of flood dropped", 6000 - kept)), "{}", &text[..200]);
+                assert!(
+                    text.lines()
+                        .next()
+                        .unwrap_or("")
+                        .contains(&format!("zedinit: {} lines of flood dropped", 6000 - kept)),
+                    "{}",
+                    &text[..200]
+                );
                 break;
             }
-            assert!(std::time::Instant::now() < deadline, "{} lines written", text.lines().count());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} lines written",
+                text.lines().count()
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }

@@ -279,3 +279,13 @@ pub fn append_line(path: &Path, line: &str) {
         .expect("open");
     writeln!(f, "{line}").expect("write");
 }
+
+/// The directory of the test binaries; confined services bind it read-only at the same
+/// path so they can run them inside their own root.
+pub fn bin_dir() -> String {
+    Path::new(TESTKIT)
+        .parent()
+        .expect("bin dir")
+        .display()
+        .to_string()
+}

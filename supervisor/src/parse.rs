@@ -232,8 +232,8 @@ impl<'a> Cx<'a> {
                         &value.span(),
                         k,
                         format!(
-                            "must be \"file\", \"console\" or a [log] table, not a {}",
-                            other.type_str()
+                            "must be \"file\", \"console\" or a [log] table, not {}",
+                            a_type(other)
                         ),
                     ),
                 },
@@ -305,8 +305,8 @@ impl<'a> Cx<'a> {
                 &value.span(),
                 key,
                 format!(
-                    "must be an array of strings, e.g. [\"/usr/bin/x\", \"--flag\"], not a {}",
-                    value.get_ref().type_str()
+                    "must be an array of strings, e.g. [\"/usr/bin/x\", \"--flag\"], not {}",
+                    a_type(value.get_ref())
                 ),
             );
             return None;
@@ -320,8 +320,8 @@ impl<'a> Cx<'a> {
                         &item.span(),
                         key,
                         format!(
-                            "every argument must be a string, not a {}",
-                            item.get_ref().type_str()
+                            "every argument must be a string, not {}",
+                            a_type(item.get_ref())
                         ),
                     );
                     return None;
@@ -599,7 +599,7 @@ impl<'a> Cx<'a> {
                 self.error(
                     &value.span(),
                     key,
-                    format!("must be a string, not a {}", value.get_ref().type_str()),
+                    format!("must be a string, not {}", a_type(value.get_ref())),
                 );
                 None
             }
@@ -612,10 +612,7 @@ impl<'a> Cx<'a> {
             self.error(
                 &value.span(),
                 key,
-                format!(
-                    "must be true or false, not a {}",
-                    value.get_ref().type_str()
-                ),
+                format!("must be true or false, not {}", a_type(value.get_ref())),
             );
         }
         b
@@ -631,10 +628,7 @@ impl<'a> Cx<'a> {
             self.error(
                 &value.span(),
                 key,
-                format!(
-                    "must be a table ([{key}]), not a {}",
-                    value.get_ref().type_str()
-                ),
+                format!("must be a table ([{key}]), not {}", a_type(value.get_ref())),
             );
         }
         t
@@ -664,8 +658,8 @@ impl<'a> Cx<'a> {
                     Ok(std::time::Duration::from_secs_f64(secs))
                 }
                 _ => Err(format!(
-                    "must be a duration such as \"500ms\" or \"10s\", not a {}",
-                    other.type_str()
+                    "must be a duration such as \"500ms\" or \"10s\", not {}",
+                    a_type(other)
                 )),
             },
         };
@@ -681,8 +675,8 @@ impl<'a> Cx<'a> {
                 &value.span(),
                 key,
                 format!(
-                    "must be an array of service names, not a {}",
-                    value.get_ref().type_str()
+                    "must be an array of service names, not {}",
+                    a_type(value.get_ref())
                 ),
             );
             return Vec::new();
@@ -699,8 +693,8 @@ impl<'a> Cx<'a> {
                     &item.span(),
                     key,
                     format!(
-                        "every entry must be a service name (string), not a {}",
-                        item.get_ref().type_str()
+                        "every entry must be a service name (string), not {}",
+                        a_type(item.get_ref())
                     ),
                 ),
             }
@@ -845,4 +839,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(scale)
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// "a string", "an integer", "an array"... for messages.
+fn a_type(value: &DeValue<'_>) -> String {
+    let t = value.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
 }

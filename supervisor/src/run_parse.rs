@@ -1,6 +1,6 @@
 //! Parsing `[run]` (linuxkit's names and casing), part of the definition parser.
 
-use super::{Cx, DefinitionError};
+use super::{Cx, DefinitionError, a_type};
 use crate::caps;
 use crate::spec::{Bind, IdRef, Mkdir, Rlimit, RunSpec};
 use std::ops::Range;
@@ -163,7 +163,7 @@ impl Cx<'_> {
                 self.error(
                     &value.span(),
                     key,
-                    format!("must be an array, not a {}", value.get_ref().type_str()),
+                    format!("must be an array, not {}", a_type(value.get_ref())),
                 );
                 Vec::new()
             }
@@ -190,7 +190,7 @@ impl Cx<'_> {
                 self.error(
                     &value.span(),
                     key,
-                    format!("must be a number or a name, not a {}", other.type_str()),
+                    format!("must be a number or a name, not {}", a_type(other)),
                 );
                 None
             }

@@ -1,0 +1,231 @@
+//! Which answer to take, as a pure function of what has been heard so far.
+//!
+//! Methods run together; the answer is taken by preference (A query > _workstation >
+//! _http > _https, or the configured order) as soon as no better method can still
+//! answer. Among bridges answering the same method: the one whose dnsmasq lease holds
+//! the address first, then network-instance order; all are kept for failover.
+
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    /// A direct mDNS A query for the host (legacy unicast, answered at once).
+    AQuery,
+    Workstation,
+    Http,
+    Https,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::AQuery,
+        Method::Workstation,
+        Method::Http,
+        Method::Https,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::AQuery => "a-query",
+            Method::Workstation => "workstation",
+            Method::Http => "http",
+            Method::Https => "https",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Method, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == text.trim())
+            .ok_or_else(|| format!("unknown method {text:?} (a-query, workstation, http, https)"))
+    }
+
+    /// The DNS-SD service type browsed, if this is a browse.
+    pub fn service_type(self) -> Option<&'static str> {
+        match self {
+            Method::AQuery => None,
+            Method::Workstation => Some("_workstation._tcp.local."),
+            Method::Http => Some("_http._tcp.local."),
+            Method::Https => Some("_https._tcp.local."),
+        }
+    }
+}
+
+/// What has been heard: answers, and which (method, bridge) pairs can say no more.
+#[derive(Debug, Clone, Default)]
+pub struct Heard {
+    /// (method, bridge index, address), in arrival order.
+    pub answers: Vec<(Method, usize, Ipv4Addr)>,
+    /// (method, bridge index) that finished without more to say.
+    pub finished: Vec<(Method, usize)>,
+    /// The total budget ran out: everything is finished.
+    pub out_of_time: bool,
+}
+
+impl Heard {
+    fn finished(&self, method: Method, bridge: usize) -> bool {
+        self.out_of_time
+            || self.finished.contains(&(method, bridge))
+            || self
+                .answers
+                .iter()
+                .any(|(m, b, _)| *m == method && *b == bridge)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Wait,
+    /// Candidates, best first: (bridge index, address).
+    Take {
+        method: Method,
+        candidates: Vec<(usize, Ipv4Addr)>,
+    },
+    NotFound,
+}
+
+/// `methods` in preference order; `bridges` is the number of bridges (network-instance
+/// order); `leased(bridge, ip)` says whether that bridge's dnsmasq leased `ip`.
+pub fn decide(
+    methods: &[Method],
+    bridges: usize,
+    heard: &Heard,
+    leased: impl Fn(usize, Ipv4Addr) -> bool,
+) -> Decision {
+    for &method in methods {
+        let mut candidates: Vec<(usize, Ipv4Addr)> = Vec::new();
+        for (m, b, ip) in &heard.answers {
+            if *m == method && !candidates.iter().any(|(cb, _)| cb == b) {
+                candidates.push((*b, *ip));
+            }
+        }
+        let all_finished = (0..bridges).all(|b| heard.finished(method, b));
+        if candidates.is_empty() {
+            if all_finished {
+                continue;
+            }
+            // A better method may still answer.
+            return Decision::Wait;
+        }
+        // Take at once if a lease confirms one; otherwise let the other bridges finish
+        // this method so the lease and order rules can choose among them.
+        let confirmed = candidates.iter().any(|(b, ip)| leased(*b, *ip));
+        if !confirmed && !all_finished {
+            return Decision::Wait;
+        }
+        candidates.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
+        return Decision::Take { method, candidates };
+    }
+    Decision::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Method::*;
+
+    const ALL: [Method; 4] = Method::ALL;
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1, 0, last)
+    }
+    fn no_lease(_: usize, _: Ipv4Addr) -> bool {
+        false
+    }
+
+    #[test]
+    fn a_better_method_that_may_still_answer_is_waited_for() {
+        let heard = Heard {
+            answers: vec![(Workstation, 0, ip(5))],
+            ..Default::default()
+        };
+        assert_eq!(decide(&ALL, 1, &heard, no_lease), Decision::Wait);
+        let heard = Heard {
+            finished: vec![(AQuery, 0)],
+            ..heard
+        };
+        assert_eq!(
+            decide(&ALL, 1, &heard, no_lease),
+            Decision::Take {
+                method: Workstation,
+                candidates: vec![(0, ip(5))]
+            }
+        );
+    }
+
+    #[test]
+    fn the_best_method_is_taken_at_once() {
+        let heard = Heard {
+            answers: vec![(AQuery, 0, ip(5))],
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&ALL, 1, &heard, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5))]
+            }
+        );
+    }
+
+    #[test]
+    fn a_method_alone_needs_no_waiting_for_others() {
+        let heard = Heard {
+            answers: vec![(Https, 0, ip(9))],
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&[Https], 1, &heard, no_lease),
+            Decision::Take {
+                method: Https,
+                candidates: vec![(0, ip(9))]
+            }
+        );
+    }
+
+    #[test]
+    fn nothing_heard_until_the_budget_runs_out_is_not_found() {
+        let heard = Heard::default();
+        assert_eq!(decide(&ALL, 2, &heard, no_lease), Decision::Wait);
+        let heard = Heard {
+            out_of_time: true,
+            ..heard
+        };
+        assert_eq!(decide(&ALL, 2, &heard, no_lease), Decision::NotFound);
+    }
+
+    #[test]
+    fn two_bridges_answering_prefer_the_lease_then_instance_order() {
+        let both = Heard {
+            answers: vec![(AQuery, 1, ip(7)), (AQuery, 0, ip(5))],
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(&ALL, 2, &both, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5)), (1, ip(7))]
+            }
+        );
+        let leased_on_1 = |b: usize, _| b == 1;
+        assert_eq!(
+            decide(&ALL, 2, &both, leased_on_1),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(1, ip(7)), (0, ip(5))]
+            }
+        );
+        // One bridge answered, the other may still: wait, unless a lease confirms it.
+        let one = Heard {
+            answers: vec![(AQuery, 0, ip(5))],
+            ..Default::default()
+        };
+        assert_eq!(decide(&ALL, 2, &one, no_lease), Decision::Wait);
+        assert_eq!(
+            decide(&ALL, 2, &one, |b, _| b == 0),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5))]
+            }
+        );
+    }
+}

@@ -15,9 +15,12 @@ FROM localhost/debian:bookworm-slim
 # Mount points for build.yml's binds and for zedinit's runtime directory. The root
 # filesystem is read-only at run time (`readonly: true`), so they must exist in the
 # image. Before the COPYs, so this layer stays cached when only the binaries change.
-RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services
+# Mount points of the services' own binds too (outside their private /run): the root is
+# read-only at run time, so zedinit can't make them then (downloader: /persist/downloads).
+RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services \
+             /persist/downloads
 
-COPY zedinit supctl /usr/bin/
+COPY zedinit supctl downloader /usr/bin/
 COPY rootfs/ /
 
 # Service logs go to the host's /var/log/zedctr (the root is read-only).

@@ -145,14 +145,14 @@ trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
 # --- binaries ---------------------------------------------------------------------
-if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ]; then
+if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ]; then
     if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
         echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR has no zedinit and supctl" >&2
         exit 1
     fi
     say "building zedinit and supctl (cargo build --release)"
-    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl) || {
-        echo "FAIL cargo build --release --bin zedinit --bin supctl" >&2
+    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader) || {
+        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader" >&2
         exit 1
     }
 fi
@@ -173,7 +173,7 @@ t=$(date +%s%N)
 ctx=$tmp/ctx
 mkdir -p "$ctx/rootfs"
 cp "$repo/Dockerfile" "$ctx/"
-cp "$bin_dir/zedinit" "$bin_dir/supctl" "$ctx/"
+cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$ctx/"
 # rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
 [ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
 if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
@@ -238,6 +238,11 @@ check_status() {
     s=$(service_state "$st" ticker)
     if [ "$s" = running ]; then ok "[$label] ticker is running"; else bad "[$label] ticker is running" "state '${s}'"; fi
 }
+# downloader_running EXEC...: the image's downloader service runs.
+downloader_running() {
+    local st
+    st=$(status_json "$@") && [ "$(service_state "$st" downloader)" = running ]
+}
 # orphans_reaped EXEC...: zedinit counted the orphans the `orphans` service left.
 orphans_reaped() {
     local st
@@ -288,6 +293,14 @@ run_podman() {
         check_status "$label" "$st" "$pidmode"
     else
         bad "[$label] supctl status --json parses"
+    fi
+
+    # The image's own services: the downloader runs confined, after zedctr-dirs made
+    # its bind sources on the host side.
+    if wait_until 10 downloader_running podman exec "$c"; then
+        ok "[$label] the image's downloader service is running (after zedctr-dirs)"
+    else
+        bad "[$label] the image's downloader service is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
 
     if wait_until 5 orphans_reaped podman exec "$c"; then

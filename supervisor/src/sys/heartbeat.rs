@@ -42,12 +42,17 @@ impl Heartbeats {
         }
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("heartbeat: {}: {e}", self.dir.display()))?;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
+        // Made once; on a restart it exists already, owned by the service (and zedinit
+        // may lack CAP_DAC_OVERRIDE to open it for writing then: it needs not).
+        match std::fs::OpenOptions::new()
+            .create_new(true)
             .write(true)
             .open(&path)
-            .map_err(|e| format!("heartbeat file {}: {e}", path.display()))?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("heartbeat file {}: {e}", path.display())),
+        }
         std::os::unix::fs::chown(&path, Some(uid), Some(gid))
             .map_err(|e| format!("heartbeat file {}: chown: {e}", path.display()))?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644));

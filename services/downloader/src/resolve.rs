@@ -1,0 +1,106 @@
+//! Where to connect for a URL: the seam between "which address" and "fetch the bytes".
+//!
+//! The engine asks a [`Resolver`] for an [`Endpoint`] (the address to connect to and,
+//! optionally, the source address to bind), then builds its client with reqwest's
+//! `resolve()` override and `local_address()`: the URL itself is never rewritten, so the
+//! `Host` header and TLS SNI/verification still use the configured name.
+//!
+//! Today there is one method, the system resolver (getaddrinfo: /etc/hosts, DNS). The
+//! `.local` datastore (DESIGN.md "Downloader and the local datastore") adds a variant
+//! that finds the host by mDNS on the network-instance bridges and fills `source`,
+//! `bridge` and `resolved_by`; nothing else in the engine changes.
+
+use crate::error::DownloadError;
+use reqwest::Url;
+use std::net::{IpAddr, SocketAddr};
+
+/// The answer for one URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The address the TCP connection goes to (port from the URL).
+    pub addr: SocketAddr,
+    /// The local address to bind before connecting (`None`: the kernel's route choice).
+    pub source: Option<IpAddr>,
+    /// The bridge the address was found on (`.local` only).
+    pub bridge: Option<String>,
+    /// How it was found (`.local` only: "a", "workstation", "http", "https").
+    pub resolved_by: Option<String>,
+}
+
+/// How host names become endpoints.
+#[derive(Debug, Clone, Default)]
+pub enum Resolver {
+    /// getaddrinfo through tokio's blocking pool: /etc/hosts, then DNS.
+    #[default]
+    System,
+}
+
+impl Resolver {
+    /// Resolves the URL's host. An IP literal is its own answer.
+    pub async fn resolve(&self, url: &Url) -> Result<Endpoint, DownloadError> {
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| DownloadError::Protocol(format!("{url}: no port for this scheme")))?;
+        let host = match url.host() {
+            Some(url::Host::Ipv4(ip)) => return Ok(direct(SocketAddr::new(ip.into(), port))),
+            Some(url::Host::Ipv6(ip)) => return Ok(direct(SocketAddr::new(ip.into(), port))),
+            Some(url::Host::Domain(d)) => d.to_string(),
+            None => return Err(DownloadError::Protocol(format!("{url}: no host"))),
+        };
+        match self {
+            Resolver::System => {
+                let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|e| DownloadError::Resolve {
+                        host: host.clone(),
+                        message: e.to_string(),
+                    })?
+                    .collect();
+                // IPv4 first: EVE's bridges and most datastores are IPv4, and one address
+                // per attempt keeps the reported endpoint the one actually used.
+                let addr = addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied()
+                    .ok_or_else(|| DownloadError::Resolve {
+                        host: host.clone(),
+                        message: "no addresses".into(),
+                    })?;
+                Ok(direct(addr))
+            }
+        }
+    }
+}
+
+fn direct(addr: SocketAddr) -> Endpoint {
+    Endpoint {
+        addr,
+        source: None,
+        bridge: None,
+        resolved_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn literals_need_no_lookup() {
+        let url = Url::parse("http://10.1.2.3:8080/x").expect("url");
+        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        assert_eq!(ep.addr, "10.1.2.3:8080".parse().expect("addr"));
+        let url = Url::parse("https://[fd00::1]/x").expect("url");
+        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        assert_eq!(ep.addr, "[fd00::1]:443".parse().expect("addr"));
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_through_the_system() {
+        let url = Url::parse("http://localhost:9/x").expect("url");
+        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        assert!(ep.addr.ip().is_loopback());
+        assert_eq!(ep.addr.port(), 9);
+    }
+}

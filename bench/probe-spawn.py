@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Investigation aid for "exec → 5 children running": is waiting for each child's exec
+before starting the next what makes zedinit's start-up slow on a busy machine?
+
+Runs, interleaved, zedinit and three 20-line C PID 1s that start the same 5 children:
+  fork           fork+exec all five, never waiting (what tini's and dumb-init's helper,
+                 s6-supervise and runsv do: nobody waits for an exec)
+  fork+wait      fork, then block until that child has exec'd (EOF on a CLOEXEC pipe)
+                 before the next: what Rust's std::process::Command::spawn does
+  posix_spawn    glibc posix_spawn (clone(CLONE_VM|CLONE_VFORK)), POSIX_SPAWN_SETSID
+first on a quiet machine, then with one busy loop per CPU. Root:
+
+    bench/probe-spawn.py [ROUNDS]
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import supervisors as S  # noqa: E402
+
+VARIANTS = {"fork": "spawn", "fork+wait": "spawn-sync", "posix_spawn": "spawn-vfork"}
+
+
+class Probe(S.Bench):
+    def prepare(self, init, services, d):
+        if init in VARIANTS:
+            argv = list(services.values())[0]
+            return [self.helper, VARIANTS[init], str(len(services)), self.helper] + argv
+        return super().prepare(init, services, d)
+
+
+def run(bench, rounds):
+    names = ["zedinit"] + list(VARIANTS)
+    res = {n: [] for n in names}
+    for r in range(rounds):
+        order = S.rotated(names, r)
+        launches = bench.prepare_all(order, S.Bench.five)
+        for n in order:
+            res[n].append(bench.exec5(launches[n]))
+    for n in names:
+        v = res[n]
+        print(f"  {n:12s} median {statistics.median(v):7.2f} ms  "
+              f"(range {min(v):.2f}–{max(v):.2f}, n={len(v)})")
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
+    work = tempfile.mkdtemp(prefix="zedctr-probe.")
+    busy = []
+    try:
+        helper = os.path.join(work, "bench-helper")
+        subprocess.run(["gcc", "-O2", "-static", "-o", helper,
+                        os.path.join(S.REPO, "bench", "helper.c")], check=True)
+        bench = Probe(work, helper)
+        print("exec → 5 children running, quiet machine:")
+        run(bench, rounds)
+        busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+                for _ in range(os.cpu_count())]
+        print(f"the same with {len(busy)} busy loops (one per CPU):")
+        run(bench, rounds)
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+        for proc, pid1 in list(S.LIVE):
+            S.Bench.stop(proc, pid1)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,626 @@
+#!/usr/bin/env python3
+"""zedinit against tini, dumb-init, runit and s6, side by side (issue 3).
+
+Each init runs as PID 1 of its own pid+mount namespace
+(`unshare --pid --fork --mount-proc`), on the same work, started through the same
+static program (bench/helper.c, compiled here). Within each round the inits are
+interleaved and their order rotates from round to round; every figure is reported as
+the median with its spread. Run as root:
+
+    bench/supervisors.py            # full run, ~4-5 minutes
+    bench/supervisors.py --quick    # ~1.5 minutes, fewer rounds, 5 s idle window
+    bench/supervisors.py --only exec5 --busy   # one metric, on a loaded machine
+
+Metrics (all times CLOCK_MONOTONIC, read by the processes themselves):
+  idle     5 children running, then a window of 20 s (5 s with --quick): context
+           switches (voluntary + involuntary) and CPU time (schedstat, ns) of PID 1,
+           and of the whole supervision tree (every process but the 5 workload children:
+           runsv, s6-supervise, the `spawn` helper tini/dumb-init need). The five inits
+           idle at the same time (they are idle, so they do not compete).
+  restart  one service that stamps at start and again just before _exit(0); latency =
+           its next start stamp - its previous exit stamp. zedinit: policy always,
+           stable-after 0s (every restart immediate). runit and s6 pause 1 s between
+           restarts by design, so they get few samples. tini and dumb-init do not restart
+           (n/a).
+  bare C   a reference, not an init: the floor any supervisor pays. PID 1 is the helper
+           itself: for restarts a loop of fork, exec, waitpid; otherwise fork+exec of the
+           children, then wait() forever (which also reaps the orphans).
+  orphans  one service that, on a signal from the probe (sent 1 s after the init
+           started, once every init is past its start-up), forks 10,000 children that
+           each fork a grandchild and exit at once: 10,000 orphans, re-parented to PID 1,
+           all blocked reading one pipe. Once every one is PID 1's and waiting, the
+           service closes the pipe (the release) and all 10,000 exit at once. The service
+           holds a pidfd for each orphan and, from the release, polls them in order every
+           0.1 ms (signal 0 fails with ESRCH only once the pid is reaped; a zombie still
+           takes it) until all are reaped: time from the release, split into release →
+           all exited (a pidfd polls readable on exit) and all exited → all reaped (the
+           part that is PID 1's). The probe then checks that no zombie is left among
+           PID 1's children. (Making the 20,000 processes takes ~1 s on 2 cores and
+           would drown the reaping in the fork rate: it is not timed.)
+  exec5    from just before exec of the init (helper `t0`, PID 1 itself, which then
+           execs the init) to the last of 5 children's start stamps.
+"""
+
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(REPO, "target", "release")
+ZEDINIT = os.path.join(RELEASE, "zedinit")
+SUPCTL = os.path.join(RELEASE, "supctl")
+INITS = ["zedinit", "tini", "dumb-init", "runit", "s6"]
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BARE = "bare C"
+RESTARTING = {"zedinit", "runit", "s6", BARE}
+ORPHANS = 10_000
+
+LIVE = []  # (unshare Popen, pid1) of every namespace still up, for cleanup
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def wait_until(cond, timeout, step=0.0005, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+def children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children(p))
+    return out
+
+
+class Bench:
+    def __init__(self, work, helper):
+        self.work = work
+        self.helper = helper
+        self.seq = 0
+
+    # ---- one init in one namespace -------------------------------------------------
+
+    def prepare(self, init, services, d):
+        """Lays out `services` ({name: argv for the helper}) for `init` in directory d;
+        returns the init's argv. Every init gets the same programs and arguments."""
+        h = self.helper
+        if init == "zedinit":
+            sd = os.path.join(d, "services")
+            os.makedirs(sd)
+            for name, argv in services.items():
+                cmd = ", ".join(f'"{a}"' for a in [h] + argv)
+                with open(os.path.join(sd, f"{name}.toml"), "w") as f:
+                    f.write(
+                        f"command = [{cmd}]\n"
+                        "[restart]\n"
+                        'policy = "always"\n'
+                        'stable-after = "0s"\n'
+                        "intensity = 1000000\n"
+                    )
+            return [ZEDINIT, "--services-dir", sd, "--control-socket", os.path.join(d, "ctl.sock")]
+        if init in ("runit", "s6"):
+            sv = os.path.join(d, "sv")
+            for name, argv in services.items():
+                sdir = os.path.join(sv, name)
+                os.makedirs(sdir)
+                os.symlink(h, os.path.join(sdir, "run"))
+                with open(os.path.join(sdir, "args"), "w") as f:
+                    f.write("\n".join(argv) + "\n")
+            return ["/usr/bin/runsvdir", sv] if init == "runit" else ["/usr/bin/s6-svscan", sv]
+        argvs = list(services.values())
+        if init == BARE and len(argvs) == 1 and argvs[0][0] == "stamp" and len(argvs[0]) == 2:
+            return [h, "bareloop", "1000000", h] + argvs[0]  # the restart work
+        # tini, dumb-init: one child; five identical children through the spawn helper.
+        if init == BARE:  # the floor: fork+exec the children, then block in wait()
+            return [h, "spawn", str(len(argvs)), h] + argvs[0]
+        if len(argvs) == 1:
+            child = [h] + argvs[0]
+        else:
+            assert all(a == argvs[0] for a in argvs)
+            child = [h, "spawn", str(len(argvs)), h] + argvs[0]
+        if init == "tini":
+            return ["/usr/bin/tini", "--"] + child
+        if init == "dumb-init":
+            return ["/usr/bin/dumb-init"] + child
+        raise ValueError(init)
+
+    def prepare_all(self, inits, services_for):
+        """Lays out the work of a round for each init, then waits until the wall clock is
+        past the second of the last change: runsvdir holds off a scan for 1 s when its
+        directory's mtime is the current second (a real /etc/service is not written in
+        the second before boot). Returns {init: launch}."""
+        launches = {}
+        for init in inits:
+            self.seq += 1
+            d = os.path.join(self.work, f"{self.seq:04d}-{init.replace(' ', '_').replace('+', '')}")
+            os.makedirs(d)
+            services, extra = services_for(d)
+            argv = self.prepare(init, services, d)
+            t0 = os.path.join(d, "t0")
+            cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                   self.helper, "t0", t0] + argv
+            with open(os.path.join(d, "command"), "w") as f:
+                f.write(" ".join(cmd) + "\n")
+            launches[init] = {"init": init, "dir": d, "cmd": cmd, "t0": t0, **extra}
+        next_second = int(time.time()) + 1
+        time.sleep(max(0.0, next_second - time.time() + 0.01))
+        return launches
+
+    def start(self, launch):
+        """Starts a prepared init as PID 1 of a new namespace; returns (unshare, pid1)."""
+        logf = open(os.path.join(launch["dir"], "init.log"), "wb")
+        proc = subprocess.Popen(launch["cmd"], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                env={"PATH": CLEAN_PATH}, start_new_session=True)
+        logf.close()
+        entry = [proc, None]
+        LIVE.append(entry)
+        pid1 = wait_until(lambda: (children(proc.pid) or [None])[0], 5,
+                          what=f"{launch['init']}'s PID 1")
+        entry[1] = pid1
+        return proc, pid1
+
+    @staticmethod
+    def stop(proc, pid1):
+        try:
+            os.kill(pid1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for entry in list(LIVE):
+            if entry[0] is proc:
+                LIVE.remove(entry)
+
+    # ---- metrics -------------------------------------------------------------------
+
+    @staticmethod
+    def five(d):
+        stamps = os.path.join(d, "stamps")
+        return {f"svc{i}": ["stamp", stamps, "sleep"] for i in range(1, 6)}, {"stamps": stamps}
+
+    def exec5(self, launch):
+        stamps = launch["stamps"]
+        proc, pid1 = self.start(launch)
+        try:
+            lines = wait_until(lambda: (lambda l: l if len(l) >= 5 else None)(read_lines(stamps)),
+                               10, what=f"{launch['init']}: 5 children")
+            t0 = int(open(launch["t0"]).read())
+            starts = sorted(int(l.split()[2]) for l in lines)
+            return (starts[4] - t0) / 1e6
+        finally:
+            self.stop(proc, pid1)
+
+    @staticmethod
+    def flap(d):
+        stamps = os.path.join(d, "stamps")
+        return {"flap": ["stamp", stamps]}, {"stamps": stamps}
+
+    def restart(self, launch, n):
+        stamps, init = launch["stamps"], launch["init"]
+        proc, pid1 = self.start(launch)
+        try:
+            # n restarts = n + 1 starts, each after an exit.
+            wait_until(lambda: sum(1 for l in read_lines(stamps) if " S " in l) >= n + 1,
+                       10 + 2 * n, step=0.01, what=f"{init}: {n} restarts")
+        finally:
+            self.stop(proc, pid1)
+        events = sorted((int(t), kind, int(pid)) for pid, kind, t in
+                        (l.split() for l in read_lines(stamps)))
+        out, last_exit = [], None
+        for t, kind, pid in events:
+            if kind == "E":
+                last_exit = t
+            elif last_exit is not None:
+                out.append((t - last_exit) / 1e6)
+                last_exit = None
+        return out[:n]
+
+    @staticmethod
+    def storm(d, pause_ms=None):
+        go, done = os.path.join(d, "go"), os.path.join(d, "done")
+        os.mkfifo(go)
+        os.mkfifo(done)
+        argv = ["storm", str(ORPHANS), go, done] + ([str(pause_ms)] if pause_ms else [])
+        return {"storm": argv}, {"go": go, "done": done}
+
+    def orphans(self, launch):
+        init, go, done, d = launch["init"], launch["go"], launch["done"], launch["dir"]
+        proc, pid1 = self.start(launch)
+        try:
+            # Every init past its start-up (runsvdir, for one, wakes 1 s after it starts,
+            # then every 5 s) before the storm, so no init is caught mid-start.
+            time.sleep(1.0)
+            out = subprocess.run([self.helper, "watch", str(pid1), go, done],
+                                 capture_output=True, text=True, timeout=90, check=True).stdout
+            start, release, clear, polls, made, left, exited, zombies = (int(x) for x in out.split())
+            if zombies != 0 or left != 0 or clear == 0 or made != ORPHANS:
+                raise RuntimeError(f"{init}: orphans not all reaped (made={made}, left={left}, "
+                                   f"zombies={zombies}, clear={clear})")
+            reaped = None
+            if init == "zedinit":
+                reaped = supctl_reaped(os.path.join(d, "ctl.sock"))
+            return {"end": (clear - release) / 1e6, "storm": (release - start) / 1e6,
+                    "exited": (exited - release) / 1e6, "lag": (clear - exited) / 1e6,
+                    "reaped": reaped}
+        finally:
+            self.stop(proc, pid1)
+
+    def idle(self, order, window):
+        """All inits at once, each with 5 sleeping children; returns {init: (cs1, cpu1, csT, cpuT)}."""
+        running = {}
+        try:
+            launches = self.prepare_all(order, self.five)
+            for init in order:
+                proc, pid1 = self.start(launches[init])
+                running[init] = (proc, pid1, launches[init]["stamps"])
+            for init, (proc, pid1, stamps) in running.items():
+                wait_until(lambda: len(read_lines(stamps)) >= 5, 10, what=f"{init}: 5 children")
+            time.sleep(2)  # let every init finish its start-up work
+            before = {init: tree_usage(pid1, self.helper) for init, (_, pid1, _) in running.items()}
+            time.sleep(window)
+            after = {init: tree_usage(pid1, self.helper) for init, (_, pid1, _) in running.items()}
+            out = {}
+            for init in order:
+                b, a = before[init], after[init]
+                pid1 = running[init][1]
+                d1 = delta(b, a, {pid1})
+                dt = delta(b, a, set(b) & set(a))
+                out[init] = (d1[0], d1[1], dt[0], dt[1])
+            return out
+        finally:
+            for proc, pid1, _ in running.values():
+                self.stop(proc, pid1)
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return [l for l in f.read().splitlines() if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def proc_usage(pid):
+    """(context switches, CPU ns) summed over the process's threads."""
+    cs = cpu = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    cs += int(line.split()[1])
+        with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+            cpu += int(f.read().split()[0])
+    return cs, cpu
+
+
+def tree_usage(pid1, helper):
+    """{pid: (cs, cpu ns)} for PID 1 and every descendant that is not a workload child."""
+    out = {}
+    for pid in descendants(pid1):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if pid != pid1 and os.readlink(f"/proc/{pid}/exe") == helper and b"spawn" not in argv:
+                continue  # a workload child (stamp ... sleep; `run` under runit and s6)
+            out[pid] = proc_usage(pid)
+        except (OSError, IndexError):
+            pass
+    return out
+
+
+def delta(before, after, pids):
+    cs = sum(after[p][0] - before[p][0] for p in pids if p in before and p in after)
+    cpu = sum(after[p][1] - before[p][1] for p in pids if p in before and p in after)
+    return cs, cpu / 1e6
+
+
+def supctl_reaped(sock):
+    import json
+    try:
+        out = subprocess.run([SUPCTL, "--control-socket", sock, "status", "--json"],
+                             capture_output=True, text=True, timeout=5).stdout
+        return json.loads(out)["supervisor"]["reaped_orphans"]
+    except Exception:  # informative only
+        return None
+
+
+# ---- statistics and report ---------------------------------------------------------
+
+def q(values, p):
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def fmt(x, unit=""):
+    if x != x:
+        return "n/a"
+    if abs(x) >= 100 or x == int(x) and unit == "":
+        return f"{x:.0f}{unit}"
+    return f"{x:.2f}{unit}" if abs(x) < 10 else f"{x:.1f}{unit}"
+
+
+def summary(values, unit=""):
+    """median (IQR p25–p75, range min–max); n is given per metric."""
+    if not values:
+        return "n/a"
+    if min(values) == max(values):
+        return f"{fmt(values[0], unit)} (all)"
+    return (f"{fmt(statistics.median(values), unit)} "
+            f"(IQR {fmt(q(values, .25))}–{fmt(q(values, .75))}, "
+            f"range {fmt(min(values))}–{fmt(max(values))})")
+
+
+def targets(res, inits):
+    med = lambda key, init: statistics.median(res[key][init]) if res[key][init] else None
+    out = []
+    z = "zedinit"
+    if z not in inits:
+        return ["- (zedinit not in this run)"]
+    if res["idle_cs1"][z]:
+        cs, cpu = med("idle_cs1", z), med("idle_cpu1", z)
+        ok = cs == 0 and cpu == 0
+        out.append(f"- idle, 5 children: {cs:.0f} context switches / {cpu:.2f} ms CPU "
+                   f"(target 0 / 0): {'met' if ok else 'MISSED'}")
+    if res["restart"][z]:
+        p50 = med("restart", z)
+        out.append(f"- child exit → next exec p50 {p50:.2f} ms (target ≤ 1.5 ms): "
+                   f"{'met' if p50 <= 1.5 else 'MISSED'}")
+    if res["orphans_end"][z]:
+        peers = {i: med("orphans_end", i) for i in inits if i not in (z, BARE) and res["orphans_end"][i]}
+        best = min(peers, key=peers.get) if peers else None
+        m = med("orphans_end", z)
+        if best:
+            lags = {i: med("orphans_lag", i) for i in peers}
+            out.append(f"- {ORPHANS} orphans: median {m:.0f} ms, best peer {best} {peers[best]:.0f} ms "
+                       f"(target: no worse): {'met' if m <= peers[best] else 'MISSED'}; "
+                       f"PID 1's part (last exited → last reaped): zedinit "
+                       f"{med('orphans_lag', z):.1f} ms, peers "
+                       + ", ".join(f"{i} {lags[i]:.1f}" for i in lags) + " ms")
+    if res["exec5"][z]:
+        m = med("exec5", z)
+        out.append(f"- exec → 5 children running {m:.2f} ms (target ≤ 5 ms): "
+                   f"{'met' if m <= 5 else 'MISSED'}")
+    return out
+
+
+def rotated(items, r):
+    r %= len(items)
+    return items[r:] + items[:r]
+
+
+def cpu_busy(seconds):
+    """Percent of all CPUs busy over `seconds` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v), v[3] + v[4]  # total, idle + iowait
+    t1, i1 = sample()
+    time.sleep(seconds)
+    t2, i2 = sample()
+    return 100.0 * (1 - (i2 - i1) / max(1, t2 - t1))
+
+
+def versions():
+    def dpkg(p):
+        try:
+            return subprocess.run(["dpkg-query", "-W", "-f=${Version}", p], capture_output=True,
+                                  text=True).stdout or "?"
+        except OSError:
+            return "?"
+    rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                         capture_output=True, text=True).stdout.strip()
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+                   f"{platform.freedesktop_os_release().get('PRETTY_NAME', '?')}",
+        "versions": f"zedinit {rev}, tini {dpkg('tini')}, dumb-init {dpkg('dumb-init')}, "
+                    f"runit {dpkg('runit')}, s6 {dpkg('s6')}",
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="~1.5 minutes: fewer rounds, 5 s idle")
+    ap.add_argument("--only", default="idle,restart,orphans,exec5",
+                    help="comma-separated metrics to run (default: all)")
+    ap.add_argument("--inits", default=",".join(INITS), help="comma-separated inits")
+    ap.add_argument("--rounds", type=int, help="rounds for every metric (default: per metric)")
+    ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--busy", action="store_true",
+                    help="run one busy loop per CPU throughout (a loaded machine)")
+    ap.add_argument("--out", help="also write the markdown report to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench/supervisors.py: needs root (pid namespaces)")
+    for tool in ["unshare", "gcc", "/usr/bin/tini", "/usr/bin/dumb-init", "/usr/bin/runsvdir",
+                 "/usr/bin/s6-svscan"]:
+        if not shutil.which(tool):
+            sys.exit(f"bench/supervisors.py: {tool} missing: run bench/install-peers")
+    if not args.no_build:
+        log("building zedinit (cargo build --release)...")
+        subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "zedinit",
+                        "--bin", "supctl", "--bin", "zedctr-testkit"], cwd=REPO, check=True)
+    inits = args.inits.split(",")
+    only = set(args.only.split(","))
+    if args.quick:
+        rounds = {"exec5": 5, "restart": 2, "orphans": 3, "idle": 1}
+        idle_window, zed_restarts, slow_restarts = 5, 200, 3
+    else:
+        rounds = {"exec5": 15, "restart": 3, "orphans": 8, "idle": 3}
+        idle_window, zed_restarts, slow_restarts = 20, 200, 5
+
+    if args.rounds:
+        rounds = {k: args.rounds for k in rounds}
+    work = tempfile.mkdtemp(prefix="zedctr-bench.")
+    helper = os.path.join(work, "bench-helper")
+    subprocess.run(["gcc", "-O2", "-static", "-Wall", "-o", helper,
+                    os.path.join(REPO, "bench", "helper.c")], check=True)
+    bench = Bench(work, helper)
+    res = {m: {i: [] for i in inits + [BARE]} for m in
+           ["exec5", "restart", "orphans_end", "orphans_exited", "orphans_lag", "storm", "idle_cs1", "idle_cpu1",
+            "idle_csT", "idle_cpuT"]}
+    notes = []
+
+    busy = []
+    if args.busy:
+        busy = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(os.cpu_count())]
+
+    def bye(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, bye)
+    busy_before = cpu_busy(1.0)
+    t_begin = time.monotonic()
+    try:
+        inits = inits + [BARE]
+        if "idle" in only:
+            for r in range(rounds["idle"]):
+                order = rotated(inits, r)
+                log(f"idle round {r + 1}/{rounds['idle']} ({idle_window} s): {' '.join(order)}")
+                for init, (cs1, cpu1, csT, cpuT) in bench.idle(order, idle_window).items():
+                    res["idle_cs1"][init].append(cs1)
+                    res["idle_cpu1"][init].append(cpu1)
+                    res["idle_csT"][init].append(csT)
+                    res["idle_cpuT"][init].append(cpuT)
+        if "exec5" in only:
+            for r in range(rounds["exec5"]):
+                order = rotated(inits, r)
+                log(f"exec5 round {r + 1}/{rounds['exec5']}: {' '.join(order)}")
+                launches = bench.prepare_all(order, Bench.five)
+                for init in order:
+                    res["exec5"][init].append(bench.exec5(launches[init]))
+        if "restart" in only:
+            restarters = [i for i in inits if i in RESTARTING]
+            for r in range(rounds["restart"]):
+                order = rotated(restarters, r)
+                log(f"restart round {r + 1}/{rounds['restart']}: {' '.join(order)}")
+                launches = bench.prepare_all(order, Bench.flap)
+                for init in order:
+                    n = slow_restarts if init in ("runit", "s6") else zed_restarts
+                    res["restart"][init].extend(bench.restart(launches[init], n))
+        if "orphans" in only:
+            for r in range(rounds["orphans"]):
+                order = rotated(inits, r)
+                log(f"orphans round {r + 1}/{rounds['orphans']}: {' '.join(order)}")
+                launches = bench.prepare_all(order, Bench.storm)
+                for init in order:
+                    o = bench.orphans(launches[init])
+                    res["orphans_end"][init].append(o["end"])
+                    res["storm"][init].append(o["storm"])
+                    res["orphans_exited"][init].append(o["exited"])
+                    res["orphans_lag"][init].append(o["lag"])
+                    if o["reaped"] is not None and o["reaped"] < ORPHANS:
+                        notes.append(f"zedinit reported reaped_orphans={o['reaped']} < {ORPHANS}")
+    except KeyboardInterrupt:
+        log("interrupted: cleaning up")
+        raise
+    finally:
+        for b in busy:
+            b.kill()
+            b.wait()
+        for proc, pid1 in list(LIVE):
+            if pid1:
+                Bench.stop(proc, pid1)
+            else:
+                proc.kill()
+                proc.wait()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"work directory kept: {work}")
+    elapsed = time.monotonic() - t_begin
+
+    v = versions()
+    custom = args.rounds or args.only != ap.get_default("only") or args.inits != ap.get_default("inits")
+    mode = ("quick" if args.quick else "full") + (", custom" if custom or args.busy else "")
+    lines = [
+        f"Run: {v['date']}, `{' '.join(['bench/supervisors.py'] + sys.argv[1:])}` ({mode}"
+        f"{', one busy loop per CPU' if args.busy else ''}, "
+        f"{elapsed:.0f} s)  ",
+        f"Machine: {v['machine']}  ",
+        f"Versions: {v['versions']}  ",
+        f"CPU busy in the second before the run: {busy_before:.0f} % (other work on the "
+        "machine adds noise)",
+        "",
+        "Each cell: median (IQR p25–p75, range min–max); n: samples per init. Rounds: "
+        + ", ".join(f"{k} {n}" for k, n in rounds.items())
+        + f"; idle window {idle_window} s; restarts per round: zedinit and bare {zed_restarts}, "
+        f"runit and s6 {slow_restarts}.",
+        "",
+    ]
+    rows = [
+        ("idle: PID 1 context switches", "idle_cs1", ""),
+        ("idle: PID 1 CPU (ms)", "idle_cpu1", ""),
+        ("idle: whole tree context switches", "idle_csT", ""),
+        ("idle: whole tree CPU (ms)", "idle_cpuT", ""),
+        ("child exit → next exec (ms)", "restart", ""),
+        (f"{ORPHANS} orphans exit at once: release → none left (ms)", "orphans_end", ""),
+        ("  of which: release → last orphan exited (ms)", "orphans_exited", ""),
+        ("  of which: last orphan exited → last reaped (ms)", "orphans_lag", ""),
+        (f"(making the {ORPHANS} orphans, not timed above, ms)", "storm", ""),
+        ("exec → 5 children running (ms)", "exec5", ""),
+    ]
+    cols = inits
+    lines.append("| metric | " + " | ".join(cols) + " |")
+    lines.append("|---|" + "---|" * len(cols))
+    for label, key, unit in rows:
+        if not any(res[key][c] for c in cols):
+            continue
+        cells = [summary(res[key][c], unit) for c in cols]
+        ns = sorted({len(res[key][c]) for c in cols if res[key][c]})
+        lines.append(f"| {label} (n={'/'.join(map(str, ns))}) | " + " | ".join(cells) + " |")
+    if "restart" in only:
+        lines.append("")
+        lines.append("Restart p90 (ms): " + ", ".join(
+            f"{c} {fmt(q(res['restart'][c], .9))}" for c in cols if res["restart"][c]))
+    lines += ["", "Targets for zedinit (issue 3), this run:"]
+    lines += targets(res, inits)
+    lines += [""] + notes
+    report = "\n".join(lines)
+    print(report)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(report + "\n")
+
+
+if __name__ == "__main__":
+    main()

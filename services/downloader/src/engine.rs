@@ -179,8 +179,6 @@ async fn attempt(
             host: job.url.host_str().unwrap_or_default().to_string(),
             message: format!("no answer within {}", humantime::format_duration(stall)),
         })??;
-    obs.endpoint(&endpoint);
-    let client = client::build(&job.url, &endpoint, job.ca_chain.as_deref(), stall)?;
 
     let Some(part) = part_slot.as_mut() else {
         return Err(DownloadError::Protocol("internal: no .part".into()));
@@ -199,17 +197,39 @@ async fn attempt(
     obs.state(State::Downloading);
     obs.progress(part.len(), job.size);
     let from = part.len();
-    let mut request = client
-        .get(job.url.clone())
-        // The hash is over the bytes as stored: no transfer encoding games.
-        .header(ACCEPT_ENCODING, "identity");
-    if from > 0 {
-        request = request.header(RANGE, format!("bytes={from}-"));
-    }
-    let mut response = timeout(stall, request.send())
-        .await
-        .map_err(|_| DownloadError::Stalled(stall))?
-        .map_err(|e| DownloadError::Transport(chain(&e)))?;
+    // The endpoint, then (a `.local` host answering on several bridges) the others in
+    // order: a connect failure moves on to the next; anything else is this attempt's end.
+    let mut candidates: Vec<Endpoint> = endpoint.alternates.clone();
+    candidates.insert(0, endpoint);
+    let mut next = 0;
+    let mut response = loop {
+        let Some(ep) = candidates.get(next) else {
+            return Err(DownloadError::Protocol("internal: no endpoint".into()));
+        };
+        next += 1;
+        obs.endpoint(ep);
+        let url = ep.url_for(&job.url);
+        let client = client::build(&url, ep, job.ca_chain.as_deref(), stall)?;
+        let mut request = client
+            .get(url)
+            // The hash is over the bytes as stored: no transfer encoding games.
+            .header(ACCEPT_ENCODING, "identity");
+        if from > 0 {
+            request = request.header(RANGE, format!("bytes={from}-"));
+        }
+        match timeout(stall, request.send()).await {
+            Ok(Ok(response)) => break response,
+            Ok(Err(e)) if e.is_connect() && next < candidates.len() => {
+                eprintln!(
+                    "downloader: cannot connect to {} ({}); trying the next bridge",
+                    ep.addr,
+                    chain(&e)
+                );
+            }
+            Ok(Err(e)) => return Err(DownloadError::Transport(chain(&e))),
+            Err(_) => return Err(DownloadError::Stalled(stall)),
+        }
+    };
 
     let status = response.status();
     let server_total = if from > 0 && status == StatusCode::PARTIAL_CONTENT {

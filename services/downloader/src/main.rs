@@ -9,7 +9,7 @@ use downloader::client::parse_ca_chain;
 use downloader::engine::{Job, Settings};
 use downloader::fetch::{self, FetchEnd, FetchOptions};
 use downloader::heartbeat;
-use downloader::resolve::Resolver;
+use downloader::resolve::{LocalDatastore, Resolver};
 use downloader::serve::{self, ServeOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -50,6 +50,15 @@ struct Tuning {
     backoff_base: Duration,
     #[arg(long, default_value = "60s", value_parser = duration)]
     backoff_max: Duration,
+    /// Network instances: a `.local` datastore host is looked up by mDNS on their bridges
+    #[arg(long, default_value = netinst::DEFAULT_DIR)]
+    network_instances: std::path::PathBuf,
+    /// mDNS methods for `.local` hosts, in preference order
+    #[arg(long, default_value = "a-query,workstation,http,https")]
+    mdns_methods: String,
+    /// Total time the `.local` lookup may take
+    #[arg(long, default_value = "4s", value_parser = duration)]
+    mdns_budget: Duration,
 }
 
 impl Tuning {
@@ -61,7 +70,17 @@ impl Tuning {
                 base: self.backoff_base,
                 max: self.backoff_max.max(self.backoff_base),
             },
-            resolver: Resolver::System,
+            resolver: Resolver::WithLocal(LocalDatastore {
+                instances_dir: self.network_instances.clone(),
+                options: localds::Options {
+                    methods: self
+                        .mdns_methods
+                        .split(',')
+                        .filter_map(|m| localds::Method::parse(m).ok())
+                        .collect(),
+                    budget: self.mdns_budget,
+                },
+            }),
         }
     }
 }

@@ -23,8 +23,31 @@ pub struct Endpoint {
     pub source: Option<IpAddr>,
     /// The bridge the address was found on (`.local` only).
     pub bridge: Option<String>,
-    /// How it was found (`.local` only: "a", "workstation", "http", "https").
+    /// How it was found (`.local` only: "a-query", "workstation", "http", "https").
     pub resolved_by: Option<String>,
+    /// `.local` only: the URL's host becomes this address (only the host: scheme, port,
+    /// path and query stay), so HTTPS verifies the app's IP in its subjectAltName.
+    pub rewrite_host: Option<IpAddr>,
+    /// Other bridges the host answered on, tried in order if this one can't connect.
+    pub alternates: Vec<Endpoint>,
+}
+
+impl Endpoint {
+    /// The URL to request from this endpoint.
+    pub fn url_for(&self, url: &Url) -> Url {
+        let mut u = url.clone();
+        if let Some(ip) = self.rewrite_host {
+            let _ = u.set_ip_host(ip);
+        }
+        u
+    }
+}
+
+/// Where `.local` hosts are looked up: the network-instance bridges, by mDNS.
+#[derive(Debug, Clone)]
+pub struct LocalDatastore {
+    pub instances_dir: std::path::PathBuf,
+    pub options: localds::Options,
 }
 
 /// How host names become endpoints.
@@ -33,6 +56,8 @@ pub enum Resolver {
     /// getaddrinfo through tokio's blocking pool: /etc/hosts, then DNS.
     #[default]
     System,
+    /// The system resolver, except for `.local` hosts: local datastores, by mDNS.
+    WithLocal(LocalDatastore),
 }
 
 impl Resolver {
@@ -48,7 +73,10 @@ impl Resolver {
             None => return Err(DownloadError::Protocol(format!("{url}: no host"))),
         };
         match self {
-            Resolver::System => {
+            Resolver::WithLocal(local) if localds::is_local(&host) => {
+                resolve_local(local, &host, port).await
+            }
+            Resolver::System | Resolver::WithLocal(_) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
                     .await
                     .map_err(|e| DownloadError::Resolve {
@@ -79,7 +107,63 @@ fn direct(addr: SocketAddr) -> Endpoint {
         source: None,
         bridge: None,
         resolved_by: None,
+        rewrite_host: None,
+        alternates: Vec::new(),
     }
+}
+
+/// A `.local` host: every method on every network-instance bridge (re-read each time:
+/// instances come and go, and the app's address changes on reload, so a failed
+/// connect's retry resolves afresh).
+async fn resolve_local(
+    local: &LocalDatastore,
+    host: &str,
+    port: u16,
+) -> Result<Endpoint, DownloadError> {
+    let (dir, options, name) = (
+        local.instances_dir.clone(),
+        local.options.clone(),
+        host.to_string(),
+    );
+    let found = tokio::task::spawn_blocking(move || {
+        let loaded = netinst::load_dir(&dir);
+        if loaded.instances.is_empty() {
+            let why = loaded
+                .errors
+                .first()
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| format!("no network instance in {}", dir.display()));
+            return Err(why);
+        }
+        localds::resolve(&name, &loaded.instances, &options).map_err(|nf| nf.to_string())
+    })
+    .await
+    .map_err(|e| DownloadError::Resolve {
+        host: host.to_string(),
+        message: e.to_string(),
+    })?
+    .map_err(|message| DownloadError::Resolve {
+        host: host.to_string(),
+        message,
+    })?;
+    if let Some(warning) = &found.warning {
+        eprintln!("downloader: warning: {warning}");
+    }
+    let mut endpoints = found.candidates.iter().map(|c| Endpoint {
+        addr: SocketAddr::new(c.ip.into(), port),
+        // Our address on that bridge: the app has only an on-link route back.
+        source: Some(c.bridge_ip.into()),
+        bridge: Some(c.bridge.clone()),
+        resolved_by: Some(found.resolved_by.to_string()),
+        rewrite_host: Some(c.ip.into()),
+        alternates: Vec::new(),
+    });
+    let mut first = endpoints.next().ok_or_else(|| DownloadError::Resolve {
+        host: host.to_string(),
+        message: "no candidate".into(),
+    })?;
+    first.alternates = endpoints.collect();
+    Ok(first)
 }
 
 #[cfg(test)]

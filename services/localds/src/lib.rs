@@ -10,3 +10,6 @@ pub mod resolve;
 
 pub use choose::Method;
 pub use resolve::{Candidate, Found, NotFound, Options, is_local, resolve};
+
+#[cfg(feature = "testlab")]
+pub mod testlab;

@@ -4,6 +4,7 @@
 #   netns zdemo-dev (the device; zedinit runs here)   netns zdemo-app (a datastore app)
 #     bridge bn-demo 10.77.0.1/24  <--- veth --->      eth0 10.77.0.5/24
 #                                                     busybox httpd :80 serving www/
+#                                                     avahi-daemon: host-name demo-app
 #
 #   demo/device.sh up WORK     make it (WORK: a directory for web root, pid files and
 #                              the network-instance file WORK/network-instances/demo.toml)
@@ -44,6 +45,23 @@ up() {
     # busybox httpd answers Range requests with 206 (resumable downloads).
     ip netns exec "$APP" busybox httpd -f -p "$APP_IP:80" -h "$work/www" &
     echo $! >"$work/run/httpd.pid"
+    # The app publishes itself by mDNS (docs/local-datastore.md): the downloader finds
+    # http://demo-app.local/ on the bridge. No D-Bus, a private /run for avahi.
+    mkdir -p "$work/avahi/services"
+    cat >"$work/avahi/avahi-daemon.conf" <<EOT
+[server]
+host-name=demo-app
+use-ipv6=no
+allow-interfaces=eth0
+enable-dbus=no
+[publish]
+publish-workstation=yes
+publish-aaaa-on-ipv4=no
+EOT
+    ip netns exec "$APP" unshare --mount --propagation private sh -c \
+        "mount -t tmpfs -o mode=0755 demo-run /run && mount --bind '$work/avahi/services' /etc/avahi/services && exec avahi-daemon --file='$work/avahi/avahi-daemon.conf' --no-rlimits" \
+        >"$work/avahi/avahi.log" 2>&1 &
+    echo $! >"$work/run/avahi.pid"
     cat >"$work/network-instances/demo.toml" <<EOT
 # The demo's one network instance: the bridge the datastore app hangs off.
 bridge = "$BR"
@@ -62,10 +80,12 @@ EOT
 
 down() {
     local work=$1
-    if [ -f "$work/run/httpd.pid" ]; then
-        kill "$(cat "$work/run/httpd.pid")" 2>/dev/null || true
-        rm -f "$work/run/httpd.pid"
-    fi
+    for pidfile in "$work/run/httpd.pid" "$work/run/avahi.pid"; do
+        if [ -f "$pidfile" ]; then
+            kill "$(cat "$pidfile")" 2>/dev/null || true
+            rm -f "$pidfile"
+        fi
+    done
     ip netns pids "$APP" 2>/dev/null | xargs -r kill 2>/dev/null || true
     ip netns del "$APP" 2>/dev/null || true
     ip netns del "$DEV" 2>/dev/null || true

@@ -21,13 +21,14 @@ pub fn validate(loaded: &mut Loaded) {
                         .push(err(def, key, format!("{name:?} depends on itself")));
                     invalid.insert(name.clone(), ());
                 } else if !known.contains(dep) {
-                    loaded.errors.push(err(
-                        def,
-                        key,
+                    let message = if loaded.invalid.contains(dep) {
+                        format!("depends on {dep:?}, whose definition is invalid")
+                    } else {
                         format!(
                             "unknown service {dep:?} (no {dep}.toml in the definition directories)"
-                        ),
-                    ));
+                        )
+                    };
+                    loaded.errors.push(err(def, key, message));
                     invalid.insert(name.clone(), ());
                 }
             }

@@ -720,6 +720,8 @@ pub struct Loaded {
     /// Directories that exist but could not be read: their services keep running as
     /// they are (a rescan must not take them for removed).
     pub unreadable_dirs: Vec<PathBuf>,
+    /// Services whose file exists but failed to parse.
+    pub invalid: std::collections::BTreeSet<String>,
 }
 
 impl Loaded {
@@ -785,7 +787,10 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
                 Ok(def) => {
                     loaded.definitions.insert(name, def);
                 }
-                Err(errors) => loaded.errors.extend(errors),
+                Err(errors) => {
+                    loaded.errors.extend(errors);
+                    loaded.invalid.insert(name);
+                }
             }
         }
     }

@@ -664,3 +664,21 @@ fn run_errors_name_their_key_and_line() {
         "NAME=value",
     );
 }
+
+#[test]
+fn a_dependency_on_a_broken_file_says_so_rather_than_unknown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "broken", "command = []");
+    write(
+        dir.path(),
+        "user",
+        "command = [\"/x\"]\nafter = [\"broken\"]",
+    );
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    let e = loaded
+        .errors
+        .iter()
+        .find(|e| e.file.ends_with("user.toml"))
+        .expect("user reported");
+    assert!(e.message.contains("whose definition is invalid"), "{e}");
+}

@@ -39,6 +39,25 @@ Metrics (all times CLOCK_MONOTONIC, read by the processes themselves):
            would drown the reaping in the fork rate: it is not timed.)
   exec5    from just before exec of the init (helper `t0`, PID 1 itself, which then
            execs the init) to the last of 5 children's start stamps.
+  uss      (issue 4; not in the default set: `--only uss`) private memory, USS =
+           Private_Clean + Private_Dirty of /proc/PID/smaps_rollup, of PID 1 alone and
+           summed over the supervision tree (every descendant but the 5 children), with
+           5 children that log (bench/chatter.c: 300 lines at start, then one line a
+           second on stdout and every other second one on stderr) and run as 65534:65534
+           without capabilities. zedinit: each definition has a [run] table (uid, gid,
+           capabilities = [], noNewPrivileges, the children's binary directory bound
+           read-only at the same path) and default [log] file capture into --log-dir in
+           the work directory. runit and s6 (runsvdir + runsv, s6-svscan +
+           s6-supervise) as the references measured before (output to the init's
+           stdout, not captured), and runit+svlogd, s6+s6-log with each service's log
+           captured by the peer's logger, rotated as zedinit's (1 MiB, 3 kept); peers
+           drop privileges with `chpst -u :65534:65534` in a `run` script, which execs
+           the child (nothing of it stays). zedinit-plain: no [run], `log = "console"`
+           (what the privileges and log capture cost). Variants run in groups at the same
+           time, never two of one init (a binary mapped by two instances would count as
+           shared, not private: with one zedinit on a device, its pages are private);
+           5 s after the last child is up (3 s with --quick) every tree is read. The report
+           adds zedinit PID 1's private memory mapping by mapping (/proc/PID/smaps).
 """
 
 import argparse
@@ -62,6 +81,12 @@ CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BARE = "bare C"
 RESTARTING = {"zedinit", "runit", "s6", BARE}
 ORPHANS = 10_000
+# uss: variant -> (base init, processes in the supervision tree once up)
+USS_VARIANTS = {"zedinit": ("zedinit", 1), "zedinit-plain": ("zedinit", 1),
+                "runit": ("runit", 6), "runit+svlogd": ("runit", 11),
+                "s6": ("s6", 6), "s6+s6-log": ("s6", 16)}
+USS_CHILD_ARGS = ["300", "1000"]  # chatter: lines at start, then ms between lines
+NOBODY = 65534
 
 LIVE = []  # (unshare Popen, pid1) of every namespace still up, for cleanup
 
@@ -274,6 +299,111 @@ class Bench:
         finally:
             self.stop(proc, pid1)
 
+    # ---- uss (issue 4) -------------------------------------------------------------
+
+    def prepare_uss(self, variant, d):
+        """Five logging children for `variant` in d; returns (init argv, log dir)."""
+        chatter = self.chatter
+        bindir = os.path.dirname(chatter)
+        logs = os.path.join(d, "logs")
+        os.makedirs(logs)
+        if variant.startswith("zedinit"):
+            sd = os.path.join(d, "services")
+            os.makedirs(sd)
+            cmd = ", ".join(f'"{a}"' for a in [chatter] + USS_CHILD_ARGS)
+            for i in range(1, 6):
+                with open(os.path.join(sd, f"svc{i}.toml"), "w") as f:
+                    if variant == "zedinit":
+                        f.write(f"command = [{cmd}]\n"
+                                "[log]\n"
+                                'to = "file"\n'
+                                "[run]\n"
+                                f"uid = {NOBODY}\n"
+                                f"gid = {NOBODY}\n"
+                                "capabilities = []\n"
+                                "noNewPrivileges = true\n"
+                                f'binds = ["{bindir}:{bindir}:ro"]\n')
+                    else:
+                        f.write(f'command = [{cmd}]\nlog = "console"\n')
+            return [ZEDINIT, "--services-dir", sd, "--control-socket", os.path.join(d, "ctl.sock"),
+                    "--log-dir", logs], logs
+        base, _ = USS_VARIANTS[variant]
+        sv = os.path.join(d, "sv")
+        for i in range(1, 6):
+            name = f"svc{i}"
+            sdir = os.path.join(sv, name)
+            os.makedirs(sdir)
+            write_script(os.path.join(sdir, "run"),
+                         "exec 2>&1\n"
+                         f"exec chpst -u :{NOBODY}:{NOBODY} {chatter} {' '.join(USS_CHILD_ARGS)}\n")
+            if "+" in variant:
+                ldir = os.path.join(logs, name)
+                os.makedirs(ldir)
+                os.makedirs(os.path.join(sdir, "log"))
+                if base == "runit":
+                    with open(os.path.join(ldir, "config"), "w") as f:
+                        f.write("s1048576\nn3\n")
+                    logger = f"exec svlogd -tt {ldir}\n"
+                else:
+                    logger = f"exec s6-log -b n3 s1048576 T {ldir}\n"
+                write_script(os.path.join(sdir, "log", "run"), logger)
+        return (["/usr/bin/runsvdir", sv] if base == "runit" else ["/usr/bin/s6-svscan", sv]), logs
+
+    def uss(self, order, settle):
+        """All variants at once; returns {variant: {pid1, tree, n, rss, pss, checks...}}."""
+        running = {}
+        chatter_id = os.stat(self.chatter)
+        chatter_id = (chatter_id.st_dev, chatter_id.st_ino)
+        try:
+            launches = {}
+            for variant in order:
+                self.seq += 1
+                d = os.path.join(self.work, f"{self.seq:04d}-uss-{variant.replace('+', '_')}")
+                os.makedirs(d)
+                argv, logs = self.prepare_uss(variant, d)
+                t0 = os.path.join(d, "t0")
+                cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child",
+                       self.helper, "t0", t0] + argv
+                with open(os.path.join(d, "command"), "w") as f:
+                    f.write(" ".join(cmd) + "\n")
+                launches[variant] = {"init": variant, "dir": d, "cmd": cmd, "t0": t0, "logs": logs}
+            next_second = int(time.time()) + 1  # runsvdir's mtime rule, as prepare_all
+            time.sleep(max(0.0, next_second - time.time() + 0.01))
+            for variant in order:
+                proc, pid1 = self.start(launches[variant])
+                running[variant] = (proc, pid1)
+            for variant, (proc, pid1) in running.items():
+                want = USS_VARIANTS[variant][1]
+
+                def up(pid1=pid1, want=want):
+                    tree, kids = split_tree(pid1, chatter_id)
+                    return len(kids) == 5 and len(tree) == want and all(
+                        proc_comm(p) not in ("sh", "chpst") for p in tree)
+                wait_until(up, 15, step=0.01, what=f"uss {variant}: tree and 5 children")
+            time.sleep(settle)
+            out = {}
+            for variant in order:
+                proc, pid1 = running[variant]
+                tree, kids = split_tree(pid1, chatter_id)
+                rollups = {p: smaps_rollup(p) for p in tree}
+                priv = lambda r: r.get("Private_Clean", 0) + r.get("Private_Dirty", 0)
+                out[variant] = {
+                    "pid1": priv(rollups[pid1]),
+                    "tree": sum(priv(r) for r in rollups.values()),
+                    "rss": sum(r.get("Rss", 0) for r in rollups.values()),
+                    "pss": sum(r.get("Pss", 0) for r in rollups.values()),
+                    "n": len(tree),
+                    "threads": len(os.listdir(f"/proc/{pid1}/task")),
+                    "procs": sorted(f"{proc_comm(p)}" for p in tree),
+                    "kids": [child_creds(k) for k in kids],
+                    "logged": logged_bytes(launches[variant]["logs"]),
+                    "maps": smaps_by_mapping(pid1) if variant.startswith("zedinit") else None,
+                }
+            return out
+        finally:
+            for proc, pid1 in running.values():
+                self.stop(proc, pid1)
+
     def idle(self, order, window):
         """All inits at once, each with 5 sleeping children; returns {init: (cs1, cpu1, csT, cpuT)}."""
         running = {}
@@ -307,6 +437,119 @@ def read_lines(path):
             return [l for l in f.read().splitlines() if l.strip()]
     except FileNotFoundError:
         return []
+
+
+def write_script(path, body):
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body)
+    os.chmod(path, 0o755)
+
+
+def proc_comm(pid):
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def split_tree(pid1, child_id):
+    """(supervision tree pids, workload children pids): the children are the processes
+    whose executable is the chatter binary."""
+    tree, kids = [], []
+    for pid in descendants(pid1):
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+            (kids if (st.st_dev, st.st_ino) == child_id and pid != pid1 else tree).append(pid)
+        except OSError:
+            if os.path.exists(f"/proc/{pid}"):
+                tree.append(pid)  # a kernel-visible process we cannot stat: count it
+    return tree, kids
+
+
+def smaps_rollup(pid):
+    """{field: kB} from /proc/PID/smaps_rollup."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[-1] == "kB":
+                out[parts[0].rstrip(":")] = int(parts[1])
+    return out
+
+
+def child_creds(pid):
+    """(uid, CapEff, NoNewPrivs) of a workload child, to check what it runs with."""
+    uid = capeff = nnp = "?"
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k == "Uid":
+                    uid = v.split()[0]
+                elif k == "CapEff":
+                    capeff = v.strip()
+                elif k == "NoNewPrivs":
+                    nnp = v.strip()
+    except OSError:
+        pass
+    return uid, capeff, nnp
+
+
+def logged_bytes(logdir):
+    total = 0
+    for root, _, files in os.walk(logdir):
+        for name in files:
+            if name in ("config", "lock", "state", "newstate"):
+                continue
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total
+
+
+def smaps_by_mapping(pid):
+    """PID's mappings with private pages: [(label, perms, size kB, rss, private clean,
+    private dirty)]. Anonymous mappings are named: a thread's stack (the mapping holding
+    its stack pointer, from /proc/PID/task/TID/syscall), or a glibc malloc arena (an
+    anonymous rw mapping starting on a 64 MiB boundary: a thread's heap)."""
+    sps = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                fields = f.read().split()
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            if len(fields) >= 8:
+                sps[int(fields[-2], 16)] = f"{name}" + (" (main)" if tid == str(pid) else "")
+        except (OSError, ValueError):
+            pass
+    maps, cur = [], None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                path = head[5] if len(head) > 5 else ""
+                cur = {"lo": lo, "hi": hi, "perms": head[1], "path": path, "Size": 0, "Rss": 0,
+                       "Private_Clean": 0, "Private_Dirty": 0}
+                maps.append(cur)
+            elif head[0].rstrip(":") in ("Size", "Rss", "Private_Clean", "Private_Dirty"):
+                cur[head[0].rstrip(":")] = int(head[1])
+    out = []
+    for m in maps:
+        label = os.path.basename(m["path"]) if m["path"].startswith("/") else m["path"]
+        if m["path"] in ("", "[stack]"):
+            for sp, name in sps.items():
+                if m["lo"] <= sp < m["hi"]:
+                    label = f"stack of thread {name}"
+            if not label:
+                label = ("anon, 64 MiB-aligned: a malloc arena" if m["lo"] % (64 << 20) == 0
+                         else "anon")
+        if m["Private_Clean"] + m["Private_Dirty"] > 0:
+            out.append((label, m["perms"], m["Size"], m["Rss"], m["Private_Clean"], m["Private_Dirty"]))
+    return out
 
 
 def proc_usage(pid):
@@ -416,6 +659,74 @@ def targets(res, inits):
     return out
 
 
+def uss_report(uss, variants):
+    """The uss section: a table per variant, the checks, zedinit PID 1 by mapping."""
+    mib = lambda kb: kb / 1024
+    out = ["", "Private memory (USS = Private_Clean + Private_Dirty, /proc/PID/smaps_rollup), "
+           "5 logging children running as 65534 without capabilities; MiB (1 MiB = 1024 kB "
+           "of smaps). Each cell: median (IQR, range) over the rounds.", ""]
+    out.append("| metric | " + " | ".join(variants) + " |")
+    out.append("|---|" + "---|" * len(variants))
+    rows = [("PID 1 USS (MiB)", lambda m: mib(m["pid1"])),
+            ("supervision tree USS (MiB)", lambda m: mib(m["tree"])),
+            ("  tree PSS (MiB)", lambda m: mib(m["pss"])),
+            ("  tree RSS (MiB)", lambda m: mib(m["rss"])),
+            ("processes in the tree", lambda m: m["n"]),
+            ("threads of PID 1", lambda m: m["threads"]),
+            ("log bytes on disk at the reading", lambda m: m["logged"])]
+    for label, get in rows:
+        cells = [summary([get(m) for m in uss[v]]) if uss[v] else "n/a" for v in variants]
+        ns = sorted({len(uss[v]) for v in variants if uss[v]})
+        out.append(f"| {label} (n={'/'.join(map(str, ns))}) | " + " | ".join(cells) + " |")
+    out.append("")
+    for v in variants:
+        if uss[v]:
+            last = uss[v][-1]
+            creds = sorted(set(last["kids"]))
+            out.append(f"- {v}: tree = {', '.join(last['procs'])}; children (uid, CapEff, "
+                       f"NoNewPrivs): {', '.join(f'({u}, {c}, {n})' for u, c, n in creds)}")
+    z = uss.get("zedinit")
+    if z:
+        tree = statistics.median(m["tree"] for m in z) / 1024
+        out += ["", f"Target for zedinit (issue 4): tree USS ≤ 1 MiB with [run] and [log]: "
+                f"{tree:.2f} MiB: {'met' if tree <= 1.0 else 'MISSED'}"]
+    zs = [v for v in variants if v.startswith("zedinit") and uss[v]]
+    if zs:
+        # Where PID 1's private pages are, by kind (last round, kB).
+        def kind(label):
+            if label == os.path.basename(ZEDINIT):
+                return "zedinit binary"
+            if ".so" in label:
+                return "shared libraries (relocated data, unshared text)"
+            if label == "[heap]":
+                return "[heap] (main malloc arena)"
+            if "arena" in label:
+                return "thread malloc arena"
+            if label.startswith("stack"):
+                return "thread stacks"
+            return "other anonymous"
+        kinds = ["zedinit binary", "[heap] (main malloc arena)", "thread malloc arena", "thread stacks",
+                 "shared libraries (relocated data, unshared text)", "other anonymous"]
+        out += ["", "zedinit PID 1's private pages by kind (last round, kB, Private_Clean + Private_Dirty):", "",
+                "| kind | " + " | ".join(zs) + " |", "|---|" + "---|" * len(zs)]
+        for k in kinds + ["total"]:
+            cells = []
+            for v in zs:
+                maps = uss[v][-1]["maps"]
+                sel = [m for m in maps if k == "total" or kind(m[0]) == k]
+                cells.append(f"{sum(m[4] + m[5] for m in sel)} ({sum(m[4] for m in sel)} clean)")
+            out.append(f"| {k} | " + " | ".join(cells) + " |")
+        for v in zs:
+            maps = uss[v][-1]["maps"]
+            out += ["", f"{v} PID 1, every mapping with private pages (last round, kB):", "",
+                    "| mapping | perms | size | Rss | Private_Clean | Private_Dirty |",
+                    "|---|---|---|---|---|---|"]
+            for label, perms, size, rss, pc, pd in maps:
+                out.append(f"| {label} | {perms} | {size} | {rss} | {pc} | {pd} |")
+            out.append(f"| **total** | | | | {sum(m[4] for m in maps)} | {sum(m[5] for m in maps)} |")
+    return out
+
+
 def rotated(items, r):
     r %= len(items)
     return items[r:] + items[:r]
@@ -461,10 +772,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="~1.5 minutes: fewer rounds, 5 s idle")
     ap.add_argument("--only", default="idle,restart,orphans,exec5",
-                    help="comma-separated metrics to run (default: all)")
+                    help="comma-separated metrics to run: idle, restart, orphans, exec5 "
+                         "(the default) and uss (issue 4, only when asked for)")
     ap.add_argument("--inits", default=",".join(INITS), help="comma-separated inits")
     ap.add_argument("--rounds", type=int, help="rounds for every metric (default: per metric)")
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--zedinit", help="this zedinit binary instead of target/release/zedinit "
+                                      "(e.g. one built with another profile; implies --no-build)")
     ap.add_argument("--busy", action="store_true",
                     help="run one busy loop per CPU throughout (a loaded machine)")
     ap.add_argument("--out", help="also write the markdown report to this file")
@@ -476,18 +790,23 @@ def main():
                  "/usr/bin/s6-svscan"]:
         if not shutil.which(tool):
             sys.exit(f"bench/supervisors.py: {tool} missing: run bench/install-peers")
+    if args.zedinit:
+        global ZEDINIT
+        ZEDINIT = os.path.abspath(args.zedinit)
+        args.no_build = True
     if not args.no_build:
         log("building zedinit (cargo build --release)...")
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "zedinit",
                         "--bin", "supctl", "--bin", "zedctr-testkit"], cwd=REPO, check=True)
     inits = args.inits.split(",")
-    only = set(args.only.split(","))
     if args.quick:
-        rounds = {"exec5": 5, "restart": 2, "orphans": 3, "idle": 1}
-        idle_window, zed_restarts, slow_restarts = 5, 200, 3
+        rounds = {"exec5": 5, "restart": 2, "orphans": 3, "idle": 1, "uss": 2}
+        idle_window, zed_restarts, slow_restarts, uss_settle = 5, 200, 3, 3
     else:
-        rounds = {"exec5": 15, "restart": 3, "orphans": 8, "idle": 3}
-        idle_window, zed_restarts, slow_restarts = 20, 200, 5
+        rounds = {"exec5": 15, "restart": 3, "orphans": 8, "idle": 3, "uss": 5}
+        idle_window, zed_restarts, slow_restarts, uss_settle = 20, 200, 5, 5
+    only = set(args.only.split(","))
+    rounds = {k: n for k, n in rounds.items() if k in only}
 
     if args.rounds:
         rounds = {k: args.rounds for k in rounds}
@@ -496,6 +815,17 @@ def main():
     subprocess.run(["gcc", "-O2", "-static", "-Wall", "-o", helper,
                     os.path.join(REPO, "bench", "helper.c")], check=True)
     bench = Bench(work, helper)
+    if "uss" in only:
+        os.makedirs(os.path.join(work, "bin"))
+        bench.chatter = os.path.join(work, "bin", "chatter")
+        subprocess.run(["gcc", "-O2", "-static", "-Wall", "-o", bench.chatter,
+                        os.path.join(REPO, "bench", "chatter.c")], check=True)
+        os.chmod(work, 0o755)  # the children (uid 65534) exec from under it
+        for tool in ["/usr/bin/chpst", "/usr/bin/svlogd", "/usr/bin/s6-log"]:
+            if not os.path.exists(tool):
+                sys.exit(f"bench/supervisors.py: {tool} missing: run bench/install-peers")
+    uss_variants = [v for v, (base, _) in USS_VARIANTS.items() if base in inits]
+    uss = {v: [] for v in uss_variants}
     res = {m: {i: [] for i in inits + [BARE]} for m in
            ["exec5", "restart", "orphans_end", "orphans_exited", "orphans_lag", "storm", "idle_cs1", "idle_cpu1",
             "idle_csT", "idle_cpuT"]}
@@ -521,6 +851,21 @@ def main():
                     res["idle_cpu1"][init].append(cpu1)
                     res["idle_csT"][init].append(csT)
                     res["idle_cpuT"][init].append(cpuT)
+        if "uss" in only:
+            # Variants of the same init never run at the same time: a binary mapped by
+            # two instances has its pages counted as shared, not private, by both.
+            by_base = {}
+            for v in uss_variants:
+                by_base.setdefault(USS_VARIANTS[v][0], []).append(v)
+            groups = [[vs[k] for vs in by_base.values() if k < len(vs)]
+                      for k in range(max(map(len, by_base.values()), default=0))]
+            for r in range(rounds["uss"]):
+                for g, group in enumerate(rotated(groups, r)):
+                    order = rotated(group, r)
+                    log(f"uss round {r + 1}/{rounds['uss']}, group {g + 1}/{len(groups)} "
+                        f"({uss_settle} s): {' '.join(order)}")
+                    for variant, m in bench.uss(order, uss_settle).items():
+                        uss[variant].append(m)
         if "exec5" in only:
             for r in range(rounds["exec5"]):
                 order = rotated(inits, r)
@@ -570,21 +915,23 @@ def main():
     elapsed = time.monotonic() - t_begin
 
     v = versions()
-    custom = args.rounds or args.only != ap.get_default("only") or args.inits != ap.get_default("inits")
+    custom = args.rounds or args.zedinit or args.only != ap.get_default("only") or args.inits != ap.get_default("inits")
     mode = ("quick" if args.quick else "full") + (", custom" if custom or args.busy else "")
     lines = [
         f"Run: {v['date']}, `{' '.join(['bench/supervisors.py'] + sys.argv[1:])}` ({mode}"
         f"{', one busy loop per CPU' if args.busy else ''}, "
         f"{elapsed:.0f} s)  ",
         f"Machine: {v['machine']}  ",
-        f"Versions: {v['versions']}  ",
+        f"Versions: {v['versions']}" + (f" (zedinit binary: {ZEDINIT})" if args.zedinit else "") + "  ",
         f"CPU busy in the second before the run: {busy_before:.0f} % (other work on the "
         "machine adds noise)",
         "",
         "Each cell: median (IQR p25–p75, range min–max); n: samples per init. Rounds: "
         + ", ".join(f"{k} {n}" for k, n in rounds.items())
-        + f"; idle window {idle_window} s; restarts per round: zedinit and bare {zed_restarts}, "
-        f"runit and s6 {slow_restarts}.",
+        + (f"; idle window {idle_window} s" if "idle" in only else "")
+        + (f"; restarts per round: zedinit and bare {zed_restarts}, runit and s6 {slow_restarts}"
+           if "restart" in only else "")
+        + (f"; uss read {uss_settle} s after the last child is up" if "uss" in only else "") + ".",
         "",
     ]
     rows = [
@@ -600,8 +947,10 @@ def main():
         ("exec → 5 children running (ms)", "exec5", ""),
     ]
     cols = inits
-    lines.append("| metric | " + " | ".join(cols) + " |")
-    lines.append("|---|" + "---|" * len(cols))
+    rows = [r for r in rows if any(res[r[1]][c] for c in cols)]
+    if rows:
+        lines.append("| metric | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---|" * len(cols))
     for label, key, unit in rows:
         if not any(res[key][c] for c in cols):
             continue
@@ -612,8 +961,11 @@ def main():
         lines.append("")
         lines.append("Restart p90 (ms): " + ", ".join(
             f"{c} {fmt(q(res['restart'][c], .9))}" for c in cols if res["restart"][c]))
-    lines += ["", "Targets for zedinit (issue 3), this run:"]
-    lines += targets(res, inits)
+    if rows:
+        lines += ["", "Targets for zedinit (issue 3), this run:"]
+        lines += targets(res, inits)
+    if "uss" in only:
+        lines += uss_report(uss, uss_variants)
     lines += [""] + notes
     report = "\n".join(lines)
     print(report)

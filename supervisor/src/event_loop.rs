@@ -29,6 +29,8 @@ const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
 const HEARTBEAT_TOKEN: u64 = 1 << 47;
 /// Service output pipes get tokens from here up.
 pub const FIRST_LOG_TOKEN: u64 = 1 << 49;
+/// Log bytes after which the loop trims the heap before it next sleeps.
+const TRIM_AFTER_BYTES: u64 = 256 * 1024;
 /// How long the listener rests after accept ran out of file descriptors.
 const LISTENER_PAUSE: Duration = Duration::from_secs(1);
 
@@ -67,6 +69,9 @@ pub struct EventLoop {
     next_notify_token: u64,
     /// Set while the listener is out of the epoll set (accept hit EMFILE).
     listener_paused_until: Option<Instant>,
+    /// Log bytes handled since the heap was last trimmed.
+    trim_debt: u64,
+    trimmed_once: bool,
 }
 
 impl EventLoop {
@@ -99,6 +104,8 @@ impl EventLoop {
             notify_tokens: std::collections::BTreeMap::new(),
             next_notify_token: FIRST_NOTIFY_TOKEN,
             listener_paused_until: None,
+            trim_debt: 0,
+            trimmed_once: false,
         })
     }
 
@@ -111,6 +118,7 @@ impl EventLoop {
             // Sockets and pipes made by spawns since the last wait must be watched
             // before waiting.
             self.register_new_fds();
+            self.give_back_memory();
             let n = match self.epoll.wait(&mut events, self.timeout()) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => 0,
@@ -129,6 +137,19 @@ impl EventLoop {
             exit_code::KILLED
         } else {
             exit_code::CLEAN
+        }
+    }
+
+    /// Returns freed heap to the kernel before sleeping, once bursts (start-up, log
+    /// floods, big answers) have come and gone: PID 1's private memory stays small.
+    fn give_back_memory(&mut self) {
+        let grown = self.sup.core.exec.logs.take_bytes_seen();
+        self.trim_debt = self.trim_debt.saturating_add(grown);
+        if self.trim_debt >= TRIM_AFTER_BYTES || !self.trimmed_once {
+            self.trim_debt = 0;
+            self.trimmed_once = true;
+            // SAFETY: malloc_trim only releases free memory at the top of the heap.
+            unsafe { libc::malloc_trim(0) };
         }
     }
 

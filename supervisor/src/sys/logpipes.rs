@@ -30,6 +30,8 @@ pub struct LogHub {
     fresh: Vec<u64>,
     next_token: u64,
     writer: LogWriter,
+    /// Bytes of output read since [`LogHub::take_bytes_seen`] was last called.
+    bytes_seen: u64,
 }
 
 impl LogHub {
@@ -41,6 +43,7 @@ impl LogHub {
             fresh: Vec::new(),
             next_token: first_token,
             writer: LogWriter::new(dir),
+            bytes_seen: 0,
         }
     }
 
@@ -117,6 +120,7 @@ impl LogHub {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
+                    self.bytes_seen += n as u64;
                     pipe.lines.push(&buf[..n], &mut raw);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -152,6 +156,10 @@ impl LogHub {
         }
         self.writer.push(&service, policy, &lines);
         Some((service.to_string(), lines))
+    }
+
+    pub fn take_bytes_seen(&mut self) -> u64 {
+        std::mem::take(&mut self.bytes_seen)
     }
 
     pub fn tail(&self, service: &str, n: usize) -> Vec<String> {

@@ -8,35 +8,14 @@ use crate::spec::{
     StopSpec,
 };
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// One problem in one definition file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DefinitionError {
-    pub file: PathBuf,
-    /// 1-based; `None` when the problem is the file as a whole (unreadable, say).
-    pub line: Option<usize>,
-    /// Dotted key (`restart.policy`); `None` for syntax errors and whole-file problems.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for DefinitionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
+/// One problem in one definition file: file, line, key and message (shared with the
+/// other config parsers).
+pub type DefinitionError = confkit::ConfigError;
 
 /// A parsed definition plus where its dependency keys sit, so that graph checks
 /// (unknown dependency, cycle) can still name a line.
@@ -121,12 +100,7 @@ struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     fn line(&self, span: &Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        confkit::line_at(self.text, span.start)
     }
 
     fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
@@ -739,9 +713,9 @@ impl Loaded {
 pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
     for dir in dirs {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+        let files = match confkit::toml_files(dir) {
+            Ok(Some(files)) => files,
+            Ok(None) => continue,
             Err(e) => {
                 loaded
                     .errors
@@ -750,11 +724,6 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        files.sort();
         for file in files {
             let Some(name) = file
                 .file_stem()
@@ -799,12 +768,7 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
 }
 
 fn whole_file(file: &Path, message: String) -> DefinitionError {
-    DefinitionError {
-        file: file.to_path_buf(),
-        line: None,
-        key: None,
-        message,
-    }
+    DefinitionError::whole_file(file, message)
 }
 
 /// `host:port` with a numeric port (IPv6 as `[::1]:80`).

@@ -254,6 +254,16 @@ impl Lab {
             .spawn()
             .expect("busybox httpd");
         self.daemons.push(child);
+        // Ready when it accepts a connection (bash's /dev/tcp, from the app's namespace).
+        let wait = format!(
+            "for i in $(seq 200); do (exec 3<>/dev/tcp/{ip}/{port}) 2>/dev/null && exit 0; sleep 0.05; done; exit 1"
+        );
+        let up = Command::new("ip")
+            .args(["netns", "exec", ns, "bash", "-c", &wait])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(up, "busybox httpd on {ip}:{port} in {ns} did not come up");
         log_path
     }
 

@@ -28,7 +28,6 @@
 //! name not ending in `.toml`, then rename it into place, so readers never see half a
 //! file.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
@@ -54,32 +53,9 @@ pub const DEFAULT_DIR: &str = "/run/zedctr/network-instances";
 /// (next to dnsmasq-render's `<bridge>.conf`).
 pub const DEFAULT_LEASE_DIR: &str = "/run/zedctr/dnsmasq";
 
-/// One problem in one network-instance file (or lease file).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetinstError {
-    pub file: PathBuf,
-    /// 1-based; `None` when the problem is the file as a whole (unreadable, a missing key).
-    pub line: Option<usize>,
-    /// Dotted key (`dhcp-hosts[0].mac`); `None` for syntax and whole-file problems.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for NetinstError {
-    /// `file:line: key: message`, leaving out what is not known.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": {key}")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for NetinstError {}
+/// One problem in one network-instance file (or lease file): file, line, dotted key
+/// (`dhcp-hosts[0].mac`) and message, shared with the other config parsers.
+pub type NetinstError = confkit::ConfigError;
 
 /// A DNS name the instance's dnsmasq answers (`hosts`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -179,12 +179,7 @@ fn clashes(accepted: &[NetworkInstance], new: &NetworkInstance) -> Vec<NetinstEr
 }
 
 fn whole_file(file: &Path, message: String) -> NetinstError {
-    NetinstError {
-        file: file.to_path_buf(),
-        line: None,
-        key: None,
-        message,
-    }
+    NetinstError::whole_file(file, message)
 }
 
 #[cfg(test)]

@@ -94,12 +94,7 @@ impl Cx<'_> {
     }
 
     fn line(&self, span: &Range<usize>) -> usize {
-        let end = span.start.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count()
-            + 1
+        confkit::line_at(self.text, span.start)
     }
 
     fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {

@@ -272,6 +272,74 @@ impl Drop for Httpd {
     }
 }
 
+/// nginx (Debian's nginx-light) serving `root` in the server namespace, one process, with
+/// an access log that records each request's `Range` header:
+/// `<peer> "<request>" <status> range="<Range header>"`.
+pub struct Nginx {
+    child: Child,
+    pub addr: SocketAddrV4,
+    pub log: PathBuf,
+}
+
+impl Nginx {
+    pub fn start(lab: &Lab, root: &Path, port: u16, name: &str) -> Nginx {
+        let addr = SocketAddrV4::new(lab.srv_ip, port);
+        let dir = lab.path(name);
+        std::fs::create_dir_all(&dir).expect("nginx dir");
+        let log = dir.join("access.log");
+        let d = dir.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               log_format ranges '$remote_addr \"$request\" $status range=\"$http_range\"';\n\
+               access_log {log} ranges;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n\
+               uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               server {{ listen {addr}; root {root}; }}\n\
+             }}\n",
+            log = log.display(),
+            root = root.display()
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &lab.srv_ns, "nginx", "-p"])
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(dir.join("stderr.log")).expect("stderr"))
+            .process_group(0)
+            .spawn()
+            .expect("nginx (apt-get install nginx-light)");
+        let server = Nginx { child, addr, log };
+        wait_until(DEADLINE, "nginx to listen", || lab.can_connect(addr));
+        server
+    }
+
+    /// SIGKILL mid-transfer.
+    pub fn kill(&mut self) {
+        kill_group(&mut self.child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
 /// The three directories `serve` works in, inside the lab's temporary directory.
 pub struct Dirs {
     pub config: PathBuf,

@@ -26,7 +26,7 @@ fn a_good_download_lands_verified_and_moves_through_the_states() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(1 << 20, 1);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8001, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8001, "httpd.log");
     let dirs = Dirs::new(&lab);
     let _serve = Serve::start(&lab, &dirs, &[]);
 
@@ -84,7 +84,7 @@ fn a_wrong_sha256_publishes_nothing_and_says_so() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(300_000, 2);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8002, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8002, "httpd.log");
     let dirs = Dirs::new(&lab);
     // An earlier good file in the download directory: must stay as it is.
     let earlier = payload(1000, 99);
@@ -127,7 +127,7 @@ fn a_server_killed_mid_transfer_is_resumed_with_range() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(2 << 20, 4);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let mut httpd = Nginx::start(&lab, &www, 8003, "nginx1");
+    let mut httpd = Server::nginx(&lab, &www, 8003, "nginx1");
     let dirs = Dirs::new(&lab);
     let serve = Serve::start(&lab, &dirs, &[("--retries", "30")]);
     dirs.request(KEY, request_json("x", &httpd.url("/image.bin"), &data));
@@ -145,7 +145,7 @@ fn a_server_killed_mid_transfer_is_resumed_with_range() {
         .len();
     assert!(kept > 0);
 
-    let httpd2 = Nginx::start(&lab, &www, 8003, "nginx2");
+    let httpd2 = Server::nginx(&lab, &www, 8003, "nginx2");
     let done = trail.wait("downloaded", |s| s.state == State::Downloaded);
     assert_eq!(std::fs::read(dirs.target(&sha)).expect("target"), data);
     assert!(!dirs.part(&sha).exists());
@@ -246,7 +246,7 @@ fn more_bytes_than_declared_are_refused() {
     std::fs::create_dir_all(&www).expect("www");
     let big = payload(150_000, 8);
     std::fs::write(www.join("big.bin"), &big).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8015, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8015, "httpd.log");
 
     let dirs = Dirs::new(&lab);
     let _serve = Serve::start(&lab, &dirs, &[]);
@@ -288,7 +288,7 @@ fn a_404_is_a_clear_final_error() {
     let lab = Lab::new(6);
     let www = lab.path("www");
     std::fs::create_dir_all(&www).expect("www");
-    let httpd = Httpd::start(&lab, &www, 8006, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8006, "httpd.log");
     let dirs = Dirs::new(&lab);
     let _serve = Serve::start(&lab, &dirs, &[]);
     let data = payload(1000, 9);
@@ -318,7 +318,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone() {
     for (name, data) in [("small", &small), ("huge", &huge), ("medium", &medium)] {
         std::fs::write(www.join(name), data).expect("write");
     }
-    let httpd = Httpd::start(&lab, &www, 8007, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8007, "httpd.log");
     let disk = Tmpfs::mount(lab.path("disk"), "2m");
     let dirs = Dirs::with_download(&lab, disk.path.clone());
     let _serve = Serve::start(&lab, &dirs, &[]);

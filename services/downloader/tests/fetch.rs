@@ -47,7 +47,7 @@ fn fetch_downloads_resumes_and_fails_clearly() {
     let data = payload(500_000, 31);
     let sha = sha256_hex(&data);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8021, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8021, "httpd.log");
     let url = httpd.url("/image.bin");
 
     // A good download: plain lines, exit 0.

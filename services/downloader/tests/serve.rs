@@ -19,7 +19,7 @@ fn a_removed_request_is_cancelled_and_its_part_deleted() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(2 << 20, 21);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8011, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8011, "httpd.log");
     let dirs = Dirs::new(&lab);
     let mut serve = Serve::start(&lab, &dirs, &[]);
     dirs.request("img", request_json("x", &httpd.url("/image.bin"), &data));
@@ -51,7 +51,7 @@ fn serve_killed_mid_download_resumes_when_restarted() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(2 << 20, 22);
     std::fs::write(www.join("image.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8012, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8012, "httpd.log");
     let dirs = Dirs::new(&lab);
     let mut serve = Serve::start(&lab, &dirs, &[]);
     dirs.request("img", request_json("x", &httpd.url("/image.bin"), &data));
@@ -96,7 +96,7 @@ fn a_malformed_request_gets_an_error_status_and_harms_nothing() {
     std::fs::create_dir_all(&www).expect("www");
     let data = payload(10_000, 23);
     std::fs::write(www.join("ok.bin"), &data).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8013, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8013, "httpd.log");
     let dirs = Dirs::new(&lab);
     let mut serve = Serve::start(&lab, &dirs, &[]);
 
@@ -143,7 +143,7 @@ fn the_concurrency_limit_holds_others_in_initial() {
     let b = payload(256 << 10, 25);
     std::fs::write(www.join("a"), &a).expect("write");
     std::fs::write(www.join("b"), &b).expect("write");
-    let httpd = Httpd::start(&lab, &www, 8014, "httpd.log");
+    let httpd = Server::httpd(&lab, &www, 8014, "httpd.log");
     let dirs = Dirs::new(&lab);
     let _serve = Serve::start(&lab, &dirs, &[("--max-concurrent", "1")]);
 

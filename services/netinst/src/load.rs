@@ -51,9 +51,11 @@ pub fn load_dir(dir: &Path) -> Loaded {
 pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
     for dir in dirs {
-        let entries = match std::fs::read_dir(dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+        // The same listing rule as every config directory (confkit): `*.toml`, in
+        // file-name order, hidden ones skipped; the watcher uses `is_instance_file`.
+        let files = match confkit::toml_files(dir) {
+            Ok(Some(files)) => files,
+            Ok(None) => continue,
             Err(e) => {
                 loaded
                     .errors
@@ -62,11 +64,6 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
                 continue;
             }
         };
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| is_instance_file(p))
-            .collect();
-        files.sort();
         for file in files {
             load_file(&mut loaded, &file);
         }

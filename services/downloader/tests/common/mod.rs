@@ -210,16 +210,18 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// busybox httpd serving `root` in the server namespace, logging each request (`-vv`:
-/// `url:/x` and `response:206`: a 206 is only sent for a `Range` request).
-pub struct Httpd {
+/// A real HTTP server in the server namespace, killed with the test: busybox httpd
+/// ([`Server::httpd`]) or nginx ([`Server::nginx`]).
+pub struct Server {
     child: Child,
     pub addr: SocketAddrV4,
     pub log: PathBuf,
 }
 
-impl Httpd {
-    pub fn start(lab: &Lab, root: &Path, port: u16, log_name: &str) -> Httpd {
+impl Server {
+    /// busybox httpd serving `root`, logging each request (`-vv`: `url:/x` and
+    /// `response:206`: a 206 is only sent for a `Range` request).
+    pub fn httpd(lab: &Lab, root: &Path, port: u16, log_name: &str) -> Server {
         let addr = SocketAddrV4::new(lab.srv_ip, port);
         let log = lab.path(log_name);
         let out = File::create(&log).expect("httpd log");
@@ -245,7 +247,7 @@ impl Httpd {
             .process_group(0)
             .spawn()
             .expect("busybox httpd");
-        let server = Httpd { child, addr, log };
+        let server = Server { child, addr, log };
         wait_until(DEADLINE, "busybox httpd to listen", || {
             lab.can_connect(addr)
         });
@@ -266,23 +268,17 @@ impl Httpd {
     }
 }
 
-impl Drop for Httpd {
+impl Drop for Server {
     fn drop(&mut self) {
         kill_group(&mut self.child);
     }
 }
 
-/// nginx (Debian's nginx-light) serving `root` in the server namespace, one process, with
-/// an access log that records each request's `Range` header:
-/// `<peer> "<request>" <status> range="<Range header>"`.
-pub struct Nginx {
-    child: Child,
-    pub addr: SocketAddrV4,
-    pub log: PathBuf,
-}
-
-impl Nginx {
-    pub fn start(lab: &Lab, root: &Path, port: u16, name: &str) -> Nginx {
+impl Server {
+    /// nginx (Debian's nginx-light) serving `root`, one process, with an access log that
+    /// records each request's `Range` header:
+    /// `<peer> "<request>" <status> range="<Range header>"`.
+    pub fn nginx(lab: &Lab, root: &Path, port: u16, name: &str) -> Server {
         let addr = SocketAddrV4::new(lab.srv_ip, port);
         let dir = lab.path(name);
         std::fs::create_dir_all(&dir).expect("nginx dir");
@@ -315,28 +311,9 @@ impl Nginx {
             .process_group(0)
             .spawn()
             .expect("nginx (apt-get install nginx-light)");
-        let server = Nginx { child, addr, log };
+        let server = Server { child, addr, log };
         wait_until(DEADLINE, "nginx to listen", || lab.can_connect(addr));
         server
-    }
-
-    /// SIGKILL mid-transfer.
-    pub fn kill(&mut self) {
-        kill_group(&mut self.child);
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        kill_group(&mut self.child);
     }
 }
 

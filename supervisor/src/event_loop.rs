@@ -214,9 +214,10 @@ impl EventLoop {
                 }
             }
             token if token >= FIRST_LOG_TOKEN => {
-                if let Some((service, lines)) = self.sup.core.exec.logs.read(token) {
-                    self.server.deliver_log(&service, &lines, &mut changes);
-                }
+                let server = &mut self.server;
+                self.sup.core.exec.logs.read(token, |service, lines| {
+                    server.deliver_log(service, lines, &mut changes)
+                });
             }
             token if token >= FIRST_NOTIFY_TOKEN => {
                 if let Some(name) = self.notify_tokens.get(&token).cloned() {

@@ -104,10 +104,13 @@ impl LogHub {
         self.pipes.get(&token).map(|p| p.file.as_fd())
     }
 
-    /// Reads what the pipe has (up to a budget); returns the service and its new lines.
-    /// At end of file the pipe is closed (and so leaves the epoll set).
-    pub fn read(&mut self, token: u64) -> Option<(String, Vec<String>)> {
-        let pipe = self.pipes.get_mut(&token)?;
+    /// Reads what the pipe has (up to a budget): the new lines go to the service's ring,
+    /// then to `deliver` (its followers), then, moved, to the writer thread. At end of
+    /// file the pipe is closed (and so leaves the epoll set).
+    pub fn read(&mut self, token: u64, deliver: impl FnOnce(&str, &[String])) {
+        let Some(pipe) = self.pipes.get_mut(&token) else {
+            return;
+        };
         let mut buf = [0u8; 16 * 1024];
         let mut raw = Vec::new();
         let mut budget = READ_BUDGET;
@@ -140,7 +143,7 @@ impl LogHub {
             self.pipes.remove(&token);
         }
         if raw.is_empty() {
-            return None;
+            return;
         }
         // One timestamp per batch: formatting the time per line would cost more than
         // the rest of the work in a flood.
@@ -149,13 +152,14 @@ impl LogHub {
             .iter()
             .map(|l| format_line(&service, stream, l, &stamp))
             .collect();
+        drop(raw);
         if let Some(ring) = self.rings.get_mut(&*service) {
             for line in &lines {
-                ring.push(line.clone());
+                ring.push(line);
             }
         }
-        self.writer.push(&service, policy, &lines);
-        Some((service.to_string(), lines))
+        deliver(&service, &lines);
+        self.writer.push(&service, policy, lines);
     }
 
     pub fn take_bytes_seen(&mut self) -> u64 {

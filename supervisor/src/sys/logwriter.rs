@@ -22,10 +22,11 @@ pub struct FilePolicy {
     pub keep: u32,
 }
 
+/// A batch of one service's lines (read from its pipe at once), moved, not copied.
 struct Entry {
     service: Arc<str>,
     policy: FilePolicy,
-    line: String,
+    lines: Vec<String>,
 }
 
 #[derive(Default)]
@@ -60,23 +61,33 @@ impl LogWriter {
     }
 
     /// Queues lines for `service`'s file; never blocks on the disk.
-    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, lines: &[String]) {
+    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, mut lines: Vec<String>) {
         if !self.started {
             self.start();
         }
         let Ok(mut q) = self.shared.queue.lock() else {
             return;
         };
-        for line in lines {
-            if q.bytes + line.len() > MAX_QUEUED_BYTES {
-                q.dropped.entry(service.clone()).or_insert((0, policy)).0 += 1;
-                continue;
-            }
-            q.bytes += line.len() + 1;
+        let room = MAX_QUEUED_BYTES.saturating_sub(q.bytes);
+        let mut kept_bytes = 0;
+        let kept = lines
+            .iter()
+            .take_while(|l| {
+                kept_bytes += l.len() + 1;
+                kept_bytes <= room
+            })
+            .count();
+        let dropped = lines.len() - kept;
+        if dropped > 0 {
+            lines.truncate(kept);
+            q.dropped.entry(service.clone()).or_insert((0, policy)).0 += dropped as u64;
+        }
+        if !lines.is_empty() {
+            q.bytes += lines.iter().map(|l| l.len() + 1).sum::<usize>();
             q.entries.push(Entry {
                 service: service.clone(),
                 policy,
-                line: line.clone(),
+                lines,
             });
         }
         drop(q);
@@ -111,13 +122,24 @@ struct OpenLog {
     failed: bool,
 }
 
+/// Bytes written after which the writer, once its queue is empty, gives freed heap
+/// back to the kernel: a burst's lines were allocated by PID 1's loop and are freed
+/// here, so this is where the heap they used can be returned.
+const TRIM_AFTER_BYTES: usize = 16 * 1024;
+
 fn writer_loop(shared: &Shared, dir: &std::path::Path) {
     let mut files: BTreeMap<Arc<str>, OpenLog> = BTreeMap::new();
+    let mut since_trim = 0usize;
     loop {
         let (entries, dropped) = {
             let Ok(mut q) = shared.queue.lock() else {
                 return;
             };
+            if q.entries.is_empty() && q.dropped.is_empty() && since_trim >= TRIM_AFTER_BYTES {
+                since_trim = 0;
+                // SAFETY: malloc_trim only returns free memory; it is thread-safe.
+                unsafe { libc::malloc_trim(0) };
+            }
             while q.entries.is_empty() && q.dropped.is_empty() {
                 q = match shared.wake.wait(q) {
                     Ok(q) => q,
@@ -137,15 +159,46 @@ fn writer_loop(shared: &Shared, dir: &std::path::Path) {
             );
             write_line(&mut files, dir, &service, policy, &marker);
         }
-        for e in &entries {
-            write_line(&mut files, dir, &e.service, e.policy, &e.line);
-        }
-        for log in files.values_mut() {
-            if let Some(f) = &mut log.file {
-                let _ = f.flush();
-            }
+        for e in entries {
+            since_trim += write_lines(&mut files, dir, &e.service, e.policy, &e.lines);
         }
     }
+}
+
+/// Writes a batch with as few write(2) calls as rotation allows; returns bytes written.
+fn write_lines(
+    files: &mut BTreeMap<Arc<str>, OpenLog>,
+    dir: &std::path::Path,
+    service: &Arc<str>,
+    policy: FilePolicy,
+    lines: &[String],
+) -> usize {
+    const CHUNK: usize = 64 * 1024;
+    let size_now = |files: &mut BTreeMap<Arc<str>, OpenLog>| {
+        files
+            .entry(service.clone())
+            .or_insert_with(|| open(&dir.join(format!("{service}.log"))))
+            .size
+    };
+    let mut size = size_now(files);
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>().min(CHUNK));
+    let mut written = 0;
+    for line in lines {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+        // Rotation is decided after each line, so a file always ends on a line boundary.
+        if out.len() >= CHUNK || size + out.len() as u64 >= policy.max_size {
+            written += out.len();
+            write_out(files, dir, service, policy, &out);
+            out.clear();
+            size = size_now(files);
+        }
+    }
+    if !out.is_empty() {
+        written += out.len();
+        write_out(files, dir, service, policy, &out);
+    }
+    written
 }
 
 fn write_line(
@@ -155,6 +208,20 @@ fn write_line(
     policy: FilePolicy,
     line: &str,
 ) {
+    let mut bytes = Vec::with_capacity(line.len() + 1);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.push(b'\n');
+    write_out(files, dir, service, policy, &bytes);
+}
+
+/// Appends whole lines to the service's file, then rotates it if it reached its size.
+fn write_out(
+    files: &mut BTreeMap<Arc<str>, OpenLog>,
+    dir: &std::path::Path,
+    service: &Arc<str>,
+    policy: FilePolicy,
+    bytes: &[u8],
+) {
     let path = dir.join(format!("{service}.log"));
     let log = files.entry(service.clone()).or_insert_with(|| open(&path));
     if log.failed {
@@ -163,10 +230,7 @@ fn write_line(
     let Some(file) = &mut log.file else {
         return;
     };
-    let mut bytes = Vec::with_capacity(line.len() + 1);
-    bytes.extend_from_slice(line.as_bytes());
-    bytes.push(b'\n');
-    if file.write_all(&bytes).is_err() {
+    if file.write_all(bytes).is_err() {
         return;
     }
     log.size += bytes.len() as u64;
@@ -224,7 +288,7 @@ mod tests {
         };
         let line = "x".repeat(1023);
         let lines: Vec<String> = (0..6000).map(|_| line.clone()).collect();
-        writer.push(&service, policy, &lines);
+        writer.push(&service, policy, lines);
         let dropped = writer
             .shared
             .queue
@@ -237,7 +301,7 @@ mod tests {
         assert_eq!(dropped, Some(6000 - kept as u64));
         // The disk comes back: the kept lines and a marker with the count are written.
         writer.started = false;
-        writer.push(&service, policy, &[]);
+        writer.push(&service, policy, Vec::new());
         let file = dir.path().join("flood.log");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {

@@ -4,9 +4,12 @@
 nginx (Debian's nginx-light, its own config in a temporary directory, 127.0.0.1 on a free
 port, one worker, sendfile; not the system service) serves a 1 GiB file of random bytes
 from a tmpfs. Every round runs each contender once, in an order rotated from round to
-round; every figure is the median with its spread, in MiB/s (1 GiB / wall time of the
-whole command, process start to exit, verification and publishing included). Run as
-root:
+round and reversed every other round, so that no contender always follows the same one
+(on this VM a tmpfs writer that starts right after another one deleted its output often
+gets cheaper memory than one that starts after a pause: freed memory goes back to the
+host within seconds, and its first touch then costs a host fault). Every figure is the
+median with its spread, in MiB/s (1 GiB / wall time of the whole command, process start
+to exit, verification and publishing included). Run as root:
 
     bench/downloads.py            # full run: 7 rounds, ~3-4 minutes (disk speed decides)
     bench/downloads.py --quick    # 2 rounds, ~1 minute
@@ -27,6 +30,11 @@ root:
       curl+sha256sum+sync   curl -s -o EXT4/f URL && sha256sum EXT4/f && sync
     Before each of these the bench runs `sync` (untimed), so no contender pays for
     another's dirty pages; the output is deleted after each sample.
+
+`--downloader PATH` benchmarks that binary instead of building target/release/downloader;
+`--baseline PATH` adds a contender "baseline": the same `fetch` with another build (say,
+the committed code built in another target directory), so a change is measured against
+what it replaces in one run, interleaved.
 
 Each command's output is checked (exit status, the hash printed, the size), and the CPU
 time it used (user + system, its whole process tree) and nginx's worker's are recorded.
@@ -102,8 +110,9 @@ def children_cpu():
 
 
 class Run:
-    def __init__(self, work, url, sha, src, worker):
+    def __init__(self, work, url, sha, src, worker, downloader, baseline):
         self.work, self.url, self.sha, self.src, self.worker = work, url, sha, src, worker
+        self.downloader, self.baseline = downloader, baseline
         self.tmpfs_out = os.path.join(work, "tmpfs", "out")
         self.ext4_out = os.path.join(work, "ext4")
         os.makedirs(self.tmpfs_out)
@@ -127,8 +136,9 @@ class Run:
 
     # ---- contenders ------------------------------------------------------------
 
-    def ours(self, outdir):
+    def ours(self, outdir, binary=None):
         f = os.path.join(outdir, "f")
+        before = (lambda: subprocess.run(["sync"])) if outdir == self.ext4_out else None
 
         def check(p):
             if not os.path.exists(f) or os.path.getsize(f) != SIZE:
@@ -136,9 +146,8 @@ class Run:
             if "downloaded and verified" not in p.stderr:
                 return "not reported as downloaded and verified"
         try:
-            return self.timed("downloader fetch", [DOWNLOADER, "fetch", self.url, "--sha256", self.sha,
-                                                   "-o", f], check,
-                              before=(lambda: subprocess.run(["sync"])) if outdir == self.ext4_out else None)
+            return self.timed("downloader fetch", [binary or self.downloader, "fetch", self.url,
+                                                   "--sha256", self.sha, "-o", f], check, before=before)
         finally:
             for x in (f, f + ".part"):
                 if os.path.exists(x):
@@ -153,7 +162,7 @@ class Run:
         def check(p):
             if "already there and verified" not in p.stderr:
                 return "not reported as already there and verified"
-        return self.timed("downloader re-verify", [DOWNLOADER, "fetch", self.url, "--sha256", self.sha,
+        return self.timed("downloader re-verify", [self.downloader, "fetch", self.url, "--sha256", self.sha,
                                                    "-o", f], check)
 
     def curl_openssl(self):
@@ -186,6 +195,8 @@ CONTENDERS = {
     # key: (group, label, command shown in the report, method)
     "ours": ("tmpfs", "ours: downloader fetch → tmpfs",
              "downloader fetch URL --sha256 HEX -o TMPFS/f", lambda r: r.ours(r.tmpfs_out)),
+    "baseline": ("tmpfs", "baseline: downloader fetch → tmpfs, the --baseline build",
+                 "BASELINE fetch URL --sha256 HEX -o TMPFS/f", lambda r: r.ours(r.tmpfs_out, r.baseline)),
     "curl|openssl": ("tmpfs", "curl -s URL | openssl sha256 (reference)",
                      "curl -s URL | openssl sha256", lambda r: r.curl_openssl()),
     "curl→null": ("tmpfs", "limit: curl -o /dev/null (transfer only)",
@@ -238,9 +249,13 @@ def main():
     ap.add_argument("--quick", action="store_true", help="2 rounds (~1 minute)")
     ap.add_argument("--rounds", type=int, help="rounds (default 7, --quick 2)")
     ap.add_argument("--only", default="tmpfs,ext4", help="groups: tmpfs, ext4 (default both)")
-    ap.add_argument("--contenders", default=",".join(CONTENDERS),
+    ap.add_argument("--contenders", default=",".join(k for k in CONTENDERS if k != "baseline"),
                     help="comma-separated subset of: " + ", ".join(CONTENDERS))
     ap.add_argument("--no-build", action="store_true", help="use target/release as it is")
+    ap.add_argument("--downloader", metavar="PATH",
+                    help="the downloader binary to benchmark (no build); default: build target/release/downloader")
+    ap.add_argument("--baseline", metavar="PATH",
+                    help="another downloader build, run as contender 'baseline' beside 'ours'")
     ap.add_argument("--out", help="also write the markdown report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (nginx logs)")
     ap.add_argument("--pause", action="store_true",
@@ -251,12 +266,16 @@ def main():
     for tool in ["nginx", "curl", "openssl", "sha256sum"]:
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin"):
             sys.exit(f"bench/downloads.py: {tool} missing (apt-get install nginx-light curl openssl)")
-    if not args.no_build:
+    if not args.no_build and not args.downloader:
         log("building the downloader (cargo build --release)...")
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "downloader"], cwd=REPO, check=True)
     rounds = args.rounds or (2 if args.quick else 7)
     groups = set(args.only.split(","))
     keys = [k for k in args.contenders.split(",") if CONTENDERS[k][0] in groups]
+    if args.baseline and "baseline" not in keys and "tmpfs" in groups:
+        keys.insert(keys.index("ours") + 1 if "ours" in keys else 0, "baseline")
+    if "baseline" in keys and not args.baseline:
+        sys.exit("bench/downloads.py: contender 'baseline' needs --baseline PATH")
 
     work = tempfile.mkdtemp(prefix="zedctr-dl.", dir="/var/tmp")
     tmpfs = os.path.join(work, "tmpfs")
@@ -301,7 +320,7 @@ def main():
                     raise RuntimeError("nginx did not come up: " + open(os.path.join(prefix, "stderr")).read())
                 time.sleep(0.05)
         worker = int(open(f"/proc/{nginx.pid}/task/{nginx.pid}/children").read().split()[0])
-        run = Run(work, url, sha, src, worker)
+        run = Run(work, url, sha, src, worker, args.downloader or DOWNLOADER, args.baseline)
         if args.pause:
             print(f"URL {url}\nsha256 {sha}\nnginx worker pid {worker}\nwork {work}", flush=True)
             input("Enter to go on with the benchmark... ")
@@ -311,7 +330,10 @@ def main():
             CONTENDERS[k][3](run)
         t_begin = time.monotonic()
         for r in range(rounds):
-            order = keys[r % len(keys):] + keys[:r % len(keys)]
+            first = (r // 2) % len(keys)
+            order = keys[first:] + keys[:first]
+            if r % 2:
+                order.reverse()
             log(f"round {r + 1}/{rounds}: {', '.join(order)}")
             for k in order:
                 res[k].append(CONTENDERS[k][3](run))

@@ -115,6 +115,7 @@ pub async fn download(
             }
             return Err(err);
         }
+        let err = settle_after(&mut part, err).await;
         if err.discards_part() {
             if let Some(p) = part.as_mut() {
                 p.truncate().await?;
@@ -147,6 +148,19 @@ pub async fn download(
             _ = cancel.cancelled() => return Err(DownloadError::Cancelled),
             _ = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+/// Ends a failed attempt's writes: what it received is in the `.part` before the failure
+/// is reported (a retry's status, a `.part` kept for a later run), and the threads end
+/// rather than idle through a backoff. A write error found now is the real failure.
+async fn settle_after(part: &mut Option<PartFile>, err: DownloadError) -> DownloadError {
+    let Some(p) = part.as_mut() else {
+        return err;
+    };
+    match p.settle().await {
+        Ok(()) => err,
+        Err(write_error) => write_error,
     }
 }
 
@@ -291,8 +305,9 @@ async fn attempt(
                 });
             }
         }
-        part.append(&chunk).await?;
-        *received += chunk.len() as u64;
+        let n = chunk.len() as u64;
+        part.append(chunk).await?;
+        *received += n;
         obs.progress(part.len(), limit);
     }
     if let Some(expected) = limit {
@@ -312,10 +327,10 @@ async fn finish(
     part_slot: &mut Option<PartFile>,
     resumed_from: u64,
 ) -> Result<Outcome, DownloadError> {
-    let Some(part) = part_slot.as_ref() else {
+    let Some(part) = part_slot.as_mut() else {
         return Err(DownloadError::Protocol("internal: no .part".into()));
     };
-    let actual = part.digest_hex();
+    let actual = part.digest_hex().await?;
     if actual != job.sha256 {
         return Err(DownloadError::HashMismatch {
             expected: job.sha256.clone(),

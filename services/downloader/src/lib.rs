@@ -16,6 +16,7 @@ pub mod error;
 pub mod fetch;
 pub mod heartbeat;
 pub mod part;
+mod pipeline;
 pub mod request;
 pub mod resolve;
 pub mod serve;

@@ -8,13 +8,14 @@
 //! `fetch` into the download directory, a second `serve`) cannot interleave writes.
 
 use crate::error::DownloadError;
+use crate::pipeline::Pipeline;
+use bytes::Bytes;
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, SeekFrom};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// `<target>.part`.
 pub fn part_path(target: &Path) -> PathBuf {
@@ -27,15 +28,26 @@ pub fn part_path(target: &Path) -> PathBuf {
 }
 
 /// An open, locked `.part` and the digest of what it holds.
+///
+/// Appends go to a [`Pipeline`] (a hashing and a writing thread) started at the first
+/// append; [`PartFile::settle`] waits for it to finish and takes the hasher back. `len`
+/// counts every appended byte, written or still queued; everything that needs the digest
+/// or the file as appended (digest, re-hash, truncate, commit, remove) settles first.
+/// The file always holds a prefix of what was appended (writes go in order and stop at
+/// the first failure); after a failed write the digest is unknown until a re-hash or a
+/// truncate.
 pub struct PartFile {
     path: PathBuf,
     target: PathBuf,
-    /// Holds the lock; `writer` shares its open file description (dup), so the lock
-    /// covers writes made through either.
-    _lock: Flock<File>,
-    writer: tokio::fs::File,
+    /// Holds the lock. The writer thread and blocking tasks get dups of it (one open
+    /// file description), so the lock covers writes made through any of them.
+    lock: Flock<File>,
+    /// While appending: the threads, which hold the hasher until [`Self::settle`].
+    pipeline: Option<Pipeline>,
     len: u64,
     hasher: Sha256,
+    /// A write failed: `len` and `hasher` no longer describe the file.
+    stale: bool,
 }
 
 impl PartFile {
@@ -44,7 +56,7 @@ impl PartFile {
     pub async fn open(target: &Path) -> Result<PartFile, DownloadError> {
         let path = part_path(target);
         let p = path.clone();
-        let (lock, writer) = tokio::task::spawn_blocking(move || -> Result<_, DownloadError> {
+        let lock = tokio::task::spawn_blocking(move || -> Result<_, DownloadError> {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -54,22 +66,19 @@ impl PartFile {
                 .custom_flags(nix::libc::O_CLOEXEC)
                 .open(&p)
                 .map_err(|e| DownloadError::io("cannot open", &p, e))?;
-            let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-                .map_err(|_| DownloadError::Busy(p.clone()))?;
-            let writer = lock
-                .try_clone()
-                .map_err(|e| DownloadError::io("dup", &p, e))?;
-            Ok((lock, writer))
+            Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                .map_err(|_| DownloadError::Busy(p.clone()))
         })
         .await
         .map_err(|e| DownloadError::Protocol(format!("open task failed: {e}")))??;
         Ok(PartFile {
             path,
             target: target.to_path_buf(),
-            _lock: lock,
-            writer: tokio::fs::File::from_std(writer),
+            lock,
+            pipeline: None,
             len: 0,
             hasher: Sha256::new(),
+            stale: false,
         })
     }
 
@@ -87,9 +96,9 @@ impl PartFile {
     }
 
     /// Re-reads what is kept and hashes it: after a restart or a dropped connection the
-    /// hasher must cover the kept bytes before new ones are appended. Positions the
-    /// writer at the end.
+    /// hasher must cover the kept bytes before new ones are appended.
     pub async fn rehash(&mut self) -> Result<u64, DownloadError> {
+        self.settle().await?;
         let path = self.path.clone();
         let (len, hasher) = tokio::task::spawn_blocking(move || -> Result<_, DownloadError> {
             let mut file =
@@ -98,68 +107,103 @@ impl PartFile {
         })
         .await
         .map_err(|e| DownloadError::Protocol(format!("hash task failed: {e}")))??;
-        self.writer
-            .seek(SeekFrom::Start(len))
-            .await
-            .map_err(|e| DownloadError::io("cannot seek", &self.path, e))?;
         self.len = len;
         self.hasher = hasher;
+        self.stale = false;
         Ok(len)
     }
 
-    /// Drops everything kept (a server that ignored `Range`, bytes found to be wrong).
+    /// Drops everything kept (a server that ignored `Range`, bytes found to be wrong,
+    /// space a full disk needs back).
     pub async fn truncate(&mut self) -> Result<(), DownloadError> {
-        self.writer
-            .set_len(0)
-            .await
-            .map_err(|e| DownloadError::io("cannot truncate", &self.path, e))?;
-        self.writer
-            .seek(SeekFrom::Start(0))
-            .await
-            .map_err(|e| DownloadError::io("cannot seek", &self.path, e))?;
+        // The bytes go anyway: a write that failed on them (a full disk) doesn't matter.
+        let _ = self.settle().await;
+        let file = self.dup()?;
+        let path = self.path.clone();
+        blocking("truncate", move || {
+            file.set_len(0)
+                .map_err(|e| DownloadError::io("cannot truncate", &path, e))
+        })
+        .await?;
         self.len = 0;
         self.hasher = Sha256::new();
+        self.stale = false;
         Ok(())
     }
 
-    /// Appends and hashes `data`.
-    pub async fn append(&mut self, data: &[u8]) -> Result<(), DownloadError> {
-        self.writer
-            .write_all(data)
-            .await
-            .map_err(|e| DownloadError::io("cannot write", &self.path, e))?;
-        self.hasher.update(data);
+    /// Queues `data` to be hashed and written (the threads start on first use). A write
+    /// error surfaces here, at the next append after it, or at [`Self::settle`].
+    pub async fn append(&mut self, data: Bytes) -> Result<(), DownloadError> {
+        let pipeline = match &mut self.pipeline {
+            Some(p) => p,
+            none => {
+                let hasher = std::mem::take(&mut self.hasher);
+                none.insert(start_pipeline(&self.lock, &self.path, self.len, hasher)?)
+            }
+        };
         self.len += data.len() as u64;
+        if let Err(e) = pipeline.push(data).await {
+            // The writer has stopped, and the hasher with it.
+            self.pipeline = None;
+            self.stale = true;
+            return Err(DownloadError::io("cannot write", &self.path, e));
+        }
         Ok(())
     }
 
-    /// Hex sha256 of the bytes held.
-    pub fn digest_hex(&self) -> String {
-        hex(&self.hasher.clone().finalize())
+    /// Waits until every appended byte is in the file and hashed, and the threads have
+    /// ended; or returns the write error that stopped them. Cancel-safe.
+    pub async fn settle(&mut self) -> Result<(), DownloadError> {
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return Ok(());
+        };
+        let finished = pipeline.finish().await;
+        self.pipeline = None;
+        match finished {
+            Ok(hasher) => {
+                self.hasher = hasher;
+                Ok(())
+            }
+            Err(e) => {
+                self.stale = true;
+                Err(DownloadError::io("cannot write", &self.path, e))
+            }
+        }
     }
 
-    /// Publishes the `.part` under the target name: flush and fsync the data, rename,
-    /// fsync the directory. The caller has checked the digest.
+    /// Hex sha256 of the bytes held (after the appends have settled).
+    pub async fn digest_hex(&mut self) -> Result<String, DownloadError> {
+        self.settle().await?;
+        if self.stale {
+            return Err(DownloadError::Protocol(
+                "internal: the .part's digest is unknown after a failed write".into(),
+            ));
+        }
+        Ok(hex(&self.hasher.clone().finalize()))
+    }
+
+    /// Publishes the `.part` under the target name: the last writes (their error, ENOSPC
+    /// included, before we claim the data is there), fsync the data, rename, fsync the
+    /// directory. The caller has checked the digest.
     pub async fn commit(mut self) -> Result<PathBuf, DownloadError> {
-        // tokio's File hands writes to a thread: flush surfaces the last write's error
-        // (ENOSPC included) before we claim the data is there.
-        self.writer
-            .flush()
-            .await
-            .map_err(|e| DownloadError::io("cannot write", &self.path, e))?;
-        self.writer
-            .sync_all()
-            .await
-            .map_err(|e| DownloadError::io("cannot fsync", &self.path, e))?;
-        tokio::fs::rename(&self.path, &self.target)
-            .await
-            .map_err(|e| DownloadError::io("cannot rename into place", &self.target, e))?;
-        sync_dir(&self.target).await?;
+        self.settle().await?;
+        let file = self.dup()?;
+        let (path, target) = (self.path.clone(), self.target.clone());
+        blocking("commit", move || {
+            file.sync_all()
+                .map_err(|e| DownloadError::io("cannot fsync", &path, e))?;
+            std::fs::rename(&path, &target)
+                .map_err(|e| DownloadError::io("cannot rename into place", &target, e))?;
+            sync_dir(&target)
+        })
+        .await?;
         Ok(self.target)
     }
 
     /// Deletes the `.part` (while still holding its lock, so nobody is appending).
-    pub async fn remove(self) -> Result<(), DownloadError> {
+    pub async fn remove(mut self) -> Result<(), DownloadError> {
+        // The file goes: a write error on its last bytes doesn't matter.
+        let _ = self.settle().await;
         match tokio::fs::remove_file(&self.path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -167,32 +211,64 @@ impl PartFile {
         }
     }
 
-    /// Flushes pending writes so that what a later run finds is what we counted.
+    /// Lets queued writes land, so that what a later run finds is what we counted (a
+    /// cancelled download: its `.part` is kept, or removed right after by the caller).
     pub async fn flush(&mut self) {
-        let _ = self.writer.flush().await;
+        let _ = self.settle().await;
+    }
+
+    /// A second descriptor of the locked file, for a blocking task.
+    fn dup(&self) -> Result<File, DownloadError> {
+        dup(&self.lock, &self.path)
     }
 }
 
-/// fsync of the directory holding `path`, so a rename survives a power cut.
-async fn sync_dir(path: &Path) -> Result<(), DownloadError> {
+/// A second descriptor of the locked file (same open file description: the lock covers
+/// it), for a thread or a blocking task.
+fn dup(lock: &Flock<File>, path: &Path) -> Result<File, DownloadError> {
+    lock.try_clone()
+        .map_err(|e| DownloadError::io("dup", path, e))
+}
+
+/// The threads appending to the locked file from byte `at`; `hasher` covers the bytes
+/// before it.
+fn start_pipeline(
+    lock: &Flock<File>,
+    path: &Path,
+    at: u64,
+    hasher: Sha256,
+) -> Result<Pipeline, DownloadError> {
+    Pipeline::start(dup(lock, path)?, at, hasher)
+        .map_err(|e| DownloadError::io("cannot start writing", path, e))
+}
+
+/// Runs `f` on tokio's blocking pool (file system calls that may wait for a disk).
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, DownloadError> + Send + 'static,
+) -> Result<T, DownloadError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DownloadError::Protocol(format!("{what} task failed: {e}")))?
+}
+
+/// fsync of the directory holding `path`, so a rename survives a power cut. Blocking.
+fn sync_dir(path: &Path) -> Result<(), DownloadError> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| DownloadError::io("cannot fsync directory", &dir, e))
-    })
-    .await
-    .map_err(|e| DownloadError::Protocol(format!("fsync task failed: {e}")))?
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| DownloadError::io("cannot fsync directory", dir, e))
 }
 
 /// Length and sha256 of everything `reader` yields.
 pub fn hash_reader(reader: &mut impl Read) -> std::io::Result<(u64, Sha256)> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    // 64 KiB: each read's copy stays in the L2 cache for the hash to read back. With 1
+    // MiB it went through memory: 1.17 s per GiB against 0.80 (BENCHMARKS.md, issue 5).
+    let mut buf = vec![0u8; 64 << 10];
     let mut len = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
@@ -254,16 +330,20 @@ mod tests {
         let target = dir.path().join("t");
         let mut part = PartFile::open(&target).await.expect("open");
         assert_eq!(part.rehash().await.expect("rehash"), 0);
-        part.append(b"hello ").await.expect("append");
+        part.append(Bytes::from_static(b"hello "))
+            .await
+            .expect("append");
         part.flush().await;
         drop(part);
 
         // A new owner (a restart) picks up the kept bytes and their digest.
         let mut part = PartFile::open(&target).await.expect("reopen");
         assert_eq!(part.rehash().await.expect("rehash"), 6);
-        part.append(b"world").await.expect("append");
+        part.append(Bytes::from_static(b"world"))
+            .await
+            .expect("append");
         let expected = hex(&Sha256::digest(b"hello world"));
-        assert_eq!(part.digest_hex(), expected);
+        assert_eq!(part.digest_hex().await.expect("digest"), expected);
         let path = part.commit().await.expect("commit");
         assert_eq!(std::fs::read(&path).expect("read"), b"hello world");
         assert!(!part_path(&target).exists());

@@ -18,6 +18,9 @@ pub struct Supervisor<E: Executor> {
     pub dirs: Vec<PathBuf>,
     pub pid: i32,
     pub subreaper: bool,
+    /// Rescans done: each one runs the parsers again (start-up code, see
+    /// `sys::codepages`).
+    pub rescans: u64,
 }
 
 /// A state a client waits for before its answer.
@@ -73,6 +76,7 @@ impl<E: Executor> Supervisor<E> {
 
     /// Re-reads every definition directory and applies the difference.
     pub fn rescan(&mut self, now: Instant) -> Response {
+        self.rescans += 1;
         let loaded = parse::load_dirs(&self.dirs);
         let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
         let diff = self.core.apply_rescan(loaded, now);

@@ -7,9 +7,10 @@
 
 use crate::control::Supervisor;
 use crate::log;
+use crate::memory::CodePages;
 use crate::server::{Changes, Server};
 use crate::sys::spawn::OsExecutor;
-use crate::sys::{proc, reap, signals};
+use crate::sys::{codepages, proc, reap, signals};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
@@ -72,6 +73,8 @@ pub struct EventLoop {
     /// Log bytes handled since the heap was last trimmed.
     trim_debt: u64,
     trimmed_once: bool,
+    /// When zedinit's own code pages go back to the kernel (after start-up, rescans).
+    code_pages: CodePages,
 }
 
 impl EventLoop {
@@ -106,6 +109,7 @@ impl EventLoop {
             listener_paused_until: None,
             trim_debt: 0,
             trimmed_once: false,
+            code_pages: CodePages::new(Instant::now()),
         })
     }
 
@@ -151,6 +155,19 @@ impl EventLoop {
             // SAFETY: malloc_trim only releases free memory at the top of the heap.
             unsafe { libc::malloc_trim(0) };
         }
+        let starting = self
+            .sup
+            .core
+            .services()
+            .any(|s| s.phase == crate::core::Phase::Starting);
+        if self
+            .code_pages
+            .poll(Instant::now(), self.sup.rescans, starting)
+        {
+            if let Err(e) = codepages::give_back() {
+                log::info(format_args!("cannot give back start-up code pages: {e}"));
+            }
+        }
     }
 
     /// A panic must never take PID 1 (and with it the container) down: report it and
@@ -173,6 +190,7 @@ impl EventLoop {
             self.sup.core.next_deadline(),
             self.server.next_deadline(),
             self.listener_paused_until,
+            self.code_pages.deadline(),
             match self.stage {
                 Stage::Sweeping { deadline, .. } => Some(deadline),
                 _ => None,

@@ -1,7 +1,7 @@
 //! zedctr's supervisor: the library behind `zedinit` (PID 1) and `supctl`.
 //!
 //! Layout, decide vs do:
-//! - pure policy and data: [`spec`], [`parse`], [`graph`], [`policy`], [`rescan`],
+//! - pure policy and data: [`spec`], [`parse`], [`graph`], [`policy`], [`rescan`], [`memory`],
 //!   [`core`] (the state machine, driven through the narrow [`core::Executor`] trait),
 //!   [`protocol`];
 //! - thin OS work: [`sys`] (reaping, spawning, signals, epoll), [`server`] (the control
@@ -17,6 +17,7 @@ pub mod exit;
 pub mod graph;
 pub mod log;
 pub mod logs;
+pub mod memory;
 pub mod parse;
 pub mod policy;
 pub mod protocol;

@@ -151,6 +151,7 @@ fn run(args: Args) -> i32 {
         dirs: args.dirs,
         pid,
         subreaper,
+        rescans: 0,
     };
     let server = Server::new(listener, FIRST_CONN_TOKEN, nix::unistd::geteuid().as_raw());
     let code = match EventLoop::new(sup, server, signal_fd) {

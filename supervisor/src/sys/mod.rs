@@ -1,5 +1,6 @@
 //! Thin OS work, one concern per file. Everything that decides lives elsewhere.
 
+pub mod codepages;
 pub mod confine;
 pub mod heartbeat;
 pub mod logpipes;

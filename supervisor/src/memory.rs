@@ -1,0 +1,100 @@
+//! When PID 1 gives memory back: pure decisions. The OS work is in `sys::codepages`
+//! and the event loop's `malloc_trim`.
+
+use std::time::{Duration, Instant};
+
+/// How long start-up (or a rescan) must have settled before zedinit hands its code
+/// pages back: the first spawns, log files opened, the services' first bursts of
+/// output, first heartbeats all run one-off code in the seconds after a start.
+pub const CODE_SETTLE: Duration = Duration::from_secs(1);
+
+/// When zedinit should hand its code pages back (`sys::codepages::give_back`).
+///
+/// Start-up code (parsers, graph, first spawns, opening log files) runs again only on
+/// a rescan. So: once, [`CODE_SETTLE`] after start-up with no service `starting` (a
+/// oneshot running or a readiness check pending: their settling runs more one-off
+/// code), and once more after each later rescan has settled the same way.
+#[derive(Debug)]
+pub struct CodePages {
+    due: Option<Instant>,
+    rescans_seen: u64,
+}
+
+impl CodePages {
+    pub fn new(now: Instant) -> Self {
+        CodePages {
+            due: Some(now + CODE_SETTLE),
+            rescans_seen: 0,
+        }
+    }
+
+    /// Called before the loop sleeps: true when the pages should be given back now.
+    /// `rescans` is the supervisor's rescan count, `any_starting` whether a service is
+    /// `starting`.
+    pub fn poll(&mut self, now: Instant, rescans: u64, any_starting: bool) -> bool {
+        if rescans != self.rescans_seen {
+            self.rescans_seen = rescans;
+            self.due = Some(now + CODE_SETTLE);
+        }
+        match self.due {
+            Some(due) if now >= due && any_starting => {
+                self.due = Some(now + CODE_SETTLE);
+                false
+            }
+            Some(due) if now >= due => {
+                self.due = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The timer the loop owes for it (one wake-up after start-up and after a rescan).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_after_start_up_has_settled() {
+        let t0 = Instant::now();
+        let mut c = CodePages::new(t0);
+        assert_eq!(c.deadline(), Some(t0 + CODE_SETTLE));
+        assert!(!c.poll(t0, 0, false), "not at once");
+        assert!(!c.poll(t0 + CODE_SETTLE / 2, 0, false));
+        assert!(c.poll(t0 + CODE_SETTLE, 0, false));
+        assert_eq!(c.deadline(), None, "no timer left: idle means no wake-ups");
+        assert!(!c.poll(t0 + CODE_SETTLE * 10, 0, false), "only once");
+    }
+
+    #[test]
+    fn a_service_still_starting_postpones_it() {
+        let t0 = Instant::now();
+        let mut c = CodePages::new(t0);
+        let t1 = t0 + CODE_SETTLE;
+        assert!(!c.poll(t1, 0, true));
+        assert_eq!(c.deadline(), Some(t1 + CODE_SETTLE));
+        assert!(!c.poll(t1 + CODE_SETTLE / 2, 0, false));
+        assert!(c.poll(t1 + CODE_SETTLE, 0, false));
+    }
+
+    #[test]
+    fn again_after_each_rescan_has_settled() {
+        let t0 = Instant::now();
+        let mut c = CodePages::new(t0);
+        assert!(c.poll(t0 + CODE_SETTLE, 0, false));
+        let t1 = t0 + CODE_SETTLE * 5;
+        assert!(!c.poll(t1, 1, false), "a rescan re-arms, it does not fire");
+        assert_eq!(c.deadline(), Some(t1 + CODE_SETTLE));
+        // A second rescan before it settled pushes it back: one give-back for both.
+        let t2 = t1 + CODE_SETTLE / 2;
+        assert!(!c.poll(t2, 2, false));
+        assert!(!c.poll(t1 + CODE_SETTLE, 2, false));
+        assert!(c.poll(t2 + CODE_SETTLE, 2, false));
+        assert!(!c.poll(t2 + CODE_SETTLE * 3, 2, false));
+    }
+}

@@ -31,6 +31,11 @@ to exit, verification and publishing included). Run as root:
     Before each of these the bench runs `sync` (untimed), so no contender pays for
     another's dirty pages; the output is deleted after each sample.
 
+Every sample starts right after 1.25 GiB were written into the tmpfs and deleted
+(untimed): this VM hands freed memory back to its host within ~2 s, and the first touch
+of such memory then costs a host fault, which the tmpfs and page-cache writers paid at
+random (see `warm_memory`). `--no-warm` measures without it.
+
 `--downloader PATH` benchmarks that binary instead of building target/release/downloader;
 `--baseline PATH` adds a contender "baseline": the same `fetch` with another build (say,
 the committed code built in another target directory), so a change is measured against
@@ -109,10 +114,36 @@ def children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+# Untimed, right before every sample: this much is written into the tmpfs and deleted.
+WARM_BYTES = SIZE + (256 << 20)
+
+
+def warm_memory(directory):
+    """Makes the guest's free memory backed by the host again before a sample.
+
+    This VM (Firecracker, `page_reporting.page_reporting_order=11` on the kernel command
+    line) reports free memory to the host ~2 s after it is freed, and the host takes it
+    back: the next first touch of each page then costs a host fault. A contender that
+    writes 1 GiB into a tmpfs (or the page cache) after a pause paid that: measured with
+    the downloader, 1.4-2.9 s of system time per GiB instead of 0.7-0.9 (wall 1.4-2.6 s
+    against 0.9-1.1). Which contender paid it depended on who ran before it and when.
+    On a device (bare metal) there is no such cost. So every sample, whatever its
+    contender, starts right after 1.25 GiB were written into the tmpfs and deleted: the
+    pages it allocates next are backed. (Faulting in anonymous memory instead did not
+    help: it is served from other free blocks than the tmpfs' small pages.) `--no-warm`
+    measures without it."""
+    path = os.path.join(directory, "warm")
+    block = bytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(WARM_BYTES >> 20):
+            f.write(block)
+    os.unlink(path)
+
+
 class Run:
-    def __init__(self, work, url, sha, src, worker, downloader, baseline):
+    def __init__(self, work, url, sha, src, worker, downloader, baseline, warm=True):
         self.work, self.url, self.sha, self.src, self.worker = work, url, sha, src, worker
-        self.downloader, self.baseline = downloader, baseline
+        self.downloader, self.baseline, self.warm = downloader, baseline, warm
         self.tmpfs_out = os.path.join(work, "tmpfs", "out")
         self.ext4_out = os.path.join(work, "ext4")
         os.makedirs(self.tmpfs_out)
@@ -121,6 +152,8 @@ class Run:
     def timed(self, name, argv, check, shell=False, before=None):
         if before:
             before()
+        if self.warm:
+            warm_memory(self.tmpfs_out)
         c0, n0 = children_cpu(), cpu_of(self.worker)
         t0 = time.monotonic()
         p = subprocess.run(argv, shell=shell, executable="/bin/bash" if shell else None,
@@ -256,6 +289,8 @@ def main():
                     help="the downloader binary to benchmark (no build); default: build target/release/downloader")
     ap.add_argument("--baseline", metavar="PATH",
                     help="another downloader build, run as contender 'baseline' beside 'ours'")
+    ap.add_argument("--no-warm", action="store_true",
+                    help="do not fault in and free memory before each sample (see warm_memory)")
     ap.add_argument("--out", help="also write the markdown report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (nginx logs)")
     ap.add_argument("--pause", action="store_true",
@@ -288,7 +323,7 @@ def main():
     res = {k: [] for k in keys}
     busy_before = cpu_busy(1.0)
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3g,mode=0755", "zedctr-dl", tmpfs], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "zedctr-dl", tmpfs], check=True)
         mounted = True
         www = os.path.join(tmpfs, "www")
         os.makedirs(www)
@@ -320,7 +355,8 @@ def main():
                     raise RuntimeError("nginx did not come up: " + open(os.path.join(prefix, "stderr")).read())
                 time.sleep(0.05)
         worker = int(open(f"/proc/{nginx.pid}/task/{nginx.pid}/children").read().split()[0])
-        run = Run(work, url, sha, src, worker, args.downloader or DOWNLOADER, args.baseline)
+        run = Run(work, url, sha, src, worker, args.downloader or DOWNLOADER, args.baseline,
+                  warm=not args.no_warm)
         if args.pause:
             print(f"URL {url}\nsha256 {sha}\nnginx worker pid {worker}\nwork {work}", flush=True)
             input("Enter to go on with the benchmark... ")
@@ -336,7 +372,9 @@ def main():
                 order.reverse()
             log(f"round {r + 1}/{rounds}: {', '.join(order)}")
             for k in order:
-                res[k].append(CONTENDERS[k][3](run))
+                x = CONTENDERS[k][3](run)
+                res[k].append(x)
+                log(f"  {k}: {x['mibs']:.0f} MiB/s, {x['s']:.2f} s, CPU {x['cpu']:.2f} s, nginx {x['nginx']:.2f} s")
         elapsed = time.monotonic() - t_begin
     except KeyboardInterrupt:
         log("interrupted: cleaning up")
@@ -373,7 +411,9 @@ def main():
         "1 GiB of random bytes from nginx on 127.0.0.1 (one worker, sendfile, file on tmpfs). "
         "Each cell: median (IQR p25–p75, range min–max) over the rounds; MiB/s = 1024 MiB / wall "
         "time of the whole command. CPU: user + system of the command's processes, s; nginx: its "
-        "worker's CPU during the command, s.",
+        "worker's CPU during the command, s. "
+        + ("Each sample right after 1.25 GiB were written into the tmpfs and deleted (untimed; `warm_memory`)."
+           if not args.no_warm else "No memory warming (`--no-warm`): samples may pay the VM's host faults."),
         "",
         "| contender | command | MiB/s | wall s | CPU s | nginx CPU s |",
         "|---|---|---|---|---|---|",

@@ -16,7 +16,7 @@ use crate::backoff::{Backoff, XorShift};
 use crate::client;
 use crate::error::{DownloadError, chain};
 use crate::part::{PartFile, available_space, hash_file};
-use crate::resolve::{Endpoint, Resolver};
+use crate::resolve::{Endpoint, Refused, Resolver};
 use crate::status::State;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, HeaderMap, RANGE};
 use reqwest::{Certificate, StatusCode, Url};
@@ -97,12 +97,13 @@ pub async fn download(
     let mut retries = 0u32;
     let mut restarted_after_mismatch = false;
     let mut part: Option<PartFile> = None;
+    let mut refused = Refused::default();
     loop {
         let mut received = 0u64;
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(DownloadError::Cancelled),
-            r = attempt(job, settings, obs, &mut part, &mut received) => r,
+            r = attempt(job, settings, obs, &mut part, &mut received, &mut refused) => r,
         };
         let err = match result {
             Ok(outcome) => return Ok(outcome),
@@ -165,13 +166,15 @@ async fn settle_after(part: &mut Option<PartFile>, err: DownloadError) -> Downlo
 }
 
 /// One try. `part` persists across tries (opened and locked once); `received` counts
-/// the body bytes this try got, so the caller can tell progress from a dead end.
+/// the body bytes this try got, so the caller can tell progress from a dead end;
+/// `refused` gathers the endpoints that refused connections, for the next tries' lookups.
 async fn attempt(
     job: &Job,
     settings: &Settings,
     obs: &mut dyn Observer,
     part_slot: &mut Option<PartFile>,
     received: &mut u64,
+    refused: &mut Refused,
 ) -> Result<Outcome, DownloadError> {
     if part_slot.is_none() {
         let p = PartFile::open(&job.target).await?;
@@ -187,7 +190,7 @@ async fn attempt(
     let stall = settings.stall_timeout;
 
     obs.state(State::Resolving);
-    let endpoint = timeout(stall, settings.resolver.resolve(&job.url))
+    let endpoint = timeout(stall, settings.resolver.resolve(&job.url, refused))
         .await
         .map_err(|_| DownloadError::Resolve {
             host: job.url.host_str().unwrap_or_default().to_string(),
@@ -233,7 +236,11 @@ async fn attempt(
         }
         match timeout(stall, request.send()).await {
             Ok(Ok(response)) => break response,
-            Ok(Err(e)) if e.is_connect() && next < candidates.len() => {
+            Ok(Err(e)) if e.is_connect() => {
+                refused.add(ep);
+                if next >= candidates.len() {
+                    return Err(DownloadError::Transport(chain(&e)));
+                }
                 eprintln!(
                     "downloader: cannot connect to {} ({}); trying the next bridge",
                     ep.addr,

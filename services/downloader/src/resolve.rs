@@ -60,9 +60,28 @@ pub enum Resolver {
     WithLocal(LocalDatastore),
 }
 
+/// Endpoints of this download that refused connections: a retry's lookup of a `.local`
+/// host sets them aside while another bridge can answer (DESIGN.md: fail over, and
+/// re-resolve on connect failure).
+#[derive(Debug, Clone, Default)]
+pub struct Refused(Vec<(String, std::net::Ipv4Addr)>);
+
+impl Refused {
+    /// Notes that `endpoint` refused (only `.local` endpoints, found on a bridge, count).
+    pub fn add(&mut self, endpoint: &Endpoint) {
+        if let (Some(bridge), IpAddr::V4(ip)) = (&endpoint.bridge, endpoint.addr.ip()) {
+            let key = (bridge.clone(), ip);
+            if !self.0.contains(&key) {
+                self.0.push(key);
+            }
+        }
+    }
+}
+
 impl Resolver {
-    /// Resolves the URL's host. An IP literal is its own answer.
-    pub async fn resolve(&self, url: &Url) -> Result<Endpoint, DownloadError> {
+    /// Resolves the URL's host. An IP literal is its own answer. `refused`: endpoints
+    /// that refused connections in earlier attempts.
+    pub async fn resolve(&self, url: &Url, refused: &Refused) -> Result<Endpoint, DownloadError> {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| DownloadError::Protocol(format!("{url}: no port for this scheme")))?;
@@ -74,7 +93,7 @@ impl Resolver {
         };
         match self {
             Resolver::WithLocal(local) if localds::is_local(&host) => {
-                resolve_local(local, &host, port).await
+                resolve_local(local, &host, port, refused).await
             }
             Resolver::System | Resolver::WithLocal(_) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -119,12 +138,14 @@ async fn resolve_local(
     local: &LocalDatastore,
     host: &str,
     port: u16,
+    refused: &Refused,
 ) -> Result<Endpoint, DownloadError> {
-    let (dir, options, name) = (
+    let (dir, mut options, name) = (
         local.instances_dir.clone(),
         local.options.clone(),
         host.to_string(),
     );
+    options.refused = refused.0.clone();
     let found = tokio::task::spawn_blocking(move || {
         let loaded = netinst::load_dir(&dir);
         if loaded.instances.is_empty() {
@@ -173,17 +194,26 @@ mod tests {
     #[tokio::test]
     async fn literals_need_no_lookup() {
         let url = Url::parse("http://10.1.2.3:8080/x").expect("url");
-        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        let ep = Resolver::System
+            .resolve(&url, &Refused::default())
+            .await
+            .expect("resolve");
         assert_eq!(ep.addr, "10.1.2.3:8080".parse().expect("addr"));
         let url = Url::parse("https://[fd00::1]/x").expect("url");
-        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        let ep = Resolver::System
+            .resolve(&url, &Refused::default())
+            .await
+            .expect("resolve");
         assert_eq!(ep.addr, "[fd00::1]:443".parse().expect("addr"));
     }
 
     #[tokio::test]
     async fn localhost_resolves_through_the_system() {
         let url = Url::parse("http://localhost:9/x").expect("url");
-        let ep = Resolver::System.resolve(&url).await.expect("resolve");
+        let ep = Resolver::System
+            .resolve(&url, &Refused::default())
+            .await
+            .expect("resolve");
         assert!(ep.addr.ip().is_loopback());
         assert_eq!(ep.addr.port(), 9);
     }

@@ -60,6 +60,10 @@ pub struct Heard {
     pub finished: Vec<(Method, usize)>,
     /// The total budget ran out: everything is finished.
     pub out_of_time: bool,
+    /// (bridge index, address) that refused connections in this download's earlier
+    /// attempts: set aside while another bridge may still answer, taken only if nothing
+    /// else does (the server there may be back).
+    pub refused: Vec<(usize, Ipv4Addr)>,
 }
 
 impl Heard {
@@ -92,10 +96,28 @@ pub fn decide(
     heard: &Heard,
     leased: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
+    match decide_among(methods, bridges, heard, &leased, true) {
+        // Nothing but refused addresses: they are better than nothing.
+        Decision::NotFound if !heard.refused.is_empty() => {
+            decide_among(methods, bridges, heard, &leased, false)
+        }
+        decision => decision,
+    }
+}
+
+fn decide_among(
+    methods: &[Method],
+    bridges: usize,
+    heard: &Heard,
+    leased: &impl Fn(usize, Ipv4Addr) -> bool,
+    skip_refused: bool,
+) -> Decision {
     for &method in methods {
         let mut candidates: Vec<(usize, Ipv4Addr)> = Vec::new();
         for (m, b, ip) in &heard.answers {
-            if *m == method && !candidates.iter().any(|(cb, _)| cb == b) {
+            // A refused answer still means its bridge has said what it knows.
+            let refused = skip_refused && heard.refused.contains(&(*b, *ip));
+            if *m == method && !refused && !candidates.iter().any(|(cb, _)| cb == b) {
                 candidates.push((*b, *ip));
             }
         }
@@ -225,6 +247,41 @@ mod tests {
             Decision::Take {
                 method: AQuery,
                 candidates: vec![(0, ip(5))]
+            }
+        );
+    }
+
+    #[test]
+    fn a_refused_address_waits_for_the_other_bridges_and_is_the_last_resort() {
+        let bad = (1, ip(7));
+        let mut heard = Heard {
+            answers: vec![(AQuery, 1, ip(7))],
+            refused: vec![bad],
+            ..Heard::default()
+        };
+        let leased_on_1 = |b: usize, _: Ipv4Addr| b == 1;
+        // Leased, but it refused: no taking at once; bridge 0 may still answer.
+        assert_eq!(decide(&[AQuery], 2, &heard, leased_on_1), Decision::Wait);
+        heard.answers.push((AQuery, 0, ip(5)));
+        assert_eq!(
+            decide(&[AQuery], 2, &heard, leased_on_1),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5))]
+            }
+        );
+        // Nobody else answers: the refused address after all.
+        let alone = Heard {
+            answers: vec![(AQuery, 1, ip(7))],
+            finished: vec![(AQuery, 0)],
+            refused: vec![bad],
+            ..Heard::default()
+        };
+        assert_eq!(
+            decide(&[AQuery], 2, &alone, leased_on_1),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(1, ip(7))]
             }
         );
     }

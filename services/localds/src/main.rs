@@ -1,7 +1,9 @@
 //! localds: resolve a `.local` host the way the downloader does, for a person or a test.
 //!
 //!   localds resolve HOST [--instances DIR] [--methods a-query,workstation,http,https]
-//!                        [--budget-ms N]
+//!                        [--budget-ms N] [--refused BRIDGE=IP]...
+//! `--refused`: an address that refused connections on that bridge (as the downloader's
+//! retries pass it): used only if no other bridge answers.
 //! Prints the result as JSON; exit 0 found, 1 not found, 2 usage.
 
 use localds::{Method, Options};
@@ -14,7 +16,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!(
-                "localds: {e}\nusage: localds resolve HOST [--instances DIR] [--methods LIST] [--budget-ms N]"
+                "localds: {e}\nusage: localds resolve HOST [--instances DIR] [--methods LIST] [--budget-ms N] [--refused BRIDGE=IP]..."
             );
             2
         }
@@ -48,6 +50,13 @@ fn run(args: &[String]) -> Result<i32, String> {
                         .parse()
                         .map_err(|_| format!("bad --budget-ms {value:?}"))?,
                 )
+            }
+            "--refused" => {
+                let (bridge, ip) = value
+                    .split_once('=')
+                    .and_then(|(b, ip)| Some((b.to_string(), ip.parse().ok()?)))
+                    .ok_or(format!("bad --refused {value:?} (BRIDGE=IPv4)"))?;
+                opts.refused.push((bridge, ip));
             }
             other => return Err(format!("unknown flag {other:?}")),
         }

@@ -23,6 +23,9 @@ pub struct Options {
     /// In preference order.
     pub methods: Vec<Method>,
     pub budget: Duration,
+    /// (bridge, address) pairs that refused connections before (a retry after a connect
+    /// failure): used only if no other bridge answers (`choose::Heard::refused`).
+    pub refused: Vec<(String, Ipv4Addr)>,
 }
 
 impl Default for Options {
@@ -30,6 +33,7 @@ impl Default for Options {
         Options {
             methods: Method::ALL.to_vec(),
             budget: DEFAULT_BUDGET,
+            refused: Vec::new(),
         }
     }
 }
@@ -154,7 +158,17 @@ pub fn resolve(
         .unwrap_or(0);
     let leases: Vec<netinst::Leases> = instances.iter().map(|i| i.read_leases()).collect();
     let leased = |b: usize, ip: Ipv4Addr| leases.get(b).is_some_and(|l| l.holds(ip, now_epoch));
-    let mut heard = Heard::default();
+    let mut heard = Heard {
+        refused: opts
+            .refused
+            .iter()
+            .filter_map(|(bridge, ip)| {
+                let b = bridges.iter().position(|(name, _)| name == bridge)?;
+                Some((b, *ip))
+            })
+            .collect(),
+        ..Heard::default()
+    };
     let mut notes = Vec::new();
     let decision = loop {
         let decision = decide(&opts.methods, bridges.len(), &heard, leased);

@@ -180,6 +180,17 @@ impl Lab {
         methods: &str,
         budget_ms: u64,
     ) -> (i32, serde_json::Value, Duration) {
+        self.resolve_with(host, methods, budget_ms, &[])
+    }
+
+    /// [`Self::resolve`] with more arguments (`--refused BRIDGE=IP`).
+    pub fn resolve_with(
+        &self,
+        host: &str,
+        methods: &str,
+        budget_ms: u64,
+        extra: &[String],
+    ) -> (i32, serde_json::Value, Duration) {
         let start = Instant::now();
         let out = Command::new("ip")
             .args(["netns", "exec", &self.dev])
@@ -192,6 +203,7 @@ impl Lab {
             .args(["resolve", host, "--instances"])
             .arg(self.instances())
             .args(["--methods", methods, "--budget-ms", &budget_ms.to_string()])
+            .args(extra)
             .stderr(Stdio::inherit())
             .output()
             .expect("localds");

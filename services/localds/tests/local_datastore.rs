@@ -1,6 +1,7 @@
 //! The `.local` datastore against real avahi-daemons (see `localds::testlab`): each
 //! method alone, exact host match, IPv6-first answers, not found within the budget, the
-//! same name on two bridges, a changed app address. The resolver runs as `localds
+//! same name on two bridges (lease, order, a refused address set aside), a changed app
+//! address. The resolver runs as `localds
 //! resolve` inside the device namespace, as the downloader's lookup does.
 
 use localds::testlab::{App, Lab, require_root, sh};
@@ -147,6 +148,19 @@ fn the_same_name_on_two_bridges_prefers_the_lease_then_instance_order() {
     let r = lab.resolve("twin.local", "a-query", 4000);
     expect_found(&r, "a-query", &b);
     assert_eq!(r.1["candidates"][0]["leased"], true);
+    // A retry after the leased address refused connections: the other bridge's answer
+    // is waited for and taken, even though the refused one is leased and answers first.
+    let refused = vec!["--refused".to_string(), format!("{}={b}", lab.bridges[1])];
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &refused);
+    expect_found(&r, "a-query", &a);
+    // Refused on both bridges: the best of them after all (its server may be back).
+    let both = [
+        refused.clone(),
+        vec!["--refused".to_string(), format!("{}={a}", lab.bridges[0])],
+    ]
+    .concat();
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &both);
+    expect_found(&r, "a-query", &b);
 }
 
 #[test]

@@ -247,11 +247,25 @@ impl Server {
             .process_group(0)
             .spawn()
             .expect("busybox httpd");
-        let server = Server { child, addr, log };
-        wait_until(DEADLINE, "busybox httpd to listen", || {
+        let mut server = Server { child, addr, log };
+        let stderr = server.log.clone();
+        server.wait_listening(lab, "busybox httpd (apt-get install busybox)", &stderr);
+        server
+    }
+
+    /// Waits until the server accepts connections; if it exits first (not installed, a
+    /// bad config, the port taken), fails at once with what it said.
+    fn wait_listening(&mut self, lab: &Lab, what: &str, stderr: &Path) {
+        let addr = self.addr;
+        wait_until(DEADLINE, &format!("{what} to listen on {addr}"), || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "{what} exited ({status}) before listening on {addr}: {}",
+                    std::fs::read_to_string(stderr).unwrap_or_default().trim()
+                );
+            }
             lab.can_connect(addr)
         });
-        server
     }
 
     /// SIGKILL to the server and the connection it is serving.
@@ -311,8 +325,12 @@ impl Server {
             .process_group(0)
             .spawn()
             .expect("nginx (apt-get install nginx-light)");
-        let server = Server { child, addr, log };
-        wait_until(DEADLINE, "nginx to listen", || lab.can_connect(addr));
+        let mut server = Server { child, addr, log };
+        server.wait_listening(
+            lab,
+            "nginx (apt-get install nginx-light)",
+            &dir.join("stderr.log"),
+        );
         server
     }
 }

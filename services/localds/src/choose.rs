@@ -96,38 +96,34 @@ pub fn decide(
     heard: &Heard,
     leased: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
-    match decide_among(methods, bridges, heard, &leased, true) {
-        // Nothing but refused addresses: they are better than nothing.
-        Decision::NotFound if !heard.refused.is_empty() => {
-            decide_among(methods, bridges, heard, &leased, false)
-        }
-        decision => decision,
-    }
-}
-
-fn decide_among(
-    methods: &[Method],
-    bridges: usize,
-    heard: &Heard,
-    leased: &impl Fn(usize, Ipv4Addr) -> bool,
-    skip_refused: bool,
-) -> Decision {
     for &method in methods {
-        let mut candidates: Vec<(usize, Ipv4Addr)> = Vec::new();
+        // One address per bridge; refused ones apart (they still mean that bridge has
+        // said what it knows).
+        let mut usable: Vec<(usize, Ipv4Addr)> = Vec::new();
+        let mut refused: Vec<(usize, Ipv4Addr)> = Vec::new();
         for (m, b, ip) in &heard.answers {
-            // A refused answer still means its bridge has said what it knows.
-            let refused = skip_refused && heard.refused.contains(&(*b, *ip));
-            if *m == method && !refused && !candidates.iter().any(|(cb, _)| cb == b) {
-                candidates.push((*b, *ip));
+            let list = if heard.refused.contains(&(*b, *ip)) {
+                &mut refused
+            } else {
+                &mut usable
+            };
+            if *m == method && !list.iter().any(|(cb, _)| cb == b) {
+                list.push((*b, *ip));
             }
         }
         let all_finished = (0..bridges).all(|b| heard.finished(method, b));
+        let mut candidates = usable;
         if candidates.is_empty() {
-            if all_finished {
+            if !all_finished {
+                // A better method, or another bridge, may still answer.
+                return Decision::Wait;
+            }
+            if refused.is_empty() {
                 continue;
             }
-            // A better method may still answer.
-            return Decision::Wait;
+            // Every bridge has answered this method, and only with refused addresses:
+            // those after all (a server may be back), by the same order.
+            candidates = refused;
         }
         // Take at once if a lease confirms one; otherwise let the other bridges finish
         // this method so the lease and order rules can choose among them.
@@ -282,6 +278,19 @@ mod tests {
             Decision::Take {
                 method: AQuery,
                 candidates: vec![(1, ip(7))]
+            }
+        );
+        // One bridge: nothing else can answer, so no wait for the browses either.
+        let single = Heard {
+            answers: vec![(AQuery, 0, ip(5))],
+            refused: vec![(0, ip(5))],
+            ..Heard::default()
+        };
+        assert_eq!(
+            decide(&ALL, 1, &single, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5))]
             }
         );
     }

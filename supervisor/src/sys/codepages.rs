@@ -1,17 +1,22 @@
 //! Handing zedinit's own code pages back to the kernel once start-up is over.
 //!
 //! Why: no other process maps the zedinit binary, so every page of it that PID 1 has
-//! touched stays resident and private for the device's lifetime. Start-up (parsing the
-//! definitions, building the dependency graph, the first spawns) runs code that the
-//! steady state never runs again: ~180 KiB of text, plus the read-only data it used.
-//! `MADV_PAGEOUT` reclaims those pages (clean, file-backed: nothing is written), and
-//! the steady state faults back only what it runs, which the link order
-//! (`zedinit.order`, build.rs) keeps together. Measured with bench/supervisors.py
-//! `--only uss` (BENCHMARKS.md, issue 4): 0.97 → ~0.8 MiB with five logging children.
+//! touched stays mapped, resident and private for the device's lifetime. Start-up
+//! (parsing the definitions, building the dependency graph, the first spawns) runs code
+//! that the steady state never runs again: ~180 KiB of text, plus the read-only data it
+//! used. `MADV_DONTNEED` unmaps that range from zedinit: the pages stay in the page
+//! cache, unmapped clean file pages (the first the kernel reclaims under pressure), and
+//! the steady state maps back only what it runs, which the link order (`zedinit.order`,
+//! build.rs) keeps together. Measured with bench/supervisors.py `--only uss`
+//! (BENCHMARKS.md, issue 4): 0.97 → ~0.7 MiB with five logging children.
 //!
-//! The cost is one-off: the steady-state code is read again from the page cache or the
-//! image (a few hundred KiB). Android reclaims the file pages of idle apps the same way.
-//! A kernel without `MADV_PAGEOUT` (before 5.4) says EINVAL, and nothing changes.
+//! Why not `MADV_PAGEOUT`, which frees the page-cache pages as well: a path that runs
+//! again later (an orphan storm's reaping, a restart) then reads its code back from
+//! disk while PID 1 waits, several milliseconds each (measured: the reaping part of 10,000
+//! orphans 6 → 31 ms); after `MADV_DONTNEED` it is a minor fault, microseconds.
+//!
+//! Safe for a private file mapping that was never written (text and read-only data, the
+//! range below): nothing is lost, the next access maps the file's page again.
 
 use nix::errno::Errno;
 
@@ -23,7 +28,8 @@ unsafe extern "C" {
     static etext: u8;
 }
 
-/// The page-aligned range of zedinit's read-only data and code: `[start, end)`.
+/// The page-aligned range of zedinit's read-only data and code: `[start, end)`, never
+/// beyond them.
 fn code_range() -> (usize, usize) {
     // Only the addresses of the linker-defined symbols are taken, never their bytes.
     let (start, end) = (
@@ -31,7 +37,10 @@ fn code_range() -> (usize, usize) {
         std::ptr::addr_of!(etext) as usize,
     );
     let page = page_size();
-    (start & !(page - 1), end.div_ceil(page) * page)
+    // The end rounds down: a partial last page of text stays mapped rather than the
+    // range reaching a page of the next, writable, segment (MADV_DONTNEED there would
+    // drop written data). The start is the page-aligned ELF header.
+    (start & !(page - 1), end & !(page - 1))
 }
 
 fn page_size() -> usize {
@@ -43,17 +52,19 @@ fn page_size() -> usize {
         .unwrap_or(4096)
 }
 
-/// Asks the kernel to reclaim the pages of zedinit's code and read-only data. Returns
-/// the number of bytes of the range advised (not all of them were resident).
+/// Unmaps zedinit's code and read-only data; what runs next maps its pages again.
+/// Returns the number of bytes of the range advised (not all of them were mapped).
 pub fn give_back() -> Result<usize, Errno> {
     let (start, end) = code_range();
     let len = end.saturating_sub(start);
     if len == 0 {
         return Ok(0);
     }
-    // SAFETY: the range is this executable's own file-backed, read-only mappings;
-    // MADV_PAGEOUT only drops their clean pages, which fault back in on use.
-    let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
+    // SAFETY: the range is this executable's own file-backed, read-only mappings (ELF
+    // headers and rodata up to the end of text: RELRO and data come after `etext`);
+    // never written, so MADV_DONTNEED loses nothing and each page faults back from the
+    // file on use.
+    let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
     if rc == 0 { Ok(len) } else { Err(Errno::last()) }
 }
 
@@ -70,9 +81,9 @@ mod tests {
 
     #[test]
     fn giving_back_is_harmless_and_code_runs_after_it() {
-        let advised = give_back().expect("MADV_PAGEOUT (Linux >= 5.4)");
+        let advised = give_back().expect("MADV_DONTNEED");
         assert!(advised > 0);
-        // The code this test runs was (possibly) reclaimed: it faults back in.
+        // The code this test runs was unmapped: it faults back in.
         let v: Vec<u64> = (0..1000).map(|i| i * i).collect();
         assert_eq!(v.iter().sum::<u64>(), 332_833_500);
     }

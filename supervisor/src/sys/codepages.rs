@@ -11,9 +11,9 @@
 //! (BENCHMARKS.md, issue 4): 0.97 → ~0.7 MiB with five logging children.
 //!
 //! Why not `MADV_PAGEOUT`, which frees the page-cache pages as well: a path that runs
-//! again later (an orphan storm's reaping, a restart) then reads its code back from
-//! disk while PID 1 waits, several milliseconds each (measured: the reaping part of 10,000
-//! orphans 6 → 31 ms); after `MADV_DONTNEED` it is a minor fault, microseconds.
+//! again later (an orphan storm's reaping, a restart) would then read its code back
+//! from disk while PID 1 waits; after `MADV_DONTNEED` it is a minor fault (the orphan
+//! storm's drain: 2 minor faults, no difference in the benchmark beyond its noise).
 //!
 //! Safe for a private file mapping that was never written (text and read-only data, the
 //! range below): nothing is lost, the next access maps the file's page again.

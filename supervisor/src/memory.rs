@@ -16,7 +16,12 @@ pub const CODE_SETTLE: Duration = Duration::from_secs(1);
 /// code), and once more after each later rescan has settled the same way.
 #[derive(Debug)]
 pub struct CodePages {
+    /// When to give the pages back, once nothing is starting; `None` with `pending`:
+    /// waiting for the starting services to settle (no timer meanwhile: their phase
+    /// changes come with events that wake the loop anyway).
     due: Option<Instant>,
+    /// A give-back is owed (start-up, or a rescan since the last one).
+    pending: bool,
     rescans_seen: u64,
 }
 
@@ -24,6 +29,7 @@ impl CodePages {
     pub fn new(now: Instant) -> Self {
         CodePages {
             due: Some(now + CODE_SETTLE),
+            pending: true,
             rescans_seen: 0,
         }
     }
@@ -34,18 +40,28 @@ impl CodePages {
     pub fn poll(&mut self, now: Instant, rescans: u64, any_starting: bool) -> bool {
         if rescans != self.rescans_seen {
             self.rescans_seen = rescans;
+            self.pending = true;
             self.due = Some(now + CODE_SETTLE);
         }
+        if !self.pending {
+            return false;
+        }
+        if any_starting {
+            // Settling again once they are up: from then on, the full settle time.
+            self.due = None;
+            return false;
+        }
         match self.due {
-            Some(due) if now >= due && any_starting => {
+            None => {
                 self.due = Some(now + CODE_SETTLE);
                 false
             }
             Some(due) if now >= due => {
                 self.due = None;
+                self.pending = false;
                 true
             }
-            _ => false,
+            Some(_) => false,
         }
     }
 
@@ -72,14 +88,25 @@ mod tests {
     }
 
     #[test]
-    fn a_service_still_starting_postpones_it() {
+    fn a_service_still_starting_postpones_it_without_a_timer() {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
         let t1 = t0 + CODE_SETTLE;
         assert!(!c.poll(t1, 0, true));
-        assert_eq!(c.deadline(), Some(t1 + CODE_SETTLE));
-        assert!(!c.poll(t1 + CODE_SETTLE / 2, 0, false));
-        assert!(c.poll(t1 + CODE_SETTLE, 0, false));
+        assert_eq!(
+            c.deadline(),
+            None,
+            "no wake-ups while a oneshot runs for long"
+        );
+        assert!(!c.poll(t1 + CODE_SETTLE * 100, 0, true));
+        assert_eq!(c.deadline(), None);
+        // It settled (an event woke the loop): the full settle time from now.
+        let t2 = t1 + CODE_SETTLE * 200;
+        assert!(!c.poll(t2, 0, false));
+        assert_eq!(c.deadline(), Some(t2 + CODE_SETTLE));
+        assert!(!c.poll(t2 + CODE_SETTLE / 2, 0, false));
+        assert!(c.poll(t2 + CODE_SETTLE, 0, false));
+        assert_eq!(c.deadline(), None);
     }
 
     #[test]

@@ -14,8 +14,10 @@ use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `<target>.part`.
 pub fn part_path(target: &Path) -> PathBuf {
@@ -39,9 +41,11 @@ pub fn part_path(target: &Path) -> PathBuf {
 pub struct PartFile {
     path: PathBuf,
     target: PathBuf,
-    /// Holds the lock. The writer thread and blocking tasks get dups of it (one open
-    /// file description), so the lock covers writes made through any of them.
-    lock: Flock<File>,
+    /// The locked file, shared with the writer thread and blocking tasks: the lock is
+    /// released (nix's `Flock` unlocks on drop) only when the last of them is done, so a
+    /// dropped download's queued writes or a cancelled commit's rename never run after
+    /// a new owner has taken the lock.
+    lock: Arc<Locked>,
     /// While appending: the threads, which hold the hasher until [`Self::settle`].
     pipeline: Option<Pipeline>,
     len: u64,
@@ -67,6 +71,7 @@ impl PartFile {
                 .open(&p)
                 .map_err(|e| DownloadError::io("cannot open", &p, e))?;
             Flock::lock(file, FlockArg::LockExclusiveNonblock)
+                .map(|lock| Arc::new(Locked(lock)))
                 .map_err(|_| DownloadError::Busy(p.clone()))
         })
         .await
@@ -118,7 +123,7 @@ impl PartFile {
     pub async fn truncate(&mut self) -> Result<(), DownloadError> {
         // The bytes go anyway: a write that failed on them (a full disk) doesn't matter.
         let _ = self.settle().await;
-        let file = self.dup()?;
+        let file = self.lock.clone();
         let path = self.path.clone();
         blocking("truncate", move || {
             file.set_len(0)
@@ -137,8 +142,11 @@ impl PartFile {
         let pipeline = match &mut self.pipeline {
             Some(p) => p,
             none => {
-                let hasher = std::mem::take(&mut self.hasher);
-                none.insert(start_pipeline(&self.lock, &self.path, self.len, hasher)?)
+                // The hasher moves to the threads only once they run (a failed start
+                // keeps it, and the digest with it).
+                let started = Pipeline::start(self.lock.clone(), self.len, self.hasher.clone())
+                    .map_err(|e| DownloadError::io("cannot start writing", &self.path, e))?;
+                none.insert(started)
             }
         };
         self.len += data.len() as u64;
@@ -187,7 +195,7 @@ impl PartFile {
     /// directory. The caller has checked the digest.
     pub async fn commit(mut self) -> Result<PathBuf, DownloadError> {
         self.settle().await?;
-        let file = self.dup()?;
+        let file = self.lock.clone();
         let (path, target) = (self.path.clone(), self.target.clone());
         blocking("commit", move || {
             file.sync_all()
@@ -216,30 +224,23 @@ impl PartFile {
     pub async fn flush(&mut self) {
         let _ = self.settle().await;
     }
+}
 
-    /// A second descriptor of the locked file, for a blocking task.
-    fn dup(&self) -> Result<File, DownloadError> {
-        dup(&self.lock, &self.path)
+/// The `.part`'s descriptor holding its flock; shared (`Arc`) so the lock lasts as long
+/// as anything may still write through it.
+pub struct Locked(Flock<File>);
+
+impl std::ops::Deref for Locked {
+    type Target = File;
+    fn deref(&self) -> &File {
+        &self.0
     }
 }
 
-/// A second descriptor of the locked file (same open file description: the lock covers
-/// it), for a thread or a blocking task.
-fn dup(lock: &Flock<File>, path: &Path) -> Result<File, DownloadError> {
-    lock.try_clone()
-        .map_err(|e| DownloadError::io("dup", path, e))
-}
-
-/// The threads appending to the locked file from byte `at`; `hasher` covers the bytes
-/// before it.
-fn start_pipeline(
-    lock: &Flock<File>,
-    path: &Path,
-    at: u64,
-    hasher: Sha256,
-) -> Result<Pipeline, DownloadError> {
-    Pipeline::start(dup(lock, path)?, at, hasher)
-        .map_err(|e| DownloadError::io("cannot start writing", path, e))
+impl AsFd for Locked {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// Runs `f` on tokio's blocking pool (file system calls that may wait for a disk).
@@ -348,6 +349,37 @@ mod tests {
         assert_eq!(std::fs::read(&path).expect("read"), b"hello world");
         assert!(!part_path(&target).exists());
         assert_eq!(hash_file(&target).await.expect("hash"), expected);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_part_keeps_its_lock_until_its_last_write_landed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("t");
+        let mut part = PartFile::open(&target).await.expect("open");
+        assert_eq!(part.rehash().await.expect("rehash"), 0);
+        const MIB: usize = 1 << 20;
+        for i in 0..40u8 {
+            part.append(Bytes::from(vec![i; MIB]))
+                .await
+                .expect("append");
+        }
+        // Dropped with writes still queued (an aborted task): no settle.
+        drop(part);
+        let path = part_path(&target);
+        let mut file = File::options().write(true).open(&path).expect("open");
+        let locked = loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(locked) => break locked,
+                Err((back, _)) => {
+                    file = back;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        };
+        // Whoever gets the lock finds every queued byte written, and no more to come.
+        let len = std::fs::metadata(&path).expect("stat").len();
+        assert_eq!(len, 40 * MIB as u64);
+        drop(locked);
     }
 
     #[tokio::test]

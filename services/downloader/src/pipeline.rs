@@ -26,8 +26,8 @@
 use bytes::Bytes;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
-use std::fs::File;
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -56,10 +56,14 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Starts the threads: the writer puts every pushed byte into `file` (its own
-    /// descriptor, closed when it ends) from `offset` on; `hasher`, which covers the
-    /// bytes before `offset`, takes them all in.
-    pub fn start(file: File, offset: u64, hasher: Sha256) -> io::Result<Pipeline> {
+    /// Starts the threads: the writer puts every pushed byte into `file` (dropped when
+    /// it ends: a shared lock holder lives until then) from `offset` on; `hasher`, which
+    /// covers the bytes before `offset`, takes them all in.
+    pub fn start<F: AsFd + Send + 'static>(
+        file: F,
+        offset: u64,
+        hasher: Sha256,
+    ) -> io::Result<Pipeline> {
         Ok(Pipeline {
             batch: Batch::default(),
             hasher: Stage::start("part-hasher", Hashing(hasher))?,
@@ -159,12 +163,12 @@ impl Sink for Hashing {
     }
 }
 
-struct Writing {
-    file: File,
+struct Writing<F> {
+    file: F,
     offset: u64,
 }
 
-impl Sink for Writing {
+impl<F: AsFd + Send + 'static> Sink for Writing<F> {
     type Output = ();
 
     fn consume(&mut self, batch: &[Bytes]) -> io::Result<()> {
@@ -179,13 +183,13 @@ impl Sink for Writing {
 /// Writes all of `batch` at `offset` with `pwritev`, continuing after short writes;
 /// returns the offset after it. Positioned writes: the file offset, shared with the
 /// lock's descriptor, plays no part.
-fn write_batch(file: &File, offset: u64, batch: &[Bytes]) -> io::Result<u64> {
+fn write_batch(file: impl AsFd, offset: u64, batch: &[Bytes]) -> io::Result<u64> {
     let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|c| IoSlice::new(c)).collect();
     let mut rest = &mut slices[..];
     let mut offset = offset;
     while !rest.is_empty() {
         let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::FileTooLarge))?;
-        match nix::sys::uio::pwritev(file, rest, at) {
+        match nix::sys::uio::pwritev(&file, rest, at) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 offset += n as u64;
@@ -297,6 +301,7 @@ fn already_finished() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
 
     #[tokio::test]
     async fn writes_and_hashes_everything_in_order_from_the_offset() {

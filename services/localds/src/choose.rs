@@ -96,24 +96,12 @@ pub fn decide(
     heard: &Heard,
     leased: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
-    for &method in methods {
-        // One address per bridge; refused ones apart (they still mean that bridge has
-        // said what it knows).
-        let mut usable: Vec<(usize, Ipv4Addr)> = Vec::new();
-        let mut refused: Vec<(usize, Ipv4Addr)> = Vec::new();
-        for (m, b, ip) in &heard.answers {
-            let list = if heard.refused.contains(&(*b, *ip)) {
-                &mut refused
-            } else {
-                &mut usable
-            };
-            if *m == method && !list.iter().any(|(cb, _)| cb == b) {
-                list.push((*b, *ip));
-            }
-        }
+    let order =
+        |list: &mut Vec<(usize, Ipv4Addr)>| list.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
+    for (i, &method) in methods.iter().enumerate() {
+        let (mut usable, mut refused) = answers_for(heard, method);
         let all_finished = (0..bridges).all(|b| heard.finished(method, b));
-        let mut candidates = usable;
-        if candidates.is_empty() {
+        if usable.is_empty() {
             if !all_finished {
                 // A better method, or another bridge, may still answer.
                 return Decision::Wait;
@@ -121,20 +109,64 @@ pub fn decide(
             if refused.is_empty() {
                 continue;
             }
-            // Every bridge has answered this method, and only with refused addresses:
-            // those after all (a server may be back), by the same order.
-            candidates = refused;
+            // Every bridge has answered this method, and only with refused addresses.
+            // A worse method that has already found a usable one wins; otherwise those
+            // refused after all (a server may be back), by the same order.
+            for &later in &methods[i + 1..] {
+                let (mut usable, mut also_refused) = answers_for(heard, later);
+                if !usable.is_empty() {
+                    order(&mut usable);
+                    order(&mut also_refused);
+                    usable.extend(also_refused);
+                    return Decision::Take {
+                        method: later,
+                        candidates: usable,
+                    };
+                }
+            }
+            order(&mut refused);
+            return Decision::Take {
+                method,
+                candidates: refused,
+            };
         }
         // Take at once if a lease confirms one; otherwise let the other bridges finish
         // this method so the lease and order rules can choose among them.
-        let confirmed = candidates.iter().any(|(b, ip)| leased(*b, *ip));
+        let confirmed = usable.iter().any(|(b, ip)| leased(*b, *ip));
         if !confirmed && !all_finished {
             return Decision::Wait;
         }
-        candidates.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
-        return Decision::Take { method, candidates };
+        order(&mut usable);
+        // Refused addresses last: tried if every usable one fails to connect.
+        order(&mut refused);
+        usable.extend(refused);
+        return Decision::Take {
+            method,
+            candidates: usable,
+        };
     }
     Decision::NotFound
+}
+
+/// (bridge index, address) pairs, best first once ordered.
+type Addresses = Vec<(usize, Ipv4Addr)>;
+
+/// `method`'s answers, one address per bridge in arrival order: (usable, refused).
+/// A refused answer still means its bridge has said what it knows.
+fn answers_for(heard: &Heard, method: Method) -> (Addresses, Addresses) {
+    let mut usable: Addresses = Vec::new();
+    let mut refused: Addresses = Vec::new();
+    for (m, b, ip) in &heard.answers {
+        let list = if heard.refused.contains(&(*b, *ip)) {
+            &mut refused
+        } else {
+            &mut usable
+        };
+        if *m == method && !list.iter().any(|(cb, _)| cb == b) {
+            list.push((*b, *ip));
+        }
+    }
+    (usable, refused)
 }
 
 #[cfg(test)]
@@ -263,8 +295,9 @@ mod tests {
             decide(&[AQuery], 2, &heard, leased_on_1),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5))]
-            }
+                candidates: vec![(0, ip(5)), (1, ip(7))]
+            },
+            "the refused one last, in case the other fails too"
         );
         // Nobody else answers: the refused address after all.
         let alone = Heard {
@@ -290,6 +323,21 @@ mod tests {
             decide(&ALL, 1, &single, no_lease),
             Decision::Take {
                 method: AQuery,
+                candidates: vec![(0, ip(5))]
+            }
+        );
+        // Only refused answers to the best method, but a worse one already found a
+        // usable address on the other bridge: that one.
+        let worse = Heard {
+            answers: vec![(AQuery, 1, ip(7)), (Workstation, 0, ip(5))],
+            finished: vec![(AQuery, 0)],
+            refused: vec![bad],
+            ..Heard::default()
+        };
+        assert_eq!(
+            decide(&ALL, 2, &worse, leased_on_1),
+            Decision::Take {
+                method: Workstation,
                 candidates: vec![(0, ip(5))]
             }
         );

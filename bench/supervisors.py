@@ -304,7 +304,6 @@ class Bench:
     def prepare_uss(self, variant, d):
         """Five logging children for `variant` in d; returns (init argv, log dir)."""
         chatter = self.chatter
-        bindir = os.path.dirname(chatter)
         logs = os.path.join(d, "logs")
         os.makedirs(logs)
         if variant.startswith("zedinit"):
@@ -314,15 +313,7 @@ class Bench:
             for i in range(1, 6):
                 with open(os.path.join(sd, f"svc{i}.toml"), "w") as f:
                     if variant == "zedinit":
-                        f.write(f"command = [{cmd}]\n"
-                                "[log]\n"
-                                'to = "file"\n'
-                                "[run]\n"
-                                f"uid = {NOBODY}\n"
-                                f"gid = {NOBODY}\n"
-                                "capabilities = []\n"
-                                "noNewPrivileges = true\n"
-                                f'binds = ["{bindir}:{bindir}:ro"]\n')
+                        f.write(uss_service_toml(chatter))
                     else:
                         f.write(f'command = [{cmd}]\nlog = "console"\n')
             return [ZEDINIT, "--services-dir", sd, "--control-socket", os.path.join(d, "ctl.sock"),
@@ -465,6 +456,22 @@ def split_tree(pid1, child_id):
             if os.path.exists(f"/proc/{pid}"):
                 tree.append(pid)  # a kernel-visible process we cannot stat: count it
     return tree, kids
+
+
+def uss_service_toml(chatter):
+    """The uss bench's zedinit service (also profiled by bench/zedinit-order): the chatter
+    logging to a file, as 65534 without capabilities, its directory bound read-only."""
+    bindir = os.path.dirname(chatter)
+    cmd = ", ".join(f'"{a}"' for a in [chatter] + USS_CHILD_ARGS)
+    return (f"command = [{cmd}]\n"
+            "[log]\n"
+            'to = "file"\n'
+            "[run]\n"
+            f"uid = {NOBODY}\n"
+            f"gid = {NOBODY}\n"
+            "capabilities = []\n"
+            "noNewPrivileges = true\n"
+            f'binds = ["{bindir}:{bindir}:ro"]\n')
 
 
 def smaps_rollup(pid):

@@ -155,11 +155,11 @@ impl EventLoop {
             // SAFETY: malloc_trim only releases free memory at the top of the heap.
             unsafe { libc::malloc_trim(0) };
         }
-        let starting = self
-            .sup
-            .core
-            .services()
-            .any(|s| s.phase == crate::core::Phase::Starting);
+        let core = &self.sup.core;
+        let starting = || {
+            core.services()
+                .any(|s| s.phase == crate::core::Phase::Starting)
+        };
         if self
             .code_pages
             .poll(Instant::now(), self.sup.rescans, starting)

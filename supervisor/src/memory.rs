@@ -35,9 +35,15 @@ impl CodePages {
     }
 
     /// Called before the loop sleeps: true when the pages should be given back now.
-    /// `rescans` is the supervisor's rescan count, `any_starting` whether a service is
-    /// `starting`.
-    pub fn poll(&mut self, now: Instant, rescans: u64, any_starting: bool) -> bool {
+    /// `rescans` is the supervisor's rescan count, `any_starting` says whether a service
+    /// is `starting` (asked only while a give-back is owed: the loop calls this on every
+    /// wake-up, and a scan of the services on each would be wasted).
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        rescans: u64,
+        any_starting: impl FnOnce() -> bool,
+    ) -> bool {
         if rescans != self.rescans_seen {
             self.rescans_seen = rescans;
             self.pending = true;
@@ -46,7 +52,7 @@ impl CodePages {
         if !self.pending {
             return false;
         }
-        if any_starting {
+        if any_starting() {
             // Settling again once they are up: from then on, the full settle time.
             self.due = None;
             return false;
@@ -80,11 +86,11 @@ mod tests {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
         assert_eq!(c.deadline(), Some(t0 + CODE_SETTLE));
-        assert!(!c.poll(t0, 0, false), "not at once");
-        assert!(!c.poll(t0 + CODE_SETTLE / 2, 0, false));
-        assert!(c.poll(t0 + CODE_SETTLE, 0, false));
+        assert!(!c.poll(t0, 0, || false), "not at once");
+        assert!(!c.poll(t0 + CODE_SETTLE / 2, 0, || false));
+        assert!(c.poll(t0 + CODE_SETTLE, 0, || false));
         assert_eq!(c.deadline(), None, "no timer left: idle means no wake-ups");
-        assert!(!c.poll(t0 + CODE_SETTLE * 10, 0, false), "only once");
+        assert!(!c.poll(t0 + CODE_SETTLE * 10, 0, || false), "only once");
     }
 
     #[test]
@@ -92,20 +98,20 @@ mod tests {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
         let t1 = t0 + CODE_SETTLE;
-        assert!(!c.poll(t1, 0, true));
+        assert!(!c.poll(t1, 0, || true));
         assert_eq!(
             c.deadline(),
             None,
             "no wake-ups while a oneshot runs for long"
         );
-        assert!(!c.poll(t1 + CODE_SETTLE * 100, 0, true));
+        assert!(!c.poll(t1 + CODE_SETTLE * 100, 0, || true));
         assert_eq!(c.deadline(), None);
         // It settled (an event woke the loop): the full settle time from now.
         let t2 = t1 + CODE_SETTLE * 200;
-        assert!(!c.poll(t2, 0, false));
+        assert!(!c.poll(t2, 0, || false));
         assert_eq!(c.deadline(), Some(t2 + CODE_SETTLE));
-        assert!(!c.poll(t2 + CODE_SETTLE / 2, 0, false));
-        assert!(c.poll(t2 + CODE_SETTLE, 0, false));
+        assert!(!c.poll(t2 + CODE_SETTLE / 2, 0, || false));
+        assert!(c.poll(t2 + CODE_SETTLE, 0, || false));
         assert_eq!(c.deadline(), None);
     }
 
@@ -113,15 +119,18 @@ mod tests {
     fn again_after_each_rescan_has_settled() {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
-        assert!(c.poll(t0 + CODE_SETTLE, 0, false));
+        assert!(c.poll(t0 + CODE_SETTLE, 0, || false));
         let t1 = t0 + CODE_SETTLE * 5;
-        assert!(!c.poll(t1, 1, false), "a rescan re-arms, it does not fire");
+        assert!(
+            !c.poll(t1, 1, || false),
+            "a rescan re-arms, it does not fire"
+        );
         assert_eq!(c.deadline(), Some(t1 + CODE_SETTLE));
         // A second rescan before it settled pushes it back: one give-back for both.
         let t2 = t1 + CODE_SETTLE / 2;
-        assert!(!c.poll(t2, 2, false));
-        assert!(!c.poll(t1 + CODE_SETTLE, 2, false));
-        assert!(c.poll(t2 + CODE_SETTLE, 2, false));
-        assert!(!c.poll(t2 + CODE_SETTLE * 3, 2, false));
+        assert!(!c.poll(t2, 2, || false));
+        assert!(!c.poll(t1 + CODE_SETTLE, 2, || false));
+        assert!(c.poll(t2 + CODE_SETTLE, 2, || false));
+        assert!(!c.poll(t2 + CODE_SETTLE * 3, 2, || false));
     }
 }

@@ -96,10 +96,8 @@ pub fn decide(
     heard: &Heard,
     leased: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
-    let order =
-        |list: &mut Vec<(usize, Ipv4Addr)>| list.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
     for (i, &method) in methods.iter().enumerate() {
-        let (mut usable, mut refused) = answers_for(heard, method);
+        let (usable, refused) = answers_for(heard, method);
         let all_finished = (0..bridges).all(|b| heard.finished(method, b));
         if usable.is_empty() {
             if !all_finished {
@@ -113,22 +111,12 @@ pub fn decide(
             // A worse method that has already found a usable one wins; otherwise those
             // refused after all (a server may be back), by the same order.
             for &later in &methods[i + 1..] {
-                let (mut usable, mut also_refused) = answers_for(heard, later);
+                let (usable, also_refused) = answers_for(heard, later);
                 if !usable.is_empty() {
-                    order(&mut usable);
-                    order(&mut also_refused);
-                    usable.extend(also_refused);
-                    return Decision::Take {
-                        method: later,
-                        candidates: usable,
-                    };
+                    return take(later, usable, also_refused, &leased);
                 }
             }
-            order(&mut refused);
-            return Decision::Take {
-                method,
-                candidates: refused,
-            };
+            return take(method, refused, Vec::new(), &leased);
         }
         // Take at once if a lease confirms one; otherwise let the other bridges finish
         // this method so the lease and order rules can choose among them.
@@ -136,16 +124,27 @@ pub fn decide(
         if !confirmed && !all_finished {
             return Decision::Wait;
         }
-        order(&mut usable);
-        // Refused addresses last: tried if every usable one fails to connect.
-        order(&mut refused);
-        usable.extend(refused);
-        return Decision::Take {
-            method,
-            candidates: usable,
-        };
+        return take(method, usable, refused, &leased);
     }
     Decision::NotFound
+}
+
+/// Takes `method`'s answers: `usable` first, then `refused` (tried if every usable one
+/// fails to connect), each by lease, then network-instance order.
+fn take(
+    method: Method,
+    mut usable: Addresses,
+    mut refused: Addresses,
+    leased: &impl Fn(usize, Ipv4Addr) -> bool,
+) -> Decision {
+    for list in [&mut usable, &mut refused] {
+        list.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
+    }
+    usable.extend(refused);
+    Decision::Take {
+        method,
+        candidates: usable,
+    }
 }
 
 /// (bridge index, address) pairs, best first once ordered.

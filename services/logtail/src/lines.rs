@@ -1,0 +1,228 @@
+//! Bytes read from one log file, turned into console lines `LABEL: text\n`.
+//!
+//! A file's last, unfinished line waits in [`LineBuffer`] until its newline arrives, so
+//! a line is printed whole and once; what it holds is not counted as printed (the saved
+//! offset points at its start, so a restart reads it again). A line longer than the
+//! limit is printed in pieces, the later ones marked `LABEL:+ `, so a writer that never
+//! ends its line can't make logtail hold unbounded memory.
+//!
+//! The console is a terminal: control characters other than tab are shown escaped
+//! (`\x1b`), so a log can't move the cursor or change colours, and bytes that are not
+//! UTF-8 are shown as U+FFFD.
+
+use std::fmt::Write as _;
+
+/// The unfinished tail of one file's output.
+#[derive(Debug, Default)]
+pub struct LineBuffer {
+    pending: Vec<u8>,
+    /// The pending bytes continue a line already printed in part (cut at the limit).
+    continued: bool,
+}
+
+impl LineBuffer {
+    /// Bytes held back: read, not yet printed.
+    pub fn held(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Appends `data` and prints every line it completes into `out`; returns how many
+    /// lines (or pieces) went out.
+    pub fn push(&mut self, data: &[u8], label: &str, max_line: usize, out: &mut Vec<u8>) -> usize {
+        let max_line = max_line.max(1);
+        let mut printed = 0;
+        let mut rest = data;
+        while let Some(newline) = rest.iter().position(|b| *b == b'\n') {
+            let (line, after) = rest.split_at(newline);
+            if self.pending.is_empty() {
+                printed += self.print_in_pieces(line, label, max_line, out);
+            } else {
+                self.pending.extend_from_slice(line);
+                let whole = std::mem::take(&mut self.pending);
+                printed += self.print_in_pieces(&whole, label, max_line, out);
+            }
+            self.continued = false;
+            rest = &after[1..];
+        }
+        self.pending.extend_from_slice(rest);
+        while self.pending.len() >= max_line {
+            let piece: Vec<u8> = self.pending.drain(..max_line).collect();
+            self.print(&piece, label, out);
+            self.continued = true;
+            printed += 1;
+        }
+        printed
+    }
+
+    /// Prints what is held as a last line: the file ends here (it was rotated away and
+    /// went quiet, or was truncated under it).
+    pub fn flush(&mut self, label: &str, out: &mut Vec<u8>) -> usize {
+        if self.pending.is_empty() {
+            return 0;
+        }
+        let last = std::mem::take(&mut self.pending);
+        self.print(&last, label, out);
+        self.continued = false;
+        1
+    }
+
+    /// `line` (no newline) as one or more console lines of at most `max_line` bytes.
+    fn print_in_pieces(
+        &mut self,
+        line: &[u8],
+        label: &str,
+        max_line: usize,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let mut printed = 0;
+        for piece in line.chunks(max_line) {
+            self.print(piece, label, out);
+            self.continued = true;
+            printed += 1;
+        }
+        // An empty line is printed too, unless it is the end of a line already printed
+        // in pieces (the newline came right after a cut).
+        if line.is_empty() && !self.continued {
+            self.print(line, label, out);
+            printed += 1;
+        }
+        printed
+    }
+
+    fn print(&self, text: &[u8], label: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(label.as_bytes());
+        out.extend_from_slice(if self.continued { b":+ " } else { b": " });
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        let mut shown = String::with_capacity(text.len());
+        for c in String::from_utf8_lossy(text).chars() {
+            if (c.is_control() && c != '\t') && (c as u32) < 0x80 {
+                let _ = write!(shown, "\\x{:02x}", c as u32);
+            } else {
+                shown.push(c);
+            }
+        }
+        out.extend_from_slice(shown.as_bytes());
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push_all(buffer: &mut LineBuffer, parts: &[&[u8]], max: usize) -> String {
+        let mut out = Vec::new();
+        for part in parts {
+            buffer.push(part, "/var/log/a.log", max, &mut out);
+        }
+        String::from_utf8(out).expect("utf-8 out")
+    }
+
+    #[test]
+    fn whole_lines_go_out_and_the_unfinished_one_waits() {
+        let mut buffer = LineBuffer::default();
+        let out = push_all(&mut buffer, &[b"one\ntw", b"o\nthr"], 1024);
+        assert_eq!(out, "/var/log/a.log: one\n/var/log/a.log: two\n");
+        assert_eq!(buffer.held(), 3);
+        let out = push_all(&mut buffer, &[b"ee\n"], 1024);
+        assert_eq!(out, "/var/log/a.log: three\n");
+        assert_eq!(buffer.held(), 0);
+    }
+
+    #[test]
+    fn empty_lines_and_crlf() {
+        let mut buffer = LineBuffer::default();
+        let out = push_all(&mut buffer, &[b"\nwin\r\n"], 1024);
+        assert_eq!(out, "/var/log/a.log: \n/var/log/a.log: win\n");
+    }
+
+    #[test]
+    fn a_long_line_goes_out_in_marked_pieces_and_memory_stays_bounded() {
+        let mut buffer = LineBuffer::default();
+        let out = push_all(&mut buffer, &[b"abcdefghij", b"kl\nxy\n"], 4);
+        assert_eq!(
+            out,
+            "/var/log/a.log: abcd\n/var/log/a.log:+ efgh\n/var/log/a.log:+ ijkl\n/var/log/a.log: xy\n"
+        );
+        assert_eq!(buffer.held(), 0);
+        // The newline right after a cut ends the line: no empty piece.
+        let mut buffer = LineBuffer::default();
+        assert_eq!(
+            push_all(&mut buffer, &[b"abcd", b"\n"], 4),
+            "/var/log/a.log: abcd\n"
+        );
+        // Never more than the limit held.
+        let mut buffer = LineBuffer::default();
+        push_all(&mut buffer, &[&[b'x'; 100]], 8);
+        assert!(buffer.held() < 8);
+    }
+
+    #[test]
+    fn flush_prints_the_unfinished_line() {
+        let mut buffer = LineBuffer::default();
+        let mut out = Vec::new();
+        buffer.push(b"last words", "L", 1024, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(buffer.flush("L", &mut out), 1);
+        assert_eq!(out, b"L: last words\n");
+        assert_eq!(buffer.flush("L", &mut out), 0);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_bad_utf8_replaced() {
+        let mut buffer = LineBuffer::default();
+        let out = push_all(&mut buffer, &[b"\x1b[31mred\ttab \xff\n"], 1024);
+        assert_eq!(out, "/var/log/a.log: \\x1b[31mred\ttab \u{fffd}\n");
+    }
+}
+
+/// Where the last `n` lines start, given the file's last bytes `window` beginning at
+/// byte `window_start` of the file: like `tail -n`. An unfinished last line counts as a
+/// line. When the window holds fewer lines and does not reach the file's start, the
+/// lines start after the window's first newline (no half line is shown).
+pub fn last_lines_start(window: &[u8], window_start: u64, n: usize) -> u64 {
+    if n == 0 {
+        return window_start + window.len() as u64;
+    }
+    let body = window.strip_suffix(b"\n").unwrap_or(window);
+    let mut seen = 0;
+    for (i, byte) in body.iter().enumerate().rev() {
+        if *byte == b'\n' {
+            seen += 1;
+            if seen == n {
+                return window_start + i as u64 + 1;
+            }
+        }
+    }
+    if window_start == 0 {
+        return 0;
+    }
+    match window.iter().position(|b| *b == b'\n') {
+        Some(i) => window_start + i as u64 + 1,
+        None => window_start,
+    }
+}
+
+#[cfg(test)]
+mod last_lines_tests {
+    use super::last_lines_start;
+
+    #[test]
+    fn like_tail_n() {
+        let text = b"a\nb\nc\n";
+        assert_eq!(last_lines_start(text, 0, 2), 2);
+        assert_eq!(last_lines_start(text, 0, 3), 0);
+        assert_eq!(last_lines_start(text, 0, 10), 0);
+        assert_eq!(last_lines_start(text, 0, 0), 6);
+        // An unfinished last line is a line.
+        assert_eq!(last_lines_start(b"a\nb\nc", 0, 1), 4);
+        assert_eq!(last_lines_start(b"", 0, 5), 0);
+    }
+
+    #[test]
+    fn a_window_short_of_lines_starts_at_a_line() {
+        // The window starts mid-line at byte 100: skip to after its first newline.
+        assert_eq!(last_lines_start(b"xx\nb\nc\n", 100, 10), 103);
+        assert_eq!(last_lines_start(b"xxxx", 100, 10), 100);
+    }
+}

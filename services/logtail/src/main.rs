@@ -1,0 +1,56 @@
+//! `logtail`: the command line. Exit codes: 0 stopped by SIGTERM/SIGINT (state saved),
+//! 1 failed (the message says why), 2 usage.
+
+use clap::Parser;
+use logtail::pattern::Pattern;
+use logtail::tailer::{Options, Tailer};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "logtail",
+    version,
+    about = "Follow log files across rotation; print their new lines as `FILE: line`"
+)]
+struct Cli {
+    /// What to follow: DIR/GLOB, the glob in the file name only (`*`, `?`); quote it
+    #[arg(required = true, value_parser = Pattern::parse)]
+    patterns: Vec<Pattern>,
+    /// Where each file was left, so a restart goes on from there
+    #[arg(long, default_value = "/run/logtail/state.json")]
+    state: PathBuf,
+    /// A rotated file that has been quiet this long is let go
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    grace: Duration,
+    /// On the first start (no state), each file's last lines shown, like `tail -f`
+    #[arg(long, default_value_t = 10)]
+    lines: usize,
+    /// Longer lines are printed in pieces (later pieces marked `FILE:+ `)
+    #[arg(long, default_value_t = 16384)]
+    max_line: usize,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 5s)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = Options {
+        patterns: cli.patterns,
+        state: cli.state,
+        grace: cli.grace,
+        first_lines: cli.lines,
+        max_line: cli.max_line,
+    };
+    let ended = Tailer::start(options).and_then(|mut tailer| tailer.run());
+    match ended {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("logtail: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

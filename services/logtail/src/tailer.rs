@@ -1,0 +1,503 @@
+//! The follower: one thread, blocked in `poll` on an inotify descriptor and a signalfd
+//! until something changes. No timer runs while nothing is rotated away, so an idle
+//! logtail never wakes up.
+//!
+//! Each cycle reads what the changed files gained (a bounded batch, so one flooding
+//! file can't starve the others), prints it in one write to stdout, then saves where
+//! every file was left: after SIGKILL at most the batch printed since the last save
+//! repeats, after SIGTERM nothing does.
+//!
+//! Watches: each pattern's directory (files appearing, renamed, removed: a rescan), and
+//! each followed file itself, by its descriptor (`/proc/self/fd/N`), so its writes are
+//! seen under any name it gets: a file rotated away is read on as its writer goes on
+//! with it until it has been quiet for the grace time.
+
+use crate::lines::{LineBuffer, last_lines_start};
+use crate::pattern::Pattern;
+use crate::plan::{self, Change, Held, Seen, Start};
+use crate::state::{Identity, Saved, State, VERSION};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How logtail runs (the command line's flags).
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub patterns: Vec<Pattern>,
+    /// Where each file was left (`/run/logtail/state.json`).
+    pub state: PathBuf,
+    /// A file rotated away and quiet this long is let go.
+    pub grace: Duration,
+    /// On the first start (no state), each file's last lines shown.
+    pub first_lines: usize,
+    /// Longer lines are printed in pieces.
+    pub max_line: usize,
+}
+
+/// Bytes read per file per cycle, and the output batch's bound.
+const READ_CHUNK: usize = 64 << 10;
+const BATCH_BYTES: usize = 256 << 10;
+
+/// One followed file.
+struct Tracked {
+    label: PathBuf,
+    label_text: String,
+    file: File,
+    id: Identity,
+    /// Bytes read (printed, plus what `lines` holds).
+    offset: u64,
+    lines: LineBuffer,
+    watch: Option<WatchDescriptor>,
+    /// Something may be left to read.
+    dirty: bool,
+    /// Rotated away: when it last gave data (or was rotated).
+    rotated: Option<Instant>,
+}
+
+impl Tracked {
+    /// Where a restart goes on: the start of the line it holds.
+    fn saved(&self) -> Saved {
+        Saved {
+            path: self.label.clone(),
+            id: self.id,
+            offset: self.offset - self.lines.held() as u64,
+            rotated: self.rotated.is_some(),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// SIGTERM or SIGINT: the state is saved as clean.
+    Signalled(Signal),
+}
+
+pub struct Tailer {
+    options: Options,
+    inotify: Inotify,
+    signals: SignalFd,
+    /// Directory watches, to their directory.
+    dirs: HashMap<WatchDescriptor, PathBuf>,
+    files: Vec<Tracked>,
+    buffer: Vec<u8>,
+    out: Vec<u8>,
+}
+
+impl Tailer {
+    /// Sets up the watches and the signals, and opens every file where the plan says.
+    /// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread (they arrive on the
+    /// signalfd): call it from the main thread before starting any other.
+    pub fn start(options: Options) -> Result<Tailer, String> {
+        let mut mask = SigSet::empty();
+        for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+            mask.add(signal);
+        }
+        mask.thread_block()
+            .map_err(|e| format!("blocking signals: {e}"))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+            .map_err(|e| format!("signalfd: {e}"))?;
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| format!("inotify: {e}"))?;
+        let mut dirs = HashMap::new();
+        for dir in distinct_dirs(&options.patterns) {
+            let flags = AddWatchFlags::IN_CREATE
+                | AddWatchFlags::IN_MOVED_TO
+                | AddWatchFlags::IN_MOVED_FROM
+                | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_ONLYDIR;
+            let watch = inotify
+                .add_watch(&dir, flags)
+                .map_err(|e| format!("{}: can't watch this directory: {e}", dir.display()))?;
+            dirs.insert(watch, dir);
+        }
+        let mut tailer = Tailer {
+            options,
+            inotify,
+            signals,
+            dirs,
+            files: Vec::new(),
+            buffer: vec![0; READ_CHUNK],
+            out: Vec::with_capacity(BATCH_BYTES + READ_CHUNK),
+        };
+        tailer.open_planned()?;
+        Ok(tailer)
+    }
+
+    fn open_planned(&mut self) -> Result<(), String> {
+        let state_path = &self.options.state;
+        let saved = match State::load(state_path) {
+            Ok(saved) => saved,
+            Err(e) => {
+                note(&format!("{e}; starting afresh (each file's last lines)"));
+                None
+            }
+        };
+        if saved.as_ref().is_some_and(|s| !s.clean) {
+            note(
+                "resuming after an unclean stop (killed or crashed): the lines printed just \
+                 before it may be printed again",
+            );
+        }
+        let seen = scan(&self.options.patterns, true);
+        let plan = plan::on_start(saved.as_ref(), &seen, self.options.first_lines);
+        for text in &plan.notes {
+            note(text);
+        }
+        for follow in plan.follows {
+            let opened = self.open(&follow.label, &follow.path, follow.start);
+            match opened {
+                Ok(mut tracked) => {
+                    if follow.rotated {
+                        tracked.rotated = Some(Instant::now());
+                    }
+                    self.files.push(tracked);
+                }
+                Err(e) => note(&format!("{}: {e}", follow.path.display())),
+            }
+        }
+        if let Some(dir) = state_path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        self.save(false)
+    }
+
+    /// Opens `path`, to be printed as `label`, positioned at `start`.
+    fn open(&self, label: &Path, path: &Path, start: Start) -> io::Result<Tracked> {
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        let offset = match start {
+            Start::At(offset) if offset <= meta.len() => offset,
+            Start::At(_) => 0,
+            Start::LastLines(n) => {
+                let window_start = meta.len().saturating_sub(READ_CHUNK as u64);
+                let mut window = vec![0; (meta.len() - window_start) as usize];
+                file.read_exact_at(&mut window, window_start)?;
+                last_lines_start(&window, window_start, n)
+            }
+        };
+        let watch = self.watch_file(&file, path, &meta);
+        Ok(Tracked {
+            label: label.to_path_buf(),
+            label_text: label.display().to_string(),
+            id: Identity::of(&meta),
+            file,
+            offset,
+            lines: LineBuffer::default(),
+            watch,
+            dirty: true,
+            rotated: None,
+        })
+    }
+
+    /// A watch on the file itself, through its descriptor so it is the file opened even if
+    /// the name was replaced meanwhile; by name (checked) where /proc is missing.
+    fn watch_file(
+        &self,
+        file: &File,
+        path: &Path,
+        meta: &std::fs::Metadata,
+    ) -> Option<WatchDescriptor> {
+        let flags = AddWatchFlags::IN_MODIFY;
+        let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+        if let Ok(watch) = self.inotify.add_watch(by_fd.as_str(), flags) {
+            return Some(watch);
+        }
+        let watch = self.inotify.add_watch(path, flags).ok()?;
+        let same =
+            std::fs::metadata(path).is_ok_and(|now| Identity::of(&now) == Identity::of(meta));
+        if same {
+            Some(watch)
+        } else {
+            let _ = self.inotify.rm_watch(watch);
+            note(&format!(
+                "{}: replaced while being opened; read on directory changes only",
+                path.display()
+            ));
+            None
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT. An error (the console gone, the state unwritable)
+    /// ends the run: what was printed last is saved, so a restart loses nothing.
+    pub fn run(&mut self) -> Result<End, String> {
+        loop {
+            let more = self.read_changed();
+            self.let_go_of_quiet_rotated();
+            let printed = !self.out.is_empty();
+            if printed {
+                let mut stdout = io::stdout().lock();
+                stdout
+                    .write_all(&self.out)
+                    .and_then(|()| stdout.flush())
+                    .map_err(|e| format!("writing to the console: {e}"))?;
+                self.out.clear();
+                self.save(false)?;
+            }
+            let timeout = if more {
+                Some(Duration::ZERO)
+            } else {
+                self.next_let_go()
+            };
+            if let Some(end) = self.wait(timeout)? {
+                self.save(true)?;
+                return Ok(end);
+            }
+        }
+    }
+
+    /// Reads what the changed files gained into the batch; true when a file had more than
+    /// fit (read on at once, without waiting).
+    fn read_changed(&mut self) -> bool {
+        let mut more = false;
+        for i in 0..self.files.len() {
+            if self.out.len() >= BATCH_BYTES {
+                more |= self.files[i..].iter().any(|f| f.dirty);
+                break;
+            }
+            if !self.files[i].dirty {
+                continue;
+            }
+            match self.read_file(i) {
+                Ok(true) => more = true,
+                Ok(false) => self.files[i].dirty = false,
+                Err(e) => {
+                    note(&format!("{}: {e}", self.files[i].label_text));
+                    self.files[i].dirty = false;
+                }
+            }
+        }
+        more
+    }
+
+    /// Reads file `i` up to its end or the batch's bound; true when it stopped at the bound.
+    fn read_file(&mut self, i: usize) -> io::Result<bool> {
+        let tracked = &mut self.files[i];
+        let size = tracked.file.metadata()?.len();
+        if size < tracked.offset {
+            tracked.lines.flush(&tracked.label_text, &mut self.out);
+            note(&format!(
+                "{}: truncated (from {} to {size} bytes; copy-truncate rotation?): reading it \
+                 from its start; lines written between the copy and the truncation are lost",
+                tracked.label_text, tracked.offset
+            ));
+            tracked.offset = 0;
+        }
+        loop {
+            if self.out.len() >= BATCH_BYTES {
+                return Ok(true);
+            }
+            let n = match tracked.file.read_at(&mut self.buffer, tracked.offset) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            tracked.offset += n as u64;
+            if tracked.rotated.is_some() {
+                tracked.rotated = Some(Instant::now());
+            }
+            tracked.lines.push(
+                &self.buffer[..n],
+                &tracked.label_text,
+                self.options.max_line,
+                &mut self.out,
+            );
+        }
+    }
+
+    /// Closes the rotated files that have been quiet for the grace time, printing their
+    /// unfinished last line: nobody writes to them any more.
+    fn let_go_of_quiet_rotated(&mut self) {
+        let grace = self.options.grace;
+        let mut i = 0;
+        while i < self.files.len() {
+            let tracked = &mut self.files[i];
+            let quiet = tracked.rotated.is_some_and(|t| t.elapsed() >= grace) && !tracked.dirty;
+            if quiet {
+                tracked.lines.flush(&tracked.label_text, &mut self.out);
+                let tracked = self.files.remove(i);
+                if let Some(watch) = tracked.watch {
+                    let _ = self.inotify.rm_watch(watch);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Until the first rotated file may be let go; `None` (no timeout) when none is.
+    fn next_let_go(&self) -> Option<Duration> {
+        self.files
+            .iter()
+            .filter_map(|f| f.rotated)
+            .map(|t| self.options.grace.saturating_sub(t.elapsed()))
+            .min()
+    }
+
+    /// Waits for a change, a signal or the timeout; handles what came. `Some` when a
+    /// stop signal came.
+    fn wait(&mut self, timeout: Option<Duration>) -> Result<Option<End>, String> {
+        let timeout = match timeout {
+            None => PollTimeout::NONE,
+            // Rounded up, so a let-go that is due is not polled for in a busy loop.
+            Some(t) => PollTimeout::try_from(t.as_millis().saturating_add(1).min(60_000) as u32)
+                .unwrap_or(PollTimeout::MAX),
+        };
+        let mut fds = [
+            PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.signals.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let mut rescan = false;
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                    return Ok(Some(End::Signalled(signal)));
+                }
+                _ => rescan = true,
+            }
+        }
+        rescan |= self.take_events();
+        if rescan {
+            self.rescan();
+        }
+        Ok(None)
+    }
+
+    /// Marks the files whose watches fired; true when a directory changed (or events were
+    /// lost) and the directories must be looked at again.
+    fn take_events(&mut self) -> bool {
+        let mut rescan = false;
+        loop {
+            let events = match self.inotify.read_events() {
+                Ok(events) if !events.is_empty() => events,
+                _ => return rescan,
+            };
+            for event in events {
+                if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                    rescan = true;
+                    self.files.iter_mut().for_each(|f| f.dirty = true);
+                } else if self.dirs.contains_key(&event.wd) {
+                    rescan = true;
+                } else if let Some(f) = self.files.iter_mut().find(|f| f.watch == Some(event.wd)) {
+                    f.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Looks at the directories again: rotations, renames and new files.
+    fn rescan(&mut self) {
+        let seen = scan(&self.options.patterns, false);
+        let held: Vec<Held> = self
+            .files
+            .iter()
+            .map(|f| Held {
+                label: f.label.clone(),
+                id: f.id,
+                rotated: f.rotated.is_some(),
+            })
+            .collect();
+        for change in plan::on_rescan(&held, &seen) {
+            match change {
+                Change::RotatedAway { id } => {
+                    if let Some(f) = self.files.iter_mut().find(|f| f.id == id) {
+                        f.rotated = Some(Instant::now());
+                        f.dirty = true;
+                    }
+                }
+                Change::Renamed { id, to } => {
+                    if let Some(f) = self.files.iter_mut().find(|f| f.id == id) {
+                        f.label_text = to.display().to_string();
+                        f.label = to;
+                        f.rotated = None;
+                        f.dirty = true;
+                    }
+                }
+                Change::Open { path } => match self.open(&path, &path, Start::At(0)) {
+                    Ok(tracked) => self.files.push(tracked),
+                    // Gone again already (a writer's quick rename), or unreadable.
+                    Err(e) => note(&format!("{}: {e}", path.display())),
+                },
+            }
+        }
+    }
+
+    fn save(&self, clean: bool) -> Result<(), String> {
+        let state = State {
+            version: VERSION,
+            clean,
+            files: self.files.iter().map(Tracked::saved).collect(),
+        };
+        state.save(&self.options.state).map_err(|e| {
+            format!(
+                "{}: saving where the files were left: {e}",
+                self.options.state.display()
+            )
+        })
+    }
+}
+
+/// The patterns' directories, each once, in order.
+fn distinct_dirs(patterns: &[Pattern]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for pattern in patterns {
+        if !dirs.contains(&pattern.dir) {
+            dirs.push(pattern.dir.clone());
+        }
+    }
+    dirs
+}
+
+/// The regular files of the patterns' directories: the followed ones, and with
+/// `everything` the others too (where a file rotated while logtail was stopped went).
+fn scan(patterns: &[Pattern], everything: bool) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    for dir in distinct_dirs(patterns) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names: Vec<(String, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        names.sort();
+        for (name, path) in names {
+            let followed = patterns.iter().any(|p| p.dir == dir && p.matches(&name));
+            if !followed && !everything {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if meta.is_file() {
+                seen.push(Seen {
+                    path,
+                    id: Identity::of(&meta),
+                    size: meta.len(),
+                    followed,
+                });
+            }
+        }
+    }
+    seen
+}
+
+/// A line for the user, on stderr (which zedinit passes to the console as well).
+fn note(text: &str) {
+    eprintln!("logtail: {text}");
+}

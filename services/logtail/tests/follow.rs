@@ -1,0 +1,391 @@
+//! The real `logtail` binary on real files: rotation by rename and by copy-truncate,
+//! files appearing, restarts after SIGTERM and SIGKILL, and an idle logtail that never
+//! wakes up. Nothing here needs root.
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Generous: the tests assert what is printed, not how fast.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Lines a stream gave, shared with the thread reading it.
+#[derive(Clone, Default)]
+struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect(stream: impl std::io::Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let shared = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (all, changed) = &*shared.0;
+                all.lock().expect("lines").push(line);
+                changed.notify_all();
+            }
+        });
+        lines
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.0.0.lock().expect("lines").clone()
+    }
+
+    /// Waits until `done` holds for the lines so far; panics with them at the deadline.
+    fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        let (all, changed) = &*self.0;
+        let mut lines = all.lock().expect("lines");
+        while !done(&lines) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; lines so far: {lines:#?}"
+            );
+            lines = changed.wait_timeout(lines, left).expect("lines").0;
+        }
+    }
+
+    fn wait_line(&self, line: &str) {
+        self.wait_for(line, |lines| lines.iter().any(|l| l == line));
+    }
+
+    fn wait_containing(&self, text: &str) {
+        self.wait_for(text, |lines| lines.iter().any(|l| l.contains(text)));
+    }
+}
+
+/// A log directory, a state file, and a running logtail.
+struct Lab {
+    _dir: tempfile::TempDir,
+    logs: PathBuf,
+    state: PathBuf,
+}
+
+struct Running {
+    child: Child,
+    out: Lines,
+    err: Lines,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join("log");
+        fs::create_dir(&logs).expect("log dir");
+        let state = dir.path().join("run/state.json");
+        Lab {
+            _dir: dir,
+            logs,
+            state,
+        }
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(name)
+    }
+
+    fn label(&self, name: &str, text: &str) -> String {
+        format!("{}: {text}", self.log(name).display())
+    }
+
+    fn start(&self, extra: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_logtail"))
+            .arg(format!("{}/*.log", self.logs.display()))
+            .arg("--state")
+            .arg(&self.state)
+            .args(["--grace", "1s"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("logtail starts");
+        let out = Lines::collect(child.stdout.take().expect("stdout"));
+        let err = Lines::collect(child.stderr.take().expect("stderr"));
+        Running { child, out, err }
+    }
+}
+
+impl Running {
+    fn signal(&mut self, signal: Signal) -> ExitStatus {
+        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
+        self.child.wait().expect("wait")
+    }
+
+    /// Voluntary plus involuntary context switches so far: how often it woke up.
+    fn switches(&self) -> u64 {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("open log");
+    file.write_all(text.as_bytes()).expect("append");
+}
+
+fn state(lab: &Lab) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(&lab.state).expect("state")).expect("state parses")
+}
+
+#[test]
+fn the_first_start_shows_the_last_lines_then_follows_new_lines_and_new_files() {
+    let lab = Lab::new();
+    let text: String = (1..=15).map(|i| format!("line {i}\n")).collect();
+    fs::write(lab.log("a.log"), text).expect("a.log");
+    fs::write(lab.log("notes.txt"), "not a log\n").expect("txt");
+    let run = lab.start(&["--lines", "3"]);
+    run.out.wait_line(&lab.label("a.log", "line 15"));
+    append(&lab.log("a.log"), "line 16\n");
+    fs::write(lab.log("b.log"), "b first\nb second\n").expect("b.log");
+    append(&lab.log("notes.txt"), "still not a log\n");
+    run.out.wait_line(&lab.label("b.log", "b second"));
+    run.out.wait_line(&lab.label("a.log", "line 16"));
+    let mut printed = run.out.all();
+    printed.sort();
+    let mut expected: Vec<String> = ["line 13", "line 14", "line 15", "line 16"]
+        .iter()
+        .map(|t| lab.label("a.log", t))
+        .chain(
+            ["b first", "b second"]
+                .iter()
+                .map(|t| lab.label("b.log", t)),
+        )
+        .collect();
+    expected.sort();
+    assert_eq!(
+        printed, expected,
+        "the last 3 lines, then every new line once; no .txt"
+    );
+}
+
+#[test]
+fn rename_rotation_loses_nothing_written_to_the_old_file_after_the_rename() {
+    let lab = Lab::new();
+    let path = lab.log("app.log");
+    let mut writer = File::create(&path).expect("app.log");
+    writer.write_all(b"before 1\nbefore 2\n").expect("write");
+    let run = lab.start(&[]);
+    run.out.wait_line(&lab.label("app.log", "before 2"));
+    // logrotate's rename rotation: the writer goes on with the old file until it
+    // reopens; its last line has no newline yet.
+    fs::rename(&path, lab.log("app.log.1")).expect("rotate");
+    writer
+        .write_all(b"after rename, old file\nunfinished")
+        .expect("write");
+    fs::write(&path, "new file 1\n").expect("new app.log");
+    run.out.wait_line(&lab.label("app.log", "new file 1"));
+    run.out
+        .wait_line(&lab.label("app.log", "after rename, old file"));
+    // Once the old file has been quiet for the grace time, its unfinished last line
+    // goes out and the file is let go.
+    run.out.wait_line(&lab.label("app.log", "unfinished"));
+    let printed = run.out.all();
+    for line in [
+        "before 1",
+        "before 2",
+        "after rename, old file",
+        "unfinished",
+        "new file 1",
+    ] {
+        let count = printed
+            .iter()
+            .filter(|l| **l == lab.label("app.log", line))
+            .count();
+        assert_eq!(count, 1, "{line:?} printed once: {printed:#?}");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    while state(&lab)["files"].as_array().expect("files").len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated file is let go: {}",
+            state(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(state(&lab)["files"][0]["rotated"], false);
+}
+
+#[test]
+fn copy_truncate_is_noticed_and_the_file_read_from_its_start() {
+    let lab = Lab::new();
+    let path = lab.log("copied.log");
+    fs::write(&path, "").expect("copied.log");
+    let run = lab.start(&[]);
+    let text: String = (1..=50).map(|i| format!("old line {i}\n")).collect();
+    append(&path, &text);
+    run.out.wait_line(&lab.label("copied.log", "old line 50"));
+    // copytruncate: the copy is made elsewhere, then the file is emptied in place.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    run.err.wait_containing("truncated");
+    append(&path, "after truncation\n");
+    run.out
+        .wait_line(&lab.label("copied.log", "after truncation"));
+    assert!(
+        run.err
+            .all()
+            .iter()
+            .any(|l| l.contains("copied.log: truncated") && l.contains("lost")),
+        "says what copy-truncate risks: {:#?}",
+        run.err.all()
+    );
+}
+
+#[test]
+fn after_sigterm_a_restart_goes_on_exactly_even_across_a_rotation_while_stopped() {
+    let lab = Lab::new();
+    let path = lab.log("svc.log");
+    fs::write(&path, "one\ntwo\n").expect("svc.log");
+    let mut run = lab.start(&[]);
+    run.out.wait_line(&lab.label("svc.log", "two"));
+    assert!(run.signal(Signal::SIGTERM).success(), "SIGTERM: exit 0");
+    assert_eq!(state(&lab)["clean"], true);
+    // While stopped: more lines, half a line, then a rename rotation.
+    append(&path, "three\nfour\nhal");
+    append(&path, "f\n");
+    fs::rename(&path, lab.log("svc.log.1")).expect("rotate");
+    fs::write(&path, "fresh\n").expect("new svc.log");
+    let run = lab.start(&[]);
+    run.out.wait_line(&lab.label("svc.log", "fresh"));
+    run.out.wait_line(&lab.label("svc.log", "half"));
+    let printed = run.out.all();
+    let expected: Vec<String> = ["three", "four", "half", "fresh"]
+        .iter()
+        .map(|t| lab.label("svc.log", t))
+        .collect();
+    assert_eq!(
+        printed, expected,
+        "nothing again, nothing missed, the old file first"
+    );
+    assert!(
+        !run.err.all().iter().any(|l| l.contains("unclean")),
+        "a clean stop is not reported as unclean: {:#?}",
+        run.err.all()
+    );
+}
+
+#[test]
+fn after_sigkill_a_restart_says_so_and_repeats_nothing_printed_before_the_last_save() {
+    let lab = Lab::new();
+    let path = lab.log("k.log");
+    fs::write(&path, "").expect("k.log");
+    let mut run = lab.start(&[]);
+    for i in 1..=3 {
+        append(&path, &format!("batch {i}\n"));
+        run.out
+            .wait_line(&lab.label("k.log", &format!("batch {i}")));
+    }
+    // Each batch was saved right after it was printed.
+    let deadline = Instant::now() + DEADLINE;
+    while state(&lab)["files"][0]["offset"] != 24 {
+        assert!(
+            Instant::now() < deadline,
+            "saved after printing: {}",
+            state(&lab)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.signal(Signal::SIGKILL);
+    assert_eq!(state(&lab)["clean"], false);
+    append(&path, "batch 4\n");
+    let run = lab.start(&[]);
+    run.out.wait_line(&lab.label("k.log", "batch 4"));
+    run.err.wait_containing("unclean stop");
+    assert_eq!(run.out.all(), vec![lab.label("k.log", "batch 4")]);
+}
+
+#[test]
+fn a_file_removed_while_stopped_is_reported_and_a_damaged_state_starts_afresh() {
+    let lab = Lab::new();
+    fs::write(lab.log("gone.log"), "x\n").expect("gone.log");
+    let mut run = lab.start(&[]);
+    run.out.wait_line(&lab.label("gone.log", "x"));
+    run.signal(Signal::SIGTERM);
+    fs::remove_file(lab.log("gone.log")).expect("rm");
+    fs::write(lab.log("other.log"), "y\n").expect("other.log");
+    let mut run = lab.start(&[]);
+    run.out.wait_line(&lab.label("other.log", "y"));
+    run.err
+        .wait_containing("gone.log: gone while logtail was stopped");
+    run.signal(Signal::SIGTERM);
+
+    fs::write(&lab.state, "{ not json").expect("damage the state");
+    let run = lab.start(&["--lines", "1"]);
+    run.err.wait_containing("starting afresh");
+    run.out.wait_line(&lab.label("other.log", "y"));
+    assert!(
+        state(&lab)["files"].is_array(),
+        "a good state replaces the damaged one"
+    );
+}
+
+#[test]
+fn an_idle_logtail_does_not_wake_up() {
+    let lab = Lab::new();
+    fs::write(lab.log("quiet.log"), "hello\n").expect("quiet.log");
+    let run = lab.start(&[]);
+    run.out.wait_line(&lab.label("quiet.log", "hello"));
+    // Let start-up settle, then count wake-ups over two idle seconds.
+    std::thread::sleep(Duration::from_millis(500));
+    let before = run.switches();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        run.switches(),
+        before,
+        "no timer, no polling while nothing changes"
+    );
+    append(&lab.log("quiet.log"), "still here\n");
+    run.out.wait_line(&lab.label("quiet.log", "still here"));
+}
+
+#[test]
+fn bad_arguments_and_a_missing_directory_are_clear_errors() {
+    let output = Command::new(env!("CARGO_BIN_EXE_logtail"))
+        .arg("relative/*.log")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absolute"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope");
+    let output = Command::new(env!("CARGO_BIN_EXE_logtail"))
+        .arg(format!("{}/*.log", missing.display()))
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("watch"),
+        "{stderr}"
+    );
+}

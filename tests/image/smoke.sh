@@ -145,14 +145,14 @@ trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
 # --- binaries ---------------------------------------------------------------------
-if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ]; then
+if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ] || [ ! -x "$bin_dir/logtail" ]; then
     if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
         echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR has no zedinit and supctl" >&2
         exit 1
     fi
     say "building zedinit and supctl (cargo build --release)"
-    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader) || {
-        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader" >&2
+    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader --bin logtail) || {
+        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader --bin logtail" >&2
         exit 1
     }
 fi
@@ -173,7 +173,7 @@ t=$(date +%s%N)
 ctx=$tmp/ctx
 mkdir -p "$ctx/rootfs"
 cp "$repo/Dockerfile" "$ctx/"
-cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$ctx/"
+cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$bin_dir/logtail" "$ctx/"
 # rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
 [ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
 if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
@@ -243,6 +243,12 @@ downloader_running() {
     local st
     st=$(status_json "$@") && [ "$(service_state "$st" downloader)" = running ]
 }
+# logtail_running EXEC...: the image's logtail service runs (confined, with its ambient
+# CAP_DAC_READ_SEARCH: a start that failed a step would show as failed or starting).
+logtail_running() {
+    local st
+    st=$(status_json "$@") && [ "$(service_state "$st" logtail)" = running ]
+}
 # orphans_reaped EXEC...: zedinit counted the orphans the `orphans` service left.
 orphans_reaped() {
     local st
@@ -301,6 +307,16 @@ run_podman() {
         ok "[$label] the image's downloader service is running (after zedctr-dirs)"
     else
         bad "[$label] the image's downloader service is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
+    fi
+
+    # logtail runs confined and saved where it left its files on the host side of /run
+    # (the image's /var/log holds no *.log: the list is empty, the state valid JSON).
+    if wait_until 10 logtail_running podman exec "$c" &&
+        wait_until 5 jq -e '.version == 1 and (.files | type == "array")' "$h/run/logtail/state/positions.json"; then
+        ok "[$label] the image's logtail service is running, its state on the host's /run"
+    else
+        bad "[$label] the image's logtail service is running, its state on the host's /run" \
+            "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|') state: $(cat "$h/run/logtail/state/positions.json" 2>&1)"
     fi
 
     if wait_until 5 orphans_reaped podman exec "$c"; then

@@ -1,0 +1,99 @@
+//! `dnsmasq-render`: renders the network instances for dnsmasq and keeps zedinit's
+//! `dnsmasq@<bridge>` services in step, once (`--once`) or watching the directory.
+//! Exit codes: 0 done (`--once`), 1 failed (every problem is printed), 2 usage.
+
+use clap::Parser;
+use dnsmasq_render::apply::Socket;
+use dnsmasq_render::render::Layout;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "dnsmasq-render",
+    version,
+    about = "Network instances → dnsmasq configurations and dnsmasq@<bridge> services"
+)]
+struct Cli {
+    /// The network-instance directory (one TOML per instance)
+    #[arg(long, default_value = netinst::DEFAULT_DIR)]
+    network_instances: PathBuf,
+    /// Where configurations, hosts and reservations are written
+    #[arg(long, default_value = "/run/zedctr/dnsmasq")]
+    out_dir: PathBuf,
+    /// Where the dnsmasq@<bridge> definitions are written (a zedinit --services-dir)
+    #[arg(long, default_value = "/run/zedctr/services")]
+    services_dir: PathBuf,
+    /// zedinit's control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)
+    #[arg(long)]
+    control_socket: Option<PathBuf>,
+    /// The dnsmasq binary the definitions run
+    #[arg(long, default_value = "/usr/sbin/dnsmasq")]
+    dnsmasq: PathBuf,
+    /// Render and apply once, then exit (otherwise: watch the directory)
+    #[arg(long)]
+    once: bool,
+}
+
+/// While zedinit could not be told (not up yet, busy), how often to try again.
+const RETRY: Duration = Duration::from_secs(2);
+/// Without changes, a wake-up this often anyway (nothing is done unless something moved).
+const IDLE: Duration = Duration::from_secs(3600);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let layout = Layout {
+        out_dir: cli.out_dir,
+        services_dir: cli.services_dir,
+        dnsmasq: cli.dnsmasq,
+    };
+    let mut control = Socket {
+        path: zedctr::client::socket_path(cli.control_socket),
+        wait: Duration::from_secs(15),
+    };
+    let mut failed = false;
+    let mut report = |message: String| {
+        failed = true;
+        eprintln!("dnsmasq-render: {message}");
+    };
+    if cli.once {
+        let left =
+            dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
+        return if failed || !left.is_empty() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let mut watcher = match netinst::Watcher::new(&cli.network_instances) {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            eprintln!(
+                "dnsmasq-render: {}: can't watch: {e}",
+                cli.network_instances.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut report = |message: String| eprintln!("dnsmasq-render: {message}");
+    let mut pending =
+        dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
+    loop {
+        let timeout = if pending.is_empty() { IDLE } else { RETRY };
+        if watcher.wait_for_change(timeout) {
+            // A fresh pass supersedes what was pending: it compares with what is on disk
+            // and asks for what is still needed; the pending control steps go first.
+            pending = dnsmasq_render::apply::apply(pending, &mut control, &mut report);
+            for step in
+                dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report)
+            {
+                if !pending.contains(&step) {
+                    pending.push(step);
+                }
+            }
+        } else if !pending.is_empty() {
+            pending = dnsmasq_render::apply::apply(pending, &mut control, &mut report);
+        }
+    }
+}

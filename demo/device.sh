@@ -68,6 +68,8 @@ bridge = "$BR"
 ipv4 = "10.77.0.1/24"
 dhcp-range = "10.77.0.100,10.77.0.200"
 dhcp-hosts = [{ mac = "$APP_MAC", ip = "$APP_IP", name = "demo-app" }]
+hosts = [{ name = "demo-app", ip = "$APP_IP" }]
+lease-file = "$work/dnsmasq/$BR.leases"
 EOT
     # Wait until the app answers (the veth takes a moment to carry).
     for _ in $(seq 100); do

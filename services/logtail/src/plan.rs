@@ -97,7 +97,12 @@ pub fn on_start(saved: Option<&State>, seen: &[Seen], first_lines: usize) -> Pla
         });
     }
     for (i, now) in seen.iter().enumerate() {
-        if now.followed && !claimed[i] {
+        // A second name of a file already followed (a hard link) is not read twice.
+        let same_file = plan
+            .follows
+            .iter()
+            .any(|f| seen.iter().any(|s| s.path == f.path && s.id == now.id));
+        if now.followed && !claimed[i] && !same_file {
             plan.follows.push(Follow {
                 label: now.path.clone(),
                 path: now.path.clone(),
@@ -139,10 +144,16 @@ pub fn on_rescan(held: &[Held], seen: &[Seen]) -> Vec<Change> {
     let followed: Vec<&Seen> = seen.iter().filter(|s| s.followed).collect();
     let mut renamed = Vec::new();
     let mut opens = Vec::new();
-    let mut kept = vec![false; held.len()];
+    // Held files still at their name first, so that a second name of the same file (a
+    // hard link) neither renames it nor opens it again.
+    let mut kept: Vec<bool> = held
+        .iter()
+        .map(|h| !h.rotated && followed.iter().any(|s| s.id == h.id && s.path == h.label))
+        .collect();
+    let mut opened: Vec<Identity> = Vec::new();
     for now in &followed {
         match held.iter().position(|h| h.id == now.id) {
-            Some(i) if held[i].label == now.path && !held[i].rotated => kept[i] = true,
+            Some(i) if kept[i] => {}
             Some(i) => {
                 kept[i] = true;
                 renamed.push(Change::Renamed {
@@ -150,9 +161,13 @@ pub fn on_rescan(held: &[Held], seen: &[Seen]) -> Vec<Change> {
                     to: now.path.clone(),
                 });
             }
-            None => opens.push(Change::Open {
-                path: now.path.clone(),
-            }),
+            None if opened.contains(&now.id) => {}
+            None => {
+                opened.push(now.id);
+                opens.push(Change::Open {
+                    path: now.path.clone(),
+                });
+            }
         }
     }
     let mut changes: Vec<Change> = held
@@ -296,6 +311,19 @@ mod tests {
     }
 
     #[test]
+    fn a_hard_link_is_followed_once() {
+        let plan = on_start(
+            None,
+            &[seen("/l/a.log", 1, 10), seen("/l/b.log", 1, 10)],
+            10,
+        );
+        assert_eq!(
+            plan.follows,
+            vec![follow("/l/a.log", "/l/a.log", Start::LastLines(10), false)]
+        );
+    }
+
+    #[test]
     fn a_rename_to_another_followed_name_keeps_the_offset() {
         let saved = state(&[("/l/a.log", 1, 7, false)]);
         let plan = on_start(Some(&saved), &[seen("/l/b.log", 1, 10)], 10);
@@ -332,6 +360,21 @@ mod tests {
         assert_eq!(
             on_rescan(&[held("/l/a.log", 1, false)], &[seen("/l/a.log.1", 1, 10)]),
             vec![Change::RotatedAway { id: id(1) }]
+        );
+    }
+
+    #[test]
+    fn rescan_follows_a_hard_linked_file_once() {
+        let held = [held("/l/a.log", 1, false)];
+        assert_eq!(
+            on_rescan(&held, &[seen("/l/a.log", 1, 10), seen("/l/b.log", 1, 10)]),
+            vec![]
+        );
+        assert_eq!(
+            on_rescan(&[], &[seen("/l/a.log", 1, 10), seen("/l/b.log", 1, 10)]),
+            vec![Change::Open {
+                path: "/l/a.log".into()
+            }]
         );
     }
 

@@ -327,7 +327,9 @@ impl Tailer {
             if quiet {
                 tracked.lines.flush(&tracked.label_text, &mut self.out);
                 let tracked = self.files.remove(i);
-                if let Some(watch) = tracked.watch {
+                // The watch is the inode's: keep it while another followed file has it.
+                let shared = self.files.iter().any(|f| f.watch == tracked.watch);
+                if let (Some(watch), false) = (tracked.watch, shared) {
                     let _ = self.inotify.rm_watch(watch);
                 }
             } else {
@@ -393,8 +395,13 @@ impl Tailer {
                     self.files.iter_mut().for_each(|f| f.dirty = true);
                 } else if self.dirs.contains_key(&event.wd) {
                     rescan = true;
-                } else if let Some(f) = self.files.iter_mut().find(|f| f.watch == Some(event.wd)) {
-                    f.dirty = true;
+                } else {
+                    // inotify keeps one watch per inode: files sharing an inode (hard
+                    // links) share a descriptor.
+                    self.files
+                        .iter_mut()
+                        .filter(|f| f.watch == Some(event.wd))
+                        .for_each(|f| f.dirty = true);
                 }
             }
         }

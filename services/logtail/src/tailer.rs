@@ -90,6 +90,15 @@ pub struct Tailer {
     files: Vec<Tracked>,
     buffer: Vec<u8>,
     out: Vec<u8>,
+    /// Where the next cycle starts reading (files take turns: one flooding file can't
+    /// keep the others off the console).
+    next: usize,
+    /// Followed files changed (opened, let go) since the last save.
+    changed: bool,
+    /// The last save failed (said once; printing goes on regardless).
+    save_failing: bool,
+    /// A watched directory was removed or moved away: the run ends (zedinit restarts it).
+    lost_dir: Option<PathBuf>,
 }
 
 impl Tailer {
@@ -113,6 +122,8 @@ impl Tailer {
                 | AddWatchFlags::IN_MOVED_TO
                 | AddWatchFlags::IN_MOVED_FROM
                 | AddWatchFlags::IN_DELETE
+                | AddWatchFlags::IN_DELETE_SELF
+                | AddWatchFlags::IN_MOVE_SELF
                 | AddWatchFlags::IN_ONLYDIR;
             let watch = inotify
                 .add_watch(&dir, flags)
@@ -127,13 +138,17 @@ impl Tailer {
             files: Vec::new(),
             buffer: vec![0; READ_CHUNK],
             out: Vec::with_capacity(BATCH_BYTES + READ_CHUNK),
+            next: 0,
+            changed: false,
+            save_failing: false,
+            lost_dir: None,
         };
         tailer.open_planned()?;
         Ok(tailer)
     }
 
     fn open_planned(&mut self) -> Result<(), String> {
-        let state_path = &self.options.state;
+        let state_path = &self.options.state.clone();
         let saved = match State::load(state_path) {
             Ok(saved) => saved,
             Err(e) => {
@@ -164,10 +179,13 @@ impl Tailer {
                 Err(e) => note(&format!("{}: {e}", follow.path.display())),
             }
         }
-        if let Some(dir) = state_path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if let Some(dir) = state_path.parent()
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            note(&format!("{}: {e}", dir.display()));
         }
-        self.save(false)
+        self.save(false);
+        Ok(())
     }
 
     /// Opens `path`, to be printed as `label`, positioned at `start`.
@@ -226,8 +244,8 @@ impl Tailer {
         }
     }
 
-    /// Runs until SIGTERM or SIGINT. An error (the console gone, the state unwritable)
-    /// ends the run: what was printed last is saved, so a restart loses nothing.
+    /// Runs until SIGTERM or SIGINT. An error (the console gone, a watched directory
+    /// removed) ends the run; what was printed is saved, so a restart loses nothing.
     pub fn run(&mut self) -> Result<End, String> {
         loop {
             let more = self.read_changed();
@@ -240,7 +258,15 @@ impl Tailer {
                     .and_then(|()| stdout.flush())
                     .map_err(|e| format!("writing to the console: {e}"))?;
                 self.out.clear();
-                self.save(false)?;
+            }
+            if printed || std::mem::take(&mut self.changed) {
+                self.save(false);
+            }
+            if let Some(dir) = &self.lost_dir {
+                return Err(format!(
+                    "{}: the watched directory was removed or moved",
+                    dir.display()
+                ));
             }
             let timeout = if more {
                 Some(Duration::ZERO)
@@ -248,38 +274,55 @@ impl Tailer {
                 self.next_let_go()
             };
             if let Some(end) = self.wait(timeout)? {
-                self.save(true)?;
+                self.save(true);
                 return Ok(end);
             }
         }
     }
 
-    /// Reads what the changed files gained into the batch; true when a file had more than
-    /// fit (read on at once, without waiting).
+    /// Reads what the changed files gained into the batch, a chunk per file in turn (a
+    /// rotated file before its successor under the same name); true when something is
+    /// left to read (read on at once, without waiting).
     fn read_changed(&mut self) -> bool {
-        let mut more = false;
-        for i in 0..self.files.len() {
-            if self.out.len() >= BATCH_BYTES {
-                more |= self.files[i..].iter().any(|f| f.dirty);
-                break;
-            }
-            if !self.files[i].dirty {
-                continue;
-            }
-            match self.read_file(i) {
-                Ok(true) => more = true,
-                Ok(false) => self.files[i].dirty = false,
-                Err(e) => {
-                    note(&format!("{}: {e}", self.files[i].label_text));
-                    self.files[i].dirty = false;
+        let count = self.files.len();
+        let mut progress = true;
+        while progress && self.out.len() < BATCH_BYTES {
+            progress = false;
+            for k in 0..count {
+                let i = (self.next + k) % count;
+                if !self.files[i].dirty || self.waits_for_rotated(i) {
+                    continue;
+                }
+                match self.read_chunk(i) {
+                    Ok(true) => progress = true,
+                    Ok(false) => self.files[i].dirty = false,
+                    Err(e) => {
+                        note(&format!("{}: {e}", self.files[i].label_text));
+                        self.files[i].dirty = false;
+                    }
+                }
+                if self.out.len() >= BATCH_BYTES {
+                    break;
                 }
             }
         }
-        more
+        self.next = (self.next + 1) % count.max(1);
+        self.files.iter().any(|f| f.dirty)
     }
 
-    /// Reads file `i` up to its end or the batch's bound; true when it stopped at the bound.
-    fn read_file(&mut self, i: usize) -> io::Result<bool> {
+    /// File `i` succeeds a rotated file still being read under the same name: its lines
+    /// wait, so the old file's end is printed first.
+    fn waits_for_rotated(&self, i: usize) -> bool {
+        let file = &self.files[i];
+        file.rotated.is_none()
+            && self
+                .files
+                .iter()
+                .any(|f| f.rotated.is_some() && f.dirty && f.label == file.label)
+    }
+
+    /// Reads one chunk of file `i`; true when it got bytes (there may be more).
+    fn read_chunk(&mut self, i: usize) -> io::Result<bool> {
         let tracked = &mut self.files[i];
         let size = tracked.file.metadata()?.len();
         if size < tracked.offset {
@@ -291,29 +334,27 @@ impl Tailer {
             ));
             tracked.offset = 0;
         }
-        loop {
-            if self.out.len() >= BATCH_BYTES {
-                return Ok(true);
-            }
-            let n = match tracked.file.read_at(&mut self.buffer, tracked.offset) {
-                Ok(n) => n,
+        let n = loop {
+            match tracked.file.read_at(&mut self.buffer, tracked.offset) {
+                Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Ok(false);
             }
-            tracked.offset += n as u64;
-            if tracked.rotated.is_some() {
-                tracked.rotated = Some(Instant::now());
-            }
-            tracked.lines.push(
-                &self.buffer[..n],
-                &tracked.label_text,
-                self.options.max_line,
-                &mut self.out,
-            );
+        };
+        if n == 0 {
+            return Ok(false);
         }
+        tracked.offset += n as u64;
+        if tracked.rotated.is_some() {
+            tracked.rotated = Some(Instant::now());
+        }
+        tracked.lines.push(
+            &self.buffer[..n],
+            &tracked.label_text,
+            self.options.max_line,
+            &mut self.out,
+        );
+        Ok(true)
     }
 
     /// Closes the rotated files that have been quiet for the grace time, printing their
@@ -325,7 +366,11 @@ impl Tailer {
             let tracked = &mut self.files[i];
             let quiet = tracked.rotated.is_some_and(|t| t.elapsed() >= grace) && !tracked.dirty;
             if quiet {
+                // A last look: what its writer added since the last event.
+                while let Ok(true) = self.read_chunk(i) {}
+                let tracked = &mut self.files[i];
                 tracked.lines.flush(&tracked.label_text, &mut self.out);
+                self.changed = true;
                 let tracked = self.files.remove(i);
                 // The watch is the inode's: keep it while another followed file has it.
                 let shared = self.files.iter().any(|f| f.watch == tracked.watch);
@@ -393,7 +438,13 @@ impl Tailer {
                 if event.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
                     rescan = true;
                     self.files.iter_mut().for_each(|f| f.dirty = true);
-                } else if self.dirs.contains_key(&event.wd) {
+                } else if let Some(dir) = self.dirs.get(&event.wd) {
+                    let gone = AddWatchFlags::IN_DELETE_SELF
+                        | AddWatchFlags::IN_MOVE_SELF
+                        | AddWatchFlags::IN_IGNORED;
+                    if event.mask.intersects(gone) {
+                        self.lost_dir = Some(dir.clone());
+                    }
                     rescan = true;
                 } else {
                     // inotify keeps one watch per inode: files sharing an inode (hard
@@ -409,6 +460,11 @@ impl Tailer {
 
     /// Looks at the directories again: rotations, renames and new files.
     fn rescan(&mut self) {
+        // Files without a watch of their own (the watch limit, or no /proc) are read on
+        // every directory change.
+        for file in self.files.iter_mut().filter(|f| f.watch.is_none()) {
+            file.dirty = true;
+        }
         let seen = scan(&self.options.patterns, false);
         let held: Vec<Held> = self
             .files
@@ -436,7 +492,10 @@ impl Tailer {
                     }
                 }
                 Change::Open { path } => match self.open(&path, &path, Start::At(0)) {
-                    Ok(tracked) => self.files.push(tracked),
+                    Ok(tracked) => {
+                        self.files.push(tracked);
+                        self.changed = true;
+                    }
                     // Gone again already (a writer's quick rename), or unreadable.
                     Err(e) => note(&format!("{}: {e}", path.display())),
                 },
@@ -444,18 +503,31 @@ impl Tailer {
         }
     }
 
-    fn save(&self, clean: bool) -> Result<(), String> {
+    /// Saves where every file was left. A failure (a full or read-only /run) is said once
+    /// and printing goes on: the console matters more than exact resumption, and the next
+    /// save tries again.
+    fn save(&mut self, clean: bool) {
         let state = State {
             version: VERSION,
             clean,
             files: self.files.iter().map(Tracked::saved).collect(),
         };
-        state.save(&self.options.state).map_err(|e| {
-            format!(
-                "{}: saving where the files were left: {e}",
-                self.options.state.display()
-            )
-        })
+        match state.save(&self.options.state) {
+            Ok(()) if self.save_failing => {
+                self.save_failing = false;
+                note(&format!("{}: saving again", self.options.state.display()));
+            }
+            Ok(()) => {}
+            Err(e) if !self.save_failing => {
+                self.save_failing = true;
+                note(&format!(
+                    "{}: can't save where the files were left ({e}); printing goes on, but a \
+                     restart may print lines again or miss some",
+                    self.options.state.display()
+                ));
+            }
+            Err(_) => {}
+        }
     }
 }
 

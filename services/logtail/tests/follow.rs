@@ -389,3 +389,71 @@ fn bad_arguments_and_a_missing_directory_are_clear_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_flooding_file_does_not_keep_another_off_the_console() {
+    let lab = Lab::new();
+    fs::write(lab.log("flood.log"), "").expect("flood.log");
+    fs::write(lab.log("quiet.log"), "ready\n").expect("quiet.log");
+    let run = lab.start(&[]);
+    run.out.wait_line(&lab.label("quiet.log", "ready"));
+    // 4 MiB at once into one file (16 batches' worth), then one line into the other.
+    let flood: String = (0..65536)
+        .map(|i| format!("flood line {i:09} {}\n", "x".repeat(40)))
+        .collect();
+    append(&lab.log("flood.log"), &flood);
+    append(&lab.log("quiet.log"), "heard\n");
+    let last = format!("flood line {:09} {}", 65535, "x".repeat(40));
+    run.out.wait_line(&lab.label("flood.log", &last));
+    let printed = run.out.all();
+    let heard = printed
+        .iter()
+        .position(|l| *l == lab.label("quiet.log", "heard"))
+        .expect("heard");
+    let end = printed
+        .iter()
+        .position(|l| *l == lab.label("flood.log", &last))
+        .expect("last");
+    assert!(
+        heard < end,
+        "the quiet file's line ({heard}) before the flood's end ({end})"
+    );
+    assert_eq!(printed.len(), 65536 + 2, "every line once");
+}
+
+#[test]
+fn without_a_writable_state_it_says_so_and_goes_on_printing() {
+    let lab = Lab::new();
+    let blocker = lab.logs.parent().expect("dir").join("not-a-dir");
+    fs::write(&blocker, "").expect("a file where the state's directory would be");
+    fs::write(lab.log("a.log"), "one\n").expect("a.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_logtail"))
+        .arg(format!("{}/*.log", lab.logs.display()))
+        .arg("--state")
+        .arg(blocker.join("state.json"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("logtail");
+    let out = Lines::collect(child.stdout.take().expect("stdout"));
+    let err = Lines::collect(child.stderr.take().expect("stderr"));
+    let run = Running { child, out, err };
+    run.out.wait_line(&lab.label("a.log", "one"));
+    run.err
+        .wait_containing("can't save where the files were left");
+    append(&lab.log("a.log"), "two\n");
+    run.out.wait_line(&lab.label("a.log", "two"));
+}
+
+#[test]
+fn a_removed_directory_ends_the_run_with_a_clear_error() {
+    let lab = Lab::new();
+    fs::write(lab.log("a.log"), "one\n").expect("a.log");
+    let mut run = lab.start(&[]);
+    run.out.wait_line(&lab.label("a.log", "one"));
+    fs::remove_dir_all(&lab.logs).expect("rm -r the log directory");
+    let status = run.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+    run.err
+        .wait_containing("the watched directory was removed or moved");
+}

@@ -1,7 +1,7 @@
-//! The OS side: read back what the last run wrote, carry out the steps (atomic file
-//! replacement, lease pruning, zedinit's control socket).
+//! The OS side: read back what the last pass wrote and what it still owes, and carry out
+//! the steps (atomic file replacement, lease pruning, zedinit's control socket).
 
-use crate::changes::{OnDisk, Step, prune_leases};
+use crate::changes::{OnDisk, Owed, Reservation, Step, prune_leases};
 use crate::render::{HEADER, Layout};
 use std::fs;
 use std::io;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use zedctr::client::Client;
 use zedctr::protocol::Request;
 
-/// What the last run left in the output directory: every `<bridge>.conf` that starts
+/// What the last pass left in the output directory: every `<bridge>.conf` that starts
 /// with our header, with its companions (a missing one reads as empty, so it is written
 /// again).
 pub fn read_on_disk(layout: &Layout) -> Vec<OnDisk> {
@@ -44,6 +44,29 @@ pub fn read_on_disk(layout: &Layout) -> Vec<OnDisk> {
     found
 }
 
+/// The markers of unfinished sequences: (bridge, what is still owed).
+pub fn read_owed(layout: &Layout) -> Vec<(String, Owed)> {
+    let dir = layout.marker("x");
+    let Some(dir) = dir.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut owed: Vec<(String, Owed)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if name.starts_with('.') {
+                return None;
+            }
+            Some((name, Owed::parse(&fs::read_to_string(e.path()).ok()?)))
+        })
+        .collect();
+    owed.sort_by(|a, b| a.0.cmp(&b.0));
+    owed
+}
+
 /// How the steps reach zedinit.
 pub trait Control {
     /// Sends `request` and waits for its answer; an error says what failed.
@@ -59,7 +82,7 @@ pub struct Socket {
 
 impl Control for Socket {
     fn call(&mut self, mut request: Request) -> Result<(), String> {
-        if request.verb != "rescan" {
+        if matches!(request.verb.as_str(), "stop" | "start" | "restart") {
             request.wait_ms = Some(self.wait.as_millis() as u64);
         }
         let what = match &request.service {
@@ -70,58 +93,82 @@ impl Control for Socket {
         let answer = client
             .call(&request, self.wait + Duration::from_secs(5))
             .map_err(|e| format!("{what}: {e}"))?;
-        if answer.ok {
-            Ok(())
-        } else {
-            Err(format!(
+        if !answer.ok {
+            return Err(format!(
                 "{what}: zedinit said {}: {}",
                 answer.error.map_or("error", |e| e.as_str()),
                 answer.message.unwrap_or_default()
+            ));
+        }
+        // A rescan succeeds even when definitions are bad: ours must not be among them.
+        let errors = answer
+            .data
+            .as_ref()
+            .and_then(|d| d.get("definition_errors"))
+            .and_then(|e| e.as_array())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e.as_str())
+                    .filter(|e| e.contains("dnsmasq@"))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what}: zedinit rejected a generated definition: {}",
+                errors.join("; ")
             ))
         }
     }
 }
 
-/// Carries out `steps` in order. A failed file step is reported and the rest go on (the
-/// next change retries: what is on disk is what the next run compares with). A failed
-/// control step is returned, with the ones after it, for the caller to retry.
+/// Carries out each bridge's sequence in order. A failed step ends its bridge's sequence
+/// (its marker stays, so the next pass does what is still owed) and the other bridges go
+/// on. True when every step of every sequence was done.
 pub fn apply(
-    steps: Vec<Step>,
+    sequences: Vec<Vec<Step>>,
     control: &mut dyn Control,
     report: &mut dyn FnMut(String),
-) -> Vec<Step> {
-    let mut steps = steps.into_iter();
-    while let Some(step) = steps.next() {
-        let result = match &step {
-            Step::Write { path, text } => {
-                write_atomically(path, text).map_err(|e| format!("{}: {e}", path.display()))
-            }
-            Step::Remove { path } => remove(path).map_err(|e| format!("{}: {e}", path.display())),
-            Step::PruneLeases {
-                lease_file,
-                removed,
-            } => prune(lease_file, removed),
-            Step::Rescan => control.call(Request::new("rescan")),
-            Step::Stop { service } => control.call(Request::for_service("stop", service)),
-            Step::Start { service } => control.call(Request::for_service("start", service)),
-            Step::Restart { service } => control.call(Request::for_service("restart", service)),
-        };
-        if let Err(e) = result {
-            report(e);
-            if matches!(
-                step,
-                Step::Rescan | Step::Stop { .. } | Step::Start { .. } | Step::Restart { .. }
-            ) {
-                let mut left = vec![step];
-                left.extend(steps);
-                return left;
+) -> bool {
+    let mut all_done = true;
+    for steps in sequences {
+        for step in steps {
+            if let Err(e) = run(&step, control) {
+                report(e);
+                all_done = false;
+                break;
             }
         }
     }
-    Vec::new()
+    all_done
 }
 
-fn prune(lease_file: &Path, removed: &[crate::changes::Reservation]) -> Result<(), String> {
+fn run(step: &Step, control: &mut dyn Control) -> Result<(), String> {
+    let on = |path: &Path, e: io::Error| format!("{}: {e}", path.display());
+    match step {
+        Step::Write { path, text } => write_atomically(path, text).map_err(|e| on(path, e)),
+        Step::Remove { path } => remove(path).map_err(|e| on(path, e)),
+        Step::Touch { path } => touch(path).map_err(|e| on(path, e)),
+        Step::PruneLeases {
+            lease_file,
+            removed,
+        } => prune(lease_file, removed),
+        Step::Rescan => control.call(Request::new("rescan")),
+        Step::Stop { service } => control.call(Request::for_service("stop", service)),
+        Step::Start { service } => control.call(Request::for_service("start", service)),
+        Step::Restart { service } => control.call(Request::for_service("restart", service)),
+        Step::Hup { service } => control.call(Request {
+            signal: Some("SIGHUP".into()),
+            ..Request::for_service("signal", service)
+        }),
+    }
+}
+
+fn prune(lease_file: &Path, removed: &[Reservation]) -> Result<(), String> {
     let text = match fs::read_to_string(lease_file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -135,7 +182,9 @@ fn prune(lease_file: &Path, removed: &[crate::changes::Reservation]) -> Result<(
 }
 
 /// Writes next to `path`, then renames: a reader (dnsmasq's inotify, zedinit's rescan)
-/// sees the old file or the new one, never half of one.
+/// sees the old file or the new one, never half of one. The temporary is hidden (dnsmasq's
+/// directories and zedinit skip dot files) and named by our pid, so two renderers (a
+/// `--once` beside the service) never share one.
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir)?;
@@ -143,10 +192,20 @@ pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    // Hidden: dnsmasq's hostsdir and zedinit skip dot files, so the temporary is never read.
-    let temporary = dir.join(format!(".{name}.tmp"));
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     fs::write(&temporary, text)?;
     fs::rename(&temporary, path)
+}
+
+fn touch(path: &Path) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map(drop)
 }
 
 fn remove(path: &Path) -> io::Result<()> {
@@ -173,46 +232,59 @@ mod tests {
             let what = format!("{} {}", request.verb, request.service.unwrap_or_default());
             self.0.push(what.trim().to_string());
             match self.1 {
-                Some(failing) if failing == request.verb => Err(format!("{failing} failed")),
+                Some(failing) if what.trim() == failing => Err(format!("{failing} failed")),
                 _ => Ok(()),
             }
         }
     }
 
     #[test]
-    fn files_are_written_and_a_failed_control_step_is_kept_with_the_rest() {
+    fn a_failed_step_ends_its_bridges_sequence_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("b1.hosts/hosts");
-        let steps = vec![
-            Step::Write {
-                path: path.clone(),
-                text: "x".into(),
-            },
-            Step::Rescan,
-            Step::Start {
-                service: "dnsmasq@b1".into(),
-            },
+        let a = dir.path().join("a.hosts/hosts");
+        let b = dir.path().join("b.hosts/hosts");
+        let sequences = vec![
+            vec![
+                Step::Stop {
+                    service: "dnsmasq@a".into(),
+                },
+                Step::Write {
+                    path: a.clone(),
+                    text: "x".into(),
+                },
+            ],
+            vec![
+                Step::Write {
+                    path: b.clone(),
+                    text: "y".into(),
+                },
+                Step::Start {
+                    service: "dnsmasq@b".into(),
+                },
+            ],
         ];
-        let mut control = Recorder(Vec::new(), Some("rescan"));
+        let mut control = Recorder(Vec::new(), Some("stop dnsmasq@a"));
         let mut reports = Vec::new();
-        let left = apply(steps.clone(), &mut control, &mut |e| reports.push(e));
-        assert_eq!(fs::read_to_string(&path).expect("written"), "x");
-        assert_eq!(
-            left,
-            steps[1..].to_vec(),
-            "the rescan and what follows it are retried"
-        );
-        assert_eq!(reports, vec!["rescan failed".to_string()]);
-        let left = apply(left, &mut Recorder(Vec::new(), None), &mut |e| {
-            reports.push(e)
-        });
-        assert!(left.is_empty());
-        // Removing the file takes its emptied directory too.
+        assert!(!apply(sequences, &mut control, &mut |e| reports.push(e)));
+        assert!(!a.exists(), "a's sequence stopped at its failed step");
+        assert_eq!(fs::read_to_string(&b).expect("b written"), "y");
+        assert_eq!(control.0, vec!["stop dnsmasq@a", "start dnsmasq@b"]);
+        assert_eq!(reports, vec!["stop dnsmasq@a failed".to_string()]);
+        // Removing a file takes its emptied directory too; touching makes a missing file.
         apply(
-            vec![Step::Remove { path: path.clone() }],
+            vec![vec![Step::Remove { path: b.clone() }]],
             &mut control,
             &mut |_| {},
         );
-        assert!(!path.parent().expect("dir").exists());
+        assert!(!b.parent().expect("dir").exists());
+        let lease = dir.path().join("l/x.leases");
+        assert!(apply(
+            vec![vec![Step::Touch {
+                path: lease.clone()
+            }]],
+            &mut control,
+            &mut |_| {}
+        ));
+        assert!(lease.exists());
     }
 }

@@ -1,25 +1,33 @@
-//! What to do when the network instances changed: the files the last run wrote against
-//! what the instances render to now, as an ordered list of steps. Plain data in, plain
-//! steps out; `apply` carries them out.
+//! What to do when the network instances changed: the files the last pass wrote (and
+//! what it still owed) against what the instances render to now, as one ordered
+//! sequence of steps per bridge. Plain data in, plain steps out; `apply` carries them
+//! out.
 //!
 //! The cheapest step that makes dnsmasq see the change:
-//! - DNS names (`hosts`) and new or changed DHCP reservations: rewrite their file;
-//!   dnsmasq rereads `hostsdir` and `dhcp-hostsdir` by itself. No restart.
-//! - A removed reservation (or one whose address changed): dnsmasq does not forget it
-//!   on its own, and its lease would keep the address. Stop, prune the leases of the
-//!   MAC and of the address, write, start.
+//! - DNS names (`hosts`) and added DHCP reservations: rewrite their file; dnsmasq
+//!   rereads `hostsdir` and picks up new `dhcp-hostsdir` entries by itself. No restart.
+//! - A reservation's name changed: dnsmasq keeps the old entry until SIGHUP: rewrite,
+//!   then SIGHUP (through zedinit's `signal`).
+//! - A reservation removed or moved to another address, or an added one whose address
+//!   is leased to another MAC: dnsmasq would keep the lease. Stop, prune those leases
+//!   (by MAC and by address), write, start.
 //! - Anything else in the configuration: rewrite and restart that bridge's dnsmasq.
 //! - A new instance, a removed one, or a changed definition: zedinit rescans (it starts,
 //!   stops or replaces the service itself).
+//!
+//! What a sequence owes zedinit (rescan, restart, start, hup) is written to a marker
+//! file (`<out>/.pending/<bridge>`) before its first step and removed after its last: a
+//! pass that failed half-way, or a crash, leaves the marker, and the next pass does what
+//! is still owed even though the files already match.
 //!
 //! An instance file that exists but was rejected (a typo mid-edit) keeps what runs for
 //! it: its bridge is neither removed nor changed.
 
 use crate::render::{Files, Layout, Rendered, service_name};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// What the last run wrote for one bridge (read back from the files).
+/// What the last pass wrote for one bridge (read back from the files).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OnDisk {
     pub bridge: String,
@@ -29,6 +37,56 @@ pub struct OnDisk {
     pub hosts: String,
     pub dhcp_hosts: String,
     pub definition: String,
+}
+
+/// What a bridge's sequence owes zedinit; kept in its marker file until done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owed {
+    pub rescan: bool,
+    pub start: bool,
+    pub restart: bool,
+    pub hup: bool,
+}
+
+impl Owed {
+    pub fn parse(text: &str) -> Owed {
+        let has = |word: &str| text.split_whitespace().any(|w| w == word);
+        Owed {
+            rescan: has("rescan"),
+            start: has("start"),
+            restart: has("restart"),
+            hup: has("hup"),
+        }
+    }
+
+    pub fn text(self) -> String {
+        let words = [
+            (self.rescan, "rescan"),
+            (self.start, "start"),
+            (self.restart, "restart"),
+            (self.hup, "hup"),
+        ];
+        let mut text: Vec<&str> = words
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, w)| *w)
+            .collect();
+        text.push("");
+        text.join("\n")
+    }
+
+    fn any(self) -> bool {
+        self.rescan || self.start || self.restart || self.hup
+    }
+
+    fn with(self, other: Owed) -> Owed {
+        Owed {
+            rescan: self.rescan || other.rescan,
+            start: self.start || other.start,
+            restart: self.restart || other.restart,
+            hup: self.hup || other.hup,
+        }
+    }
 }
 
 /// A reservation: a MAC and its address (the name does not matter for leases).
@@ -48,6 +106,10 @@ pub enum Step {
     Remove {
         path: PathBuf,
     },
+    /// Make sure the file exists (an empty lease file, so it can be bound).
+    Touch {
+        path: PathBuf,
+    },
     /// Ask zedinit to reread its definitions.
     Rescan,
     Stop {
@@ -57,6 +119,10 @@ pub enum Step {
         service: String,
     },
     Restart {
+        service: String,
+    },
+    /// SIGHUP through zedinit: dnsmasq rereads its hosts and reservations.
+    Hup {
         service: String,
     },
     /// Drop the leases of these MACs and addresses from the lease file.
@@ -80,72 +146,166 @@ pub fn reservations(text: &str) -> BTreeSet<Reservation> {
         .collect()
 }
 
-pub fn decide(
-    previous: &[OnDisk],
-    now: &[Rendered],
-    rejected: &[PathBuf],
-    layout: &Layout,
-) -> Vec<Step> {
-    let mut before_rescan = Vec::new();
-    let mut rescan = false;
-    let mut after_rescan = Vec::new();
-    for rendered in now {
-        let files = layout.files(&rendered.bridge);
-        let service = service_name(&rendered.bridge);
-        let Some(old) = previous.iter().find(|p| p.bridge == rendered.bridge) else {
-            before_rescan.extend(write_all(&files, rendered, None));
-            rescan = true;
-            continue;
-        };
-        let removed: Vec<Reservation> = reservations(&old.dhcp_hosts)
-            .difference(&reservations(&rendered.dhcp_hosts))
-            .cloned()
-            .collect();
-        let definition_changed = old.definition != rendered.definition;
-        let conf_changed = old.conf != rendered.conf;
-        let writes = write_all(&files, rendered, Some(old));
-        if !removed.is_empty() {
-            before_rescan.push(Step::Stop {
-                service: service.clone(),
-            });
-            before_rescan.push(Step::PruneLeases {
-                lease_file: rendered.lease_file.clone(),
-                removed,
-            });
-            before_rescan.extend(writes);
-            rescan |= definition_changed;
-            after_rescan.push(Step::Start { service });
-        } else {
-            before_rescan.extend(writes);
-            if definition_changed {
-                // zedinit replaces (restarts) a service whose definition changed.
-                rescan = true;
-            } else if conf_changed {
-                after_rescan.push(Step::Restart { service });
+/// A definition's settings, without its comments: what zedinit compares (a changed
+/// comment replaces nothing, so it must not stand in for a restart).
+fn settings(definition: &str) -> Vec<&str> {
+    definition
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// Everything one pass compares.
+pub struct Inputs<'a> {
+    pub previous: &'a [OnDisk],
+    /// Markers left by an earlier pass: (bridge, what it still owes).
+    pub owed: &'a [(String, Owed)],
+    pub now: &'a [Rendered],
+    /// Instance files that exist but were rejected this pass.
+    pub rejected: &'a [PathBuf],
+    pub layout: &'a Layout,
+    /// The text of a lease file ("" when missing).
+    pub leases: &'a dyn Fn(&Path) -> String,
+}
+
+/// One sequence of steps per bridge that needs any, in bridge order.
+pub fn decide(inputs: &Inputs) -> Vec<Vec<Step>> {
+    let layout = inputs.layout;
+    let mut bridges: BTreeSet<&str> = inputs.now.iter().map(|r| r.bridge.as_str()).collect();
+    bridges.extend(inputs.previous.iter().map(|p| p.bridge.as_str()));
+    bridges.extend(inputs.owed.iter().map(|(b, _)| b.as_str()));
+    let mut sequences = Vec::new();
+    for bridge in bridges {
+        let old = inputs.previous.iter().find(|p| p.bridge == bridge);
+        let owed = inputs
+            .owed
+            .iter()
+            .find(|(b, _)| b == bridge)
+            .map(|(_, o)| *o)
+            .unwrap_or_default();
+        let files = layout.files(bridge);
+        let marker = layout.marker(bridge);
+        let steps = match inputs.now.iter().find(|r| r.bridge == bridge) {
+            Some(rendered) => changed(rendered, old, owed, &files, &marker, inputs.leases),
+            None => {
+                let kept = old.is_some_and(|o| inputs.rejected.contains(&o.instance_file));
+                if kept {
+                    Vec::new()
+                } else {
+                    removed(old, &files, &marker)
+                }
             }
+        };
+        if !steps.is_empty() {
+            sequences.push(steps);
         }
     }
-    for old in previous {
-        let kept =
-            now.iter().any(|r| r.bridge == old.bridge) || rejected.contains(&old.instance_file);
-        if kept {
-            continue;
+    sequences
+}
+
+/// A bridge that is (still) an instance.
+fn changed(
+    rendered: &Rendered,
+    old: Option<&OnDisk>,
+    owed_before: Owed,
+    files: &Files,
+    marker: &Path,
+    leases: &dyn Fn(&Path) -> String,
+) -> Vec<Step> {
+    let service = service_name(&rendered.bridge);
+    let mut needs = Owed::default();
+    let mut prune = Vec::new();
+    match old {
+        None => needs.rescan = true,
+        Some(old) => {
+            let before = reservations(&old.dhcp_hosts);
+            let after = reservations(&rendered.dhcp_hosts);
+            prune.extend(before.difference(&after).cloned());
+            // An added reservation whose address another MAC holds a lease for.
+            let held = leases(&rendered.lease_file);
+            for added in after.difference(&before) {
+                let taken = held.lines().any(|l| {
+                    let mut f = l.split_whitespace().skip(1);
+                    let (mac, ip) = (f.next(), f.next());
+                    ip == Some(added.ip.as_str())
+                        && mac.is_some_and(|m| !m.eq_ignore_ascii_case(&added.mac))
+                });
+                if taken {
+                    prune.push(added.clone());
+                }
+            }
+            needs.start = !prune.is_empty();
+            if settings(&old.definition) != settings(&rendered.definition) {
+                needs.rescan = true;
+            } else if old.conf != rendered.conf {
+                needs.restart = true;
+            }
+            needs.hup = !needs.start && before == after && old.dhcp_hosts != rendered.dhcp_hosts;
         }
-        let files = layout.files(&old.bridge);
-        // The definition goes first, so the rescan stops the service; then its files.
-        before_rescan.push(Step::Remove {
-            path: files.definition.clone(),
+    }
+    let writes = write_all(files, rendered, old);
+    let owed = owed_before.with(needs);
+    if writes.is_empty() && !owed.any() {
+        return Vec::new();
+    }
+    let mut steps = Vec::new();
+    if owed.any() {
+        steps.push(Step::Write {
+            path: marker.to_path_buf(),
+            text: owed.text(),
         });
-        rescan = true;
-        for path in [files.conf, files.hosts, files.dhcp_hosts] {
-            after_rescan.push(Step::Remove { path });
-        }
     }
-    let mut steps = before_rescan;
-    if rescan {
+    if needs.start {
+        steps.push(Step::Stop {
+            service: service.clone(),
+        });
+        steps.push(Step::PruneLeases {
+            lease_file: rendered.lease_file.clone(),
+            removed: prune,
+        });
+    }
+    steps.extend(writes);
+    if owed.rescan || owed.start {
+        // The lease file is bound into dnsmasq's root: it must exist before it starts.
+        steps.push(Step::Touch {
+            path: rendered.lease_file.clone(),
+        });
+    }
+    if owed.rescan {
         steps.push(Step::Rescan);
     }
-    steps.extend(after_rescan);
+    if owed.start {
+        steps.push(Step::Start { service });
+    } else if owed.restart {
+        steps.push(Step::Restart { service });
+    } else if owed.hup && !owed.rescan {
+        steps.push(Step::Hup { service });
+    }
+    if owed.any() {
+        steps.push(Step::Remove {
+            path: marker.to_path_buf(),
+        });
+    }
+    steps
+}
+
+/// A bridge that is no longer an instance: its definition goes first, so the rescan
+/// stops the service; then its files and any marker.
+fn removed(old: Option<&OnDisk>, files: &Files, marker: &Path) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if old.is_some() {
+        steps.push(Step::Remove {
+            path: files.definition.clone(),
+        });
+        steps.push(Step::Rescan);
+        for path in [&files.conf, &files.hosts, &files.dhcp_hosts] {
+            steps.push(Step::Remove { path: path.clone() });
+        }
+    }
+    steps.push(Step::Remove {
+        path: marker.to_path_buf(),
+    });
     steps
 }
 
@@ -209,7 +369,7 @@ mod tests {
         Rendered {
             bridge: bridge.into(),
             instance_file: format!("/ni/{bridge}.toml").into(),
-            lease_file: format!("/o/{bridge}.leases").into(),
+            lease_file: format!("/l/{bridge}.leases").into(),
             conf: conf.into(),
             hosts: hosts.into(),
             dhcp_hosts: dhcp.into(),
@@ -228,6 +388,23 @@ mod tests {
         }
     }
 
+    fn decide_with(
+        previous: &[OnDisk],
+        owed: &[(String, Owed)],
+        now: &[Rendered],
+        leases: &str,
+    ) -> Vec<Vec<Step>> {
+        let leases = leases.to_string();
+        decide(&Inputs {
+            previous,
+            owed,
+            now,
+            rejected: &[],
+            layout: &layout(),
+            leases: &move |_| leases.clone(),
+        })
+    }
+
     fn write(path: &str, text: &str) -> Step {
         Step::Write {
             path: path.into(),
@@ -235,50 +412,101 @@ mod tests {
         }
     }
 
-    fn service(verb: fn(String) -> Step) -> Step {
-        verb("dnsmasq@b1".into())
+    fn mark(text: &str) -> Step {
+        write("/o/.pending/b1", text)
+    }
+
+    fn unmark() -> Step {
+        Step::Remove {
+            path: "/o/.pending/b1".into(),
+        }
+    }
+
+    fn svc() -> String {
+        "dnsmasq@b1".into()
+    }
+
+    fn touch() -> Step {
+        Step::Touch {
+            path: "/l/b1.leases".into(),
+        }
     }
 
     #[test]
-    fn a_new_instance_writes_everything_then_rescans() {
+    fn a_new_instance_marks_writes_everything_rescans_and_unmarks() {
         let r = rendered("b1", "c", "h", "d", "def");
         assert_eq!(
-            decide(&[], &[r], &[], &layout()),
-            vec![
+            decide_with(&[], &[], &[r], ""),
+            vec![vec![
+                mark("rescan\n"),
                 write("/o/b1.hosts/hosts", "h"),
                 write("/o/b1.dhcp-hosts/hosts", "d"),
                 write("/o/b1.conf", "c"),
                 write("/s/dnsmasq@b1.toml", "def"),
+                touch(),
                 Step::Rescan,
-            ]
+                unmark(),
+            ]]
         );
     }
 
     #[test]
-    fn nothing_changed_nothing_done() {
+    fn nothing_changed_nothing_done_but_what_is_owed_is_redone() {
         let r = rendered("b1", "c", "h", "d", "def");
-        assert_eq!(decide(&[on_disk(&r)], &[r], &[], &layout()), vec![]);
+        assert_eq!(
+            decide_with(&[on_disk(&r)], &[], std::slice::from_ref(&r), ""),
+            Vec::<Vec<Step>>::new()
+        );
+        // A pass that wrote the files but died before its restart: the marker says so.
+        let owed = [(
+            "b1".to_string(),
+            Owed {
+                restart: true,
+                ..Owed::default()
+            },
+        )];
+        assert_eq!(
+            decide_with(&[on_disk(&r)], &owed, &[r], ""),
+            vec![vec![
+                mark("restart\n"),
+                Step::Restart { service: svc() },
+                unmark()
+            ]]
+        );
     }
 
     #[test]
-    fn names_and_new_reservations_are_reread_without_a_restart() {
+    fn names_and_added_reservations_need_no_restart_and_a_renamed_one_a_sighup() {
         let old = rendered("b1", "c", "h", "02:00:00:00:00:01,10.0.0.5\n", "def");
-        let new = rendered(
+        let added = rendered(
             "b1",
             "c",
             "h2",
-            "02:00:00:00:00:01,10.0.0.5,named\n02:00:00:00:00:02,10.0.0.6\n",
+            "02:00:00:00:00:01,10.0.0.5\n02:00:00:00:00:02,10.0.0.6\n",
             "def",
         );
         assert_eq!(
-            decide(&[on_disk(&old)], &[new], &[], &layout()),
-            vec![
+            decide_with(&[on_disk(&old)], &[], std::slice::from_ref(&added), ""),
+            vec![vec![
                 write("/o/b1.hosts/hosts", "h2"),
                 write(
                     "/o/b1.dhcp-hosts/hosts",
-                    "02:00:00:00:00:01,10.0.0.5,named\n02:00:00:00:00:02,10.0.0.6\n"
+                    "02:00:00:00:00:01,10.0.0.5\n02:00:00:00:00:02,10.0.0.6\n"
                 ),
-            ]
+            ]]
+        );
+        let renamed = rendered("b1", "c", "h", "02:00:00:00:00:01,10.0.0.5,named\n", "def");
+        assert_eq!(
+            decide_with(&[on_disk(&old)], &[], &[renamed], ""),
+            vec![vec![
+                mark("hup\n"),
+                write(
+                    "/o/b1.dhcp-hosts/hosts",
+                    "02:00:00:00:00:01,10.0.0.5,named\n"
+                ),
+                Step::Hup { service: svc() },
+                unmark(),
+            ]]
         );
     }
 
@@ -293,11 +521,12 @@ mod tests {
         );
         let new = rendered("b1", "c", "h", "02:00:00:00:00:02,10.0.0.7\n", "def");
         assert_eq!(
-            decide(&[on_disk(&old)], &[new], &[], &layout()),
-            vec![
-                service(|service| Step::Stop { service }),
+            decide_with(&[on_disk(&old)], &[], &[new], ""),
+            vec![vec![
+                mark("start\n"),
+                Step::Stop { service: svc() },
                 Step::PruneLeases {
-                    lease_file: "/o/b1.leases".into(),
+                    lease_file: "/l/b1.leases".into(),
                     removed: vec![
                         Reservation {
                             mac: "02:00:00:00:00:01".into(),
@@ -310,39 +539,84 @@ mod tests {
                     ],
                 },
                 write("/o/b1.dhcp-hosts/hosts", "02:00:00:00:00:02,10.0.0.7\n"),
-                service(|service| Step::Start { service }),
-            ]
+                touch(),
+                Step::Start { service: svc() },
+                unmark(),
+            ]]
+        );
+    }
+
+    #[test]
+    fn an_added_reservation_on_an_address_leased_to_another_mac_prunes_that_lease() {
+        let old = rendered("b1", "c", "h", "", "def");
+        let new = rendered("b1", "c", "h", "02:00:00:00:00:01,10.0.0.150\n", "def");
+        let leases = "1700000000 02:00:00:00:00:99 10.0.0.150 other *\n";
+        let steps = decide_with(&[on_disk(&old)], &[], std::slice::from_ref(&new), leases);
+        assert!(
+            steps[0].contains(&Step::Stop { service: svc() }),
+            "{steps:?}"
+        );
+        // Leased to the same MAC already: nothing to prune, no restart.
+        let mine = "1700000000 02:00:00:00:00:01 10.0.0.150 me *\n";
+        let steps = decide_with(&[on_disk(&old)], &[], &[new], mine);
+        assert_eq!(
+            steps,
+            vec![vec![write(
+                "/o/b1.dhcp-hosts/hosts",
+                "02:00:00:00:00:01,10.0.0.150\n"
+            )]]
         );
     }
 
     #[test]
     fn a_changed_configuration_restarts_and_a_changed_definition_rescans() {
-        let old = rendered("b1", "c", "h", "d", "def");
+        let old = rendered("b1", "c", "h", "d", "# x\nkey = 1\n");
         assert_eq!(
-            decide(
+            decide_with(
                 &[on_disk(&old)],
-                &[rendered("b1", "c2", "h", "d", "def")],
                 &[],
-                &layout()
+                &[rendered("b1", "c2", "h", "d", "# x\nkey = 1\n")],
+                ""
             ),
-            vec![
+            vec![vec![
+                mark("restart\n"),
                 write("/o/b1.conf", "c2"),
-                service(|service| Step::Restart { service })
-            ]
+                Step::Restart { service: svc() },
+                unmark()
+            ]]
         );
-        // A new definition: zedinit replaces the service itself on the rescan.
+        // Only a comment of the definition changed: zedinit replaces nothing, so the
+        // configuration's change still restarts it.
         assert_eq!(
-            decide(
+            decide_with(
                 &[on_disk(&old)],
-                &[rendered("b1", "c2", "h", "d", "def2")],
                 &[],
-                &layout()
+                &[rendered("b1", "c2", "h", "d", "# y\nkey = 1\n")],
+                ""
             ),
-            vec![
+            vec![vec![
+                mark("restart\n"),
                 write("/o/b1.conf", "c2"),
-                write("/s/dnsmasq@b1.toml", "def2"),
-                Step::Rescan
-            ]
+                write("/s/dnsmasq@b1.toml", "# y\nkey = 1\n"),
+                Step::Restart { service: svc() },
+                unmark(),
+            ]]
+        );
+        assert_eq!(
+            decide_with(
+                &[on_disk(&old)],
+                &[],
+                &[rendered("b1", "c2", "h", "d", "key = 2\n")],
+                ""
+            ),
+            vec![vec![
+                mark("rescan\n"),
+                write("/o/b1.conf", "c2"),
+                write("/s/dnsmasq@b1.toml", "key = 2\n"),
+                touch(),
+                Step::Rescan,
+                unmark(),
+            ]]
         );
     }
 
@@ -350,8 +624,8 @@ mod tests {
     fn a_removed_instance_goes_and_a_rejected_one_stays() {
         let old = on_disk(&rendered("b1", "c", "h", "d", "def"));
         assert_eq!(
-            decide(std::slice::from_ref(&old), &[], &[], &layout()),
-            vec![
+            decide_with(std::slice::from_ref(&old), &[], &[], ""),
+            vec![vec![
                 Step::Remove {
                     path: "/s/dnsmasq@b1.toml".into()
                 },
@@ -365,12 +639,39 @@ mod tests {
                 Step::Remove {
                     path: "/o/b1.dhcp-hosts/hosts".into()
                 },
-            ]
+                unmark(),
+            ]]
         );
-        assert_eq!(
-            decide(&[old], &[], &["/ni/b1.toml".into()], &layout()),
-            vec![]
-        );
+        let rejected = decide(&Inputs {
+            previous: &[old],
+            owed: &[],
+            now: &[],
+            rejected: &["/ni/b1.toml".into()],
+            layout: &layout(),
+            leases: &|_| String::new(),
+        });
+        assert_eq!(rejected, Vec::<Vec<Step>>::new());
+    }
+
+    #[test]
+    fn bridges_get_sequences_of_their_own() {
+        let a = rendered("a", "c", "h", "d", "def");
+        let b = rendered("b", "c", "h", "d", "def");
+        let steps = decide_with(&[on_disk(&a)], &[], &[a, b], "");
+        assert_eq!(steps.len(), 1, "only b changed: {steps:?}");
+        assert!(steps[0].contains(&Step::Rescan));
+    }
+
+    #[test]
+    fn owed_words_round_trip() {
+        let all = Owed {
+            rescan: true,
+            start: true,
+            restart: true,
+            hup: true,
+        };
+        assert_eq!(Owed::parse(&all.text()), all);
+        assert_eq!(Owed::parse(""), Owed::default());
     }
 
     #[test]

@@ -36,9 +36,11 @@ struct Cli {
     once: bool,
 }
 
-/// While zedinit could not be told (not up yet, busy), how often to try again.
-const RETRY: Duration = Duration::from_secs(2);
-/// Without changes, a wake-up this often anyway (nothing is done unless something moved).
+/// After a pass that could not finish (zedinit not up yet, busy), the next try: doubling
+/// from the first to the last, so a lasting failure is retried without hammering.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_LAST: Duration = Duration::from_secs(60);
+/// Without changes, a wake-up this often anyway (a pass that finds nothing does nothing).
 const IDLE: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
@@ -52,18 +54,14 @@ fn main() -> ExitCode {
         path: zedctr::client::socket_path(cli.control_socket),
         wait: Duration::from_secs(15),
     };
-    let mut failed = false;
-    let mut report = |message: String| {
-        failed = true;
-        eprintln!("dnsmasq-render: {message}");
-    };
+    let mut report = |message: String| eprintln!("dnsmasq-render: {message}");
     if cli.once {
-        let left =
+        let pass =
             dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
-        return if failed || !left.is_empty() {
-            ExitCode::FAILURE
-        } else {
+        return if pass.done && !pass.bad_instances {
             ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         };
     }
     let mut watcher = match netinst::Watcher::new(&cli.network_instances) {
@@ -76,24 +74,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = |message: String| eprintln!("dnsmasq-render: {message}");
-    let mut pending =
-        dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
+    let mut retry = RETRY_FIRST;
     loop {
-        let timeout = if pending.is_empty() { IDLE } else { RETRY };
-        if watcher.wait_for_change(timeout) {
-            // A fresh pass supersedes what was pending: it compares with what is on disk
-            // and asks for what is still needed; the pending control steps go first.
-            pending = dnsmasq_render::apply::apply(pending, &mut control, &mut report);
-            for step in
-                dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report)
-            {
-                if !pending.contains(&step) {
-                    pending.push(step);
-                }
-            }
-        } else if !pending.is_empty() {
-            pending = dnsmasq_render::apply::apply(pending, &mut control, &mut report);
-        }
+        // Every pass starts from what is on disk and what is owed: a retry is just a pass.
+        let pass =
+            dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
+        let wait = if pass.done {
+            retry = RETRY_FIRST;
+            IDLE
+        } else {
+            let wait = retry;
+            retry = (retry * 2).min(RETRY_LAST);
+            wait
+        };
+        watcher.wait_for_change(wait);
     }
 }

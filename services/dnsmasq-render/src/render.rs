@@ -47,6 +47,11 @@ pub struct Files {
 }
 
 impl Layout {
+    /// What an unfinished pass still owes zedinit for `bridge` (see `changes`).
+    pub fn marker(&self, bridge: &str) -> PathBuf {
+        self.out_dir.join(".pending").join(bridge)
+    }
+
     pub fn files(&self, bridge: &str) -> Files {
         Files {
             conf: self.out_dir.join(format!("{bridge}.conf")),
@@ -173,18 +178,13 @@ fn definition(
     lease_file: &Path,
 ) -> String {
     let out = layout.out_dir.display().to_string();
-    let lease_dir = lease_file
-        .parent()
-        .unwrap_or(Path::new("/"))
-        .display()
-        .to_string();
-    let mut binds = vec![quoted(&format!("{out}:{out}:ro"))];
-    if lease_dir != out {
-        binds.push(quoted(&format!("{lease_dir}:{lease_dir}")));
-    } else {
-        // The lease file is in the output directory: that bind must be writable.
-        binds[0] = quoted(&format!("{out}:{out}"));
-    }
+    let lease = lease_file.display().to_string();
+    // The lease file alone is writable (dnsmasq rewrites it in place), not its directory:
+    // that may hold anything (zedinit's control socket, if someone named /run/zedctr).
+    let binds = [
+        quoted(&format!("{out}:{out}:ro")),
+        quoted(&format!("{lease}:{lease}")),
+    ];
     format!(
         r#"# The dnsmasq of bridge {bridge}, network instance {name}. Rewritten whenever the instance
 # changes: edit the instance, not this file.
@@ -219,7 +219,8 @@ binds = [
         name = instance.name,
         dnsmasq = quoted(&layout.dnsmasq.display().to_string()),
         conf = quoted(&format!("--conf-file={}", files.conf.display())),
-        binds = binds.join(",\n    # Its lease file, which it rewrites.\n    "),
+        binds =
+            binds.join(",\n    # Its lease file, which it rewrites (made before it starts).\n    "),
     )
 }
 
@@ -303,11 +304,16 @@ dhcp-hosts = [
             r.definition
         );
         assert!(r.definition.contains(r#"command = ["/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/run/zedctr/dnsmasq/bn1.conf"]"#));
-        // The lease file is in the output directory: bound writable, once.
         assert!(
             r.definition
-                .contains(r#""/run/zedctr/dnsmasq:/run/zedctr/dnsmasq","#),
+                .contains(r#""/run/zedctr/dnsmasq:/run/zedctr/dnsmasq:ro","#),
             "{}",
+            r.definition
+        );
+        assert!(
+            r.definition
+                .contains(r#""/run/zedctr/dnsmasq/bn1.leases:/run/zedctr/dnsmasq/bn1.leases","#),
+            "the lease file alone writable: {}",
             r.definition
         );
     }
@@ -324,7 +330,7 @@ dhcp-hosts = [
         );
         assert!(
             r.definition
-                .contains(r#""/persist/leases:/persist/leases","#),
+                .contains(r#""/persist/leases/bn1.leases:/persist/leases/bn1.leases","#),
             "{}",
             r.definition
         );

@@ -168,6 +168,11 @@ impl Device {
 
     /// `dnsmasq-render --once`: (exit code, stderr).
     fn render(&self) -> (i32, String) {
+        self.render_via(&self.socket)
+    }
+
+    /// `dnsmasq-render --once` talking to zedinit at `socket`.
+    fn render_via(&self, socket: &Path) -> (i32, String) {
         let output = Command::new(RENDER)
             .arg("--once")
             .arg("--network-instances")
@@ -177,7 +182,7 @@ impl Device {
             .arg("--services-dir")
             .arg(&self.services)
             .arg("--control-socket")
-            .arg(&self.socket)
+            .arg(socket)
             .output()
             .expect("dnsmasq-render");
         (
@@ -266,6 +271,40 @@ fn dnsmasq_follows_the_network_instance_with_the_least_disruption() {
         ("running".into(), pid),
         "the same dnsmasq"
     );
+
+    // An upstream server added (a configuration change: a restart), by a pass that can't
+    // reach zedinit: the files are written, the restart is owed (a marker), dnsmasq runs
+    // on as it was; the next pass, with nothing new to write, still restarts it.
+    device.write_instance(&[("datastore", 77), ("second", 78)], true);
+    let mut text = std::fs::read_to_string(device.instance_file()).expect("instance");
+    text.push_str(&format!("servers = [\"{}\"]\n", device.ip(99)));
+    std::fs::write(device.instance_file(), text).expect("instance");
+    let (code, stderr) = device.render_via(&device.net.dir.path().join("nobody-listens.sock"));
+    assert_eq!(code, 1, "zedinit unreachable: the pass fails: {stderr}");
+    assert!(
+        stderr.contains("restart dnsmasq@"),
+        "says what it could not do: {stderr}"
+    );
+    let marker = device.out.join(".pending").join(&device.net.bridges[0]);
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "restart\n"
+    );
+    assert_eq!(
+        device.dnsmasq(),
+        ("running".into(), pid),
+        "not restarted yet"
+    );
+    let (code, stderr) = device.render();
+    assert_eq!(code, 0, "render: {stderr}");
+    let (state, restarted) = device.dnsmasq();
+    assert_eq!(state, "running");
+    assert_ne!(restarted, pid, "the owed restart was done");
+    assert!(!marker.exists(), "nothing owed any more");
+    let pid = restarted;
+    wait_until("names answered after the restart", || {
+        device.lookup("second") == Some(device.ip(78))
+    });
 
     // A bad instance file: reported with file and line, and nothing it runs changes.
     let conf = device.out.join(format!("{}.conf", device.net.bridges[0]));

@@ -185,14 +185,9 @@ impl Cx<'_> {
                 "lease-file" => {
                     key_lines.push(("lease-file", line));
                     if let Some(text) = self.string(k, value) {
-                        if text.starts_with('/') && !text.ends_with('/') && !text.contains('\0') {
-                            lease_file = Some(PathBuf::from(text));
-                        } else {
-                            self.error(
-                                &value.span(),
-                                k,
-                                format!("must be an absolute path to a file, not {text:?}"),
-                            );
+                        match check_lease_file(&text) {
+                            Ok(()) => lease_file = Some(PathBuf::from(text)),
+                            Err(why) => self.error(&value.span(), k, why),
                         }
                     }
                 }
@@ -549,3 +544,27 @@ fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
 #[cfg(test)]
 #[path = "parse_tests.rs"]
 mod tests;
+
+/// A lease file's path: absolute, a file in a directory other than `/`, and plain: it is
+/// written into dnsmasq's configuration (one option per line) and into a bind
+/// (`source:destination`), so no control characters, `:` or `,`; no `.` or `..` parts.
+fn check_lease_file(text: &str) -> Result<(), String> {
+    let path = std::path::Path::new(text);
+    let plain = !text.chars().any(|c| c.is_control() || c == ':' || c == ',');
+    // Textually: `Path::components` would drop the `.` parts before we saw them.
+    let parts_ok = text
+        .split('/')
+        .skip(1)
+        .all(|p| !p.is_empty() && p != "." && p != "..");
+    let in_a_dir = path
+        .parent()
+        .is_some_and(|p| p != std::path::Path::new("/"));
+    if text.starts_with('/') && !text.ends_with('/') && plain && parts_ok && in_a_dir {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be an absolute path to a file in a directory other than /, without `:`, \
+             `,`, control characters or `.`/`..` parts, not {text:?}"
+        ))
+    }
+}

@@ -598,6 +598,26 @@ fn lease_file_is_an_absolute_path() {
 }
 
 #[test]
+fn lease_file_is_plain_enough_for_a_config_line_and_a_bind() {
+    for bad in [
+        "/run/a\\nport=0.leases",
+        "/run/a:b.leases",
+        "/run/a,b.leases",
+        "/x.leases",
+        "/run/../etc/passwd",
+        "/run/./l",
+    ] {
+        let text = base(&format!("lease-file = \"{bad}\""));
+        one(
+            &text,
+            Some(3),
+            Some("lease-file"),
+            "absolute path to a file",
+        );
+    }
+}
+
+#[test]
 fn every_error_is_reported_in_line_order() {
     let text = "\
 bridge = \"br/0\"

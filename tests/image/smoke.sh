@@ -145,14 +145,14 @@ trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
 # --- binaries ---------------------------------------------------------------------
-if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ] || [ ! -x "$bin_dir/logtail" ]; then
+if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ] || [ ! -x "$bin_dir/logtail" ] || [ ! -x "$bin_dir/zedwatchdog" ]; then
     if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
         echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR has no zedinit and supctl" >&2
         exit 1
     fi
     say "building zedinit and supctl (cargo build --release)"
-    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader --bin logtail) || {
-        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader --bin logtail" >&2
+    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog) || {
+        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog" >&2
         exit 1
     }
 fi
@@ -173,7 +173,7 @@ t=$(date +%s%N)
 ctx=$tmp/ctx
 mkdir -p "$ctx/rootfs"
 cp "$repo/Dockerfile" "$ctx/"
-cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$bin_dir/logtail" "$ctx/"
+cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$bin_dir/logtail" "$bin_dir/zedwatchdog" "$ctx/"
 # rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
 [ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
 if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
@@ -249,6 +249,12 @@ logtail_running() {
     local st
     st=$(status_json "$@") && [ "$(service_state "$st" logtail)" = running ]
 }
+# service_is NAME STATE EXEC...: the image's service NAME is in STATE.
+service_is() {
+    local name=$1 want=$2 st
+    shift 2
+    st=$(status_json "$@") && [ "$(service_state "$st" "$name")" = "$want" ]
+}
 # orphans_reaped EXEC...: zedinit counted the orphans the `orphans` service left.
 orphans_reaped() {
     local st
@@ -317,6 +323,15 @@ run_podman() {
     else
         bad "[$label] the image's logtail service is running, its state on the host's /run" \
             "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|') state: $(cat "$h/run/logtail/state/positions.json" 2>&1)"
+    fi
+
+    # zedwatchdog runs only where there is a watchdog device: this machine has none.
+    local want_wd=skipped
+    [ -e /dev/watchdog ] && want_wd=running
+    if wait_until 10 service_is zedwatchdog "$want_wd" podman exec "$c"; then
+        ok "[$label] the image's zedwatchdog is $want_wd (/dev/watchdog $( [ -e /dev/watchdog ] && echo present || echo absent))"
+    else
+        bad "[$label] the image's zedwatchdog is $want_wd" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
 
     if wait_until 5 orphans_reaped podman exec "$c"; then

@@ -81,7 +81,18 @@ fn run(cli: &Cli) -> Result<(), String> {
         Device::open(&cli.device).map_err(|e| format!("{}: {e}", cli.device.display()))?;
     if let Some(seconds) = cli.timeout {
         match device.set_timeout(seconds) {
-            Ok(set) => say(&format!("{}: timeout {set}s", cli.device.display())),
+            Ok(set) => {
+                say(&format!("{}: timeout {set}s", cli.device.display()));
+                // A round takes up to interval + deadline; a restart of this service adds
+                // its backoff. Less than three rounds of slack reboots a merely slow device.
+                let round = (cli.interval + cli.health_deadline).as_secs_f64();
+                if f64::from(set) < 3.0 * round {
+                    say(&format!(
+                        "warning: a {set}s timeout is less than three rounds ({round:.0}s \
+                         each: --interval + --health-deadline)"
+                    ));
+                }
+            }
             Err(e) => say(&format!(
                 "{}: cannot set the timeout: {e}",
                 cli.device.display()
@@ -89,6 +100,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
     }
     let mut feeding: Option<bool> = None;
+    let mut last_said: Option<Vec<String>> = None;
     let mut noted: Vec<String> = Vec::new();
     loop {
         let round = Instant::now();
@@ -107,8 +119,15 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .feed()
                 .map_err(|e| format!("{}: feeding: {e}", cli.device.display()))?;
         }
-        // Say it when it changes, not every round.
-        if feeding != Some(verdict.feed) {
+        // Say it when it changes (feeding or not, or why not), not every round.
+        // Compared without digits: a stale file's age grows every round, and that alone is
+        // not news.
+        let gist: Vec<String> = verdict
+            .reasons
+            .iter()
+            .map(|r| r.chars().filter(|c| !c.is_ascii_digit()).collect())
+            .collect();
+        if feeding != Some(verdict.feed) || last_said.as_ref() != Some(&gist) {
             if verdict.feed {
                 say("feeding the watchdog: zedinit healthy, registrations fresh");
             } else {
@@ -118,6 +137,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 ));
             }
             feeding = Some(verdict.feed);
+            last_said = Some(gist);
         }
         let left = cli.interval.saturating_sub(round.elapsed());
         if stop_requested(&signals, left)? {

@@ -134,16 +134,16 @@ impl Lab {
     }
 
     fn zedinit_pid(&self) -> Pid {
+        self.try_zedinit_pid().expect("zedinit's pid")
+    }
+
+    fn try_zedinit_pid(&self) -> Option<Pid> {
         let unshare = self.zedinit.id();
-        let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
-            .expect("children");
-        Pid::from_raw(
-            children
-                .split_whitespace()
-                .next()
-                .and_then(|p| p.parse().ok())
-                .expect("zedinit pid"),
-        )
+        let children =
+            std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
+        Some(Pid::from_raw(
+            children.split_whitespace().next()?.parse().ok()?,
+        ))
     }
 
     /// Starts zedwatchdog on a FIFO; a thread records every byte it writes.
@@ -210,24 +210,21 @@ impl Lab {
         wait_until("feeding", || self.feeds() >= before + 3);
     }
 
-    /// Not fed for a while (many intervals) once the withholding was announced.
-    fn assert_withholding(&self, because: &str) {
-        let count = self
-            .said
+    /// How many times it has said it stopped feeding: take this before causing a stop.
+    fn withheld_count(&self) -> usize {
+        self.said
             .get()
             .iter()
             .filter(|l| l.contains("NOT feeding"))
-            .count();
+            .count()
+    }
+
+    /// Not fed for a while (many intervals) once the withholding was announced: a new
+    /// "NOT feeding" line after `count` (taken before the cause), giving `because`.
+    fn assert_withholding(&self, count: usize, because: &str) {
         wait_until(
             &format!("a new NOT feeding line ({:#?})", self.said.get()),
-            || {
-                self.said
-                    .get()
-                    .iter()
-                    .filter(|l| l.contains("NOT feeding"))
-                    .count()
-                    > count
-            },
+            || self.withheld_count() > count,
         );
         let last = self
             .said
@@ -255,7 +252,9 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let _ = kill(self.zedinit_pid(), Signal::SIGCONT);
+        if let Some(pid) = self.try_zedinit_pid() {
+            let _ = kill(pid, Signal::SIGCONT);
+        }
         let _ = self.zedinit.kill();
         let _ = self.zedinit.wait();
     }
@@ -296,9 +295,10 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
             .and_then(|p| p.parse::<i32>().ok())
             .expect("victim's pid here");
     assert!(pid > 0);
+    let count = lab.withheld_count();
     kill(Pid::from_raw(host_pid), Signal::SIGKILL).expect("kill victim");
     wait_until("victim failed", || lab.state("victim") == "failed");
-    lab.assert_withholding("victim");
+    lab.assert_withholding(count, "victim");
     let started = lab
         .call(Request::for_service("start", "victim"))
         .expect("start");
@@ -306,12 +306,14 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
     lab.wait_feeding();
 
     // zedinit can't answer (stopped): not fed; it answers again: fed.
+    let count = lab.withheld_count();
     kill(lab.zedinit_pid(), Signal::SIGSTOP).expect("SIGSTOP zedinit");
-    lab.assert_withholding("zedinit did not answer");
+    lab.assert_withholding(count, "zedinit did not answer");
     kill(lab.zedinit_pid(), Signal::SIGCONT).expect("SIGCONT zedinit");
     lab.wait_feeding();
 
     // A registered touch file gone stale: not fed; touched again: fed.
+    let count = lab.withheld_count();
     let touch = lab.path("run/app.touch");
     std::fs::write(&touch, "").expect("touch file");
     std::fs::File::options()
@@ -320,7 +322,7 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(3600)))
         .expect("age it");
     std::fs::write(lab.path("registry/file/app.touch"), "").expect("register");
-    lab.assert_withholding("app.touch: not touched for");
+    lab.assert_withholding(count, "app.touch: not touched for");
     std::fs::File::options()
         .write(true)
         .open(&touch)

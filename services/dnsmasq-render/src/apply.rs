@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zedctr::client::Client;
-use zedctr::protocol::Request;
+use zedctr::protocol::{ErrorKind, Request, Response};
 
 /// What the last pass left in the output directory: every `<bridge>.conf` that starts
 /// with our header, with its companions (a missing one reads as empty, so it is written
@@ -69,8 +69,8 @@ pub fn read_owed(layout: &Layout) -> Vec<(String, Owed)> {
 
 /// How the steps reach zedinit.
 pub trait Control {
-    /// Sends `request` and waits for its answer; an error says what failed.
-    fn call(&mut self, request: Request) -> Result<(), String>;
+    /// Sends `request` and returns zedinit's answer; an error is a failure to get one.
+    fn call(&mut self, request: Request) -> Result<Response, String>;
 }
 
 /// zedinit's control socket.
@@ -81,54 +81,22 @@ pub struct Socket {
 }
 
 impl Control for Socket {
-    fn call(&mut self, mut request: Request) -> Result<(), String> {
+    fn call(&mut self, mut request: Request) -> Result<Response, String> {
         if matches!(request.verb.as_str(), "stop" | "start" | "restart") {
             request.wait_ms = Some(self.wait.as_millis() as u64);
         }
-        let what = match &request.service {
-            Some(service) => format!("{} {service}", request.verb),
-            None => request.verb.clone(),
-        };
-        let mut client = Client::connect(&self.path).map_err(|e| format!("{what}: {e}"))?;
-        let answer = client
+        let mut client = Client::connect(&self.path).map_err(|e| e.to_string())?;
+        client
             .call(&request, self.wait + Duration::from_secs(5))
-            .map_err(|e| format!("{what}: {e}"))?;
-        if !answer.ok {
-            return Err(format!(
-                "{what}: zedinit said {}: {}",
-                answer.error.map_or("error", |e| e.as_str()),
-                answer.message.unwrap_or_default()
-            ));
-        }
-        // A rescan succeeds even when definitions are bad: ours must not be among them.
-        let errors = answer
-            .data
-            .as_ref()
-            .and_then(|d| d.get("definition_errors"))
-            .and_then(|e| e.as_array())
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|e| e.as_str())
-                    .filter(|e| e.contains("dnsmasq@"))
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what}: zedinit rejected a generated definition: {}",
-                errors.join("; ")
-            ))
-        }
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Carries out each bridge's sequence in order. A failed step ends its bridge's sequence
 /// (its marker stays, so the next pass does what is still owed) and the other bridges go
-/// on. True when every step of every sequence was done.
+/// on; but once the sequence has stopped dnsmasq, its start (or restart) is still tried,
+/// so a failure half-way never leaves the bridge without one. True when every step of
+/// every sequence was done.
 pub fn apply(
     sequences: Vec<Vec<Step>>,
     control: &mut dyn Control,
@@ -136,11 +104,23 @@ pub fn apply(
 ) -> bool {
     let mut all_done = true;
     for steps in sequences {
-        for step in steps {
-            if let Err(e) = run(&step, control) {
-                report(e);
-                all_done = false;
-                break;
+        let mut stopped = false;
+        for (i, step) in steps.iter().enumerate() {
+            match run(step, control) {
+                Ok(()) => stopped |= matches!(step, Step::Stop { .. }),
+                Err(e) => {
+                    report(e);
+                    all_done = false;
+                    let up = steps[i + 1..]
+                        .iter()
+                        .find(|s| matches!(s, Step::Start { .. } | Step::Restart { .. }));
+                    if let (true, Some(up)) = (stopped, up)
+                        && let Err(e) = run(up, control)
+                    {
+                        report(e);
+                    }
+                    break;
+                }
             }
         }
     }
@@ -149,23 +129,81 @@ pub fn apply(
 
 fn run(step: &Step, control: &mut dyn Control) -> Result<(), String> {
     let on = |path: &Path, e: io::Error| format!("{}: {e}", path.display());
-    match step {
-        Step::Write { path, text } => write_atomically(path, text).map_err(|e| on(path, e)),
-        Step::Remove { path } => remove(path).map_err(|e| on(path, e)),
-        Step::Touch { path } => touch(path).map_err(|e| on(path, e)),
+    let (request, verb) = match step {
+        Step::Write { path, text } => return write_atomically(path, text).map_err(|e| on(path, e)),
+        Step::Remove { path } => return remove(path).map_err(|e| on(path, e)),
+        Step::Touch { path } => return touch(path).map_err(|e| on(path, e)),
         Step::PruneLeases {
             lease_file,
             removed,
-        } => prune(lease_file, removed),
-        Step::Rescan => control.call(Request::new("rescan")),
-        Step::Stop { service } => control.call(Request::for_service("stop", service)),
-        Step::Start { service } => control.call(Request::for_service("start", service)),
-        Step::Restart { service } => control.call(Request::for_service("restart", service)),
-        Step::Hup { service } => control.call(Request {
-            signal: Some("SIGHUP".into()),
-            ..Request::for_service("signal", service)
-        }),
+        } => return prune(lease_file, removed),
+        Step::Rescan { .. } => (Request::new("rescan"), "rescan"),
+        Step::Stop { service } => (Request::for_service("stop", service), "stop"),
+        Step::Start { service } => (Request::for_service("start", service), "start"),
+        Step::Restart { service } => (Request::for_service("restart", service), "restart"),
+        Step::Hup { service } => (
+            Request {
+                signal: Some("SIGHUP".into()),
+                ..Request::for_service("signal", service)
+            },
+            "signal SIGHUP to",
+        ),
+    };
+    let what = match &request.service {
+        Some(service) => format!("{verb} {service}"),
+        None => verb.to_string(),
+    };
+    let answer = control.call(request).map_err(|e| format!("{what}: {e}"))?;
+    judge(step, &what, &answer)
+}
+
+/// Whether zedinit's answer means the step is done.
+fn judge(step: &Step, what: &str, answer: &Response) -> Result<(), String> {
+    if !answer.ok {
+        // Already true: a service zedinit does not have is not running; a SIGHUP to a
+        // dnsmasq with no process is not needed (its next start reads the files).
+        let moot = matches!(
+            (step, answer.error),
+            (Step::Stop { .. }, Some(ErrorKind::UnknownService))
+                | (Step::Hup { .. }, Some(ErrorKind::InvalidState))
+        );
+        if moot {
+            return Ok(());
+        }
+        return Err(format!(
+            "{what}: zedinit said {}: {}",
+            answer.error.map_or("error", |e| e.as_str()),
+            answer.message.clone().unwrap_or_default()
+        ));
     }
+    // A rescan succeeds even when definitions are bad: the one we wrote must not be
+    // among them (errors name their file).
+    if let Step::Rescan {
+        definition: Some(definition),
+    } = step
+    {
+        let ours = definition.display().to_string();
+        let rejected: Vec<&str> = answer
+            .data
+            .as_ref()
+            .and_then(|d| d.get("definition_errors"))
+            .and_then(|e| e.as_array())
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| e.as_str())
+                    .filter(|e| e.starts_with(&ours))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !rejected.is_empty() {
+            return Err(format!(
+                "{what}: zedinit rejected {ours}: {}",
+                rejected.join("; ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn prune(lease_file: &Path, removed: &[Reservation]) -> Result<(), String> {
@@ -228,12 +266,12 @@ mod tests {
     struct Recorder(Vec<String>, Option<&'static str>);
 
     impl Control for Recorder {
-        fn call(&mut self, request: Request) -> Result<(), String> {
+        fn call(&mut self, request: Request) -> Result<Response, String> {
             let what = format!("{} {}", request.verb, request.service.unwrap_or_default());
             self.0.push(what.trim().to_string());
             match self.1 {
                 Some(failing) if what.trim() == failing => Err(format!("{failing} failed")),
-                _ => Ok(()),
+                _ => Ok(Response::ok(serde_json::json!({}))),
             }
         }
     }
@@ -269,7 +307,10 @@ mod tests {
         assert!(!a.exists(), "a's sequence stopped at its failed step");
         assert_eq!(fs::read_to_string(&b).expect("b written"), "y");
         assert_eq!(control.0, vec!["stop dnsmasq@a", "start dnsmasq@b"]);
-        assert_eq!(reports, vec!["stop dnsmasq@a failed".to_string()]);
+        assert_eq!(
+            reports,
+            vec!["stop dnsmasq@a: stop dnsmasq@a failed".to_string()]
+        );
         // Removing a file takes its emptied directory too; touching makes a missing file.
         apply(
             vec![vec![Step::Remove { path: b.clone() }]],
@@ -286,5 +327,88 @@ mod tests {
             &mut |_| {}
         ));
         assert!(lease.exists());
+    }
+}
+
+#[cfg(test)]
+mod judging {
+    use super::*;
+
+    fn refused(kind: ErrorKind) -> Response {
+        Response::error(kind, "no")
+    }
+
+    #[test]
+    fn a_step_after_a_successful_stop_failing_still_starts_dnsmasq() {
+        struct FailWrites(Vec<String>);
+        impl Control for FailWrites {
+            fn call(&mut self, request: Request) -> Result<Response, String> {
+                self.0.push(request.verb.clone());
+                Ok(Response::ok(serde_json::json!({})))
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocked = dir.path().join("file");
+        fs::write(&blocked, "").expect("a file where a directory should be");
+        let steps = vec![
+            Step::Stop {
+                service: "dnsmasq@a".into(),
+            },
+            Step::Write {
+                path: blocked.join("x"),
+                text: "x".into(),
+            },
+            Step::Start {
+                service: "dnsmasq@a".into(),
+            },
+            Step::Remove {
+                path: dir.path().join("marker"),
+            },
+        ];
+        let mut control = FailWrites(Vec::new());
+        assert!(!apply(vec![steps], &mut control, &mut |_| {}));
+        assert_eq!(control.0, vec!["stop", "start"]);
+    }
+
+    #[test]
+    fn moot_refusals_are_done_and_our_rejected_definition_is_not() {
+        let stop = Step::Stop {
+            service: "dnsmasq@a".into(),
+        };
+        assert_eq!(
+            judge(&stop, "stop", &refused(ErrorKind::UnknownService)),
+            Ok(())
+        );
+        assert!(judge(&stop, "stop", &refused(ErrorKind::Timeout)).is_err());
+        let hup = Step::Hup {
+            service: "dnsmasq@a".into(),
+        };
+        assert_eq!(
+            judge(&hup, "hup", &refused(ErrorKind::InvalidState)),
+            Ok(())
+        );
+        let rescan = Step::Rescan {
+            definition: Some("/s/dnsmasq@a.toml".into()),
+        };
+        let answer = |errors: serde_json::Value| {
+            Response::ok(serde_json::json!({ "definition_errors": errors }))
+        };
+        assert_eq!(
+            judge(
+                &rescan,
+                "rescan",
+                &answer(serde_json::json!(["/s/dnsmasq@b.toml:3: x: bad"]))
+            ),
+            Ok(())
+        );
+        let ours = judge(
+            &rescan,
+            "rescan",
+            &answer(serde_json::json!(["/s/dnsmasq@a.toml:3: x: bad"])),
+        );
+        assert!(
+            ours.expect_err("ours rejected")
+                .contains("rejected /s/dnsmasq@a.toml")
+        );
     }
 }

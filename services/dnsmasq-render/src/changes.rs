@@ -110,8 +110,11 @@ pub enum Step {
     Touch {
         path: PathBuf,
     },
-    /// Ask zedinit to reread its definitions.
-    Rescan,
+    /// Ask zedinit to reread its definitions; `definition`, when given, must not be among
+    /// the ones it rejects.
+    Rescan {
+        definition: Option<PathBuf>,
+    },
     Stop {
         service: String,
     },
@@ -191,7 +194,9 @@ pub fn decide(inputs: &Inputs) -> Vec<Vec<Step>> {
             None => {
                 let kept = old.is_some_and(|o| inputs.rejected.contains(&o.instance_file));
                 if kept {
-                    Vec::new()
+                    // A rejected file changes nothing, but what an earlier pass owes for
+                    // the files on disk is still done (a dnsmasq we stopped is started).
+                    kept_owed(bridge, owed, &files, &marker)
                 } else {
                     removed(old, &files, &marker)
                 }
@@ -241,7 +246,19 @@ fn changed(
             } else if old.conf != rendered.conf {
                 needs.restart = true;
             }
-            needs.hup = !needs.start && before == after && old.dhcp_hosts != rendered.dhcp_hosts;
+            // A line gone that is no removal (a name changed): dnsmasq keeps the old entry
+            // until SIGHUP.
+            let lines = |t: &str| {
+                t.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect::<BTreeSet<_>>()
+            };
+            let dropped = lines(&old.dhcp_hosts)
+                .difference(&lines(&rendered.dhcp_hosts))
+                .next()
+                .is_some();
+            needs.hup = !needs.start && dropped;
         }
     }
     let writes = write_all(files, rendered, old);
@@ -272,21 +289,49 @@ fn changed(
             path: rendered.lease_file.clone(),
         });
     }
-    if owed.rescan {
-        steps.push(Step::Rescan);
-    }
-    if owed.start {
-        steps.push(Step::Start { service });
-    } else if owed.restart {
-        steps.push(Step::Restart { service });
-    } else if owed.hup && !owed.rescan {
-        steps.push(Step::Hup { service });
-    }
+    steps.extend(owed_control(owed, &service, &files.definition));
     if owed.any() {
         steps.push(Step::Remove {
             path: marker.to_path_buf(),
         });
     }
+    steps
+}
+
+/// What is owed to zedinit, in the order that makes it true:
+/// - a rescan first (a new or changed definition);
+/// - then a restart if one is owed (it also starts a stopped service: zedinit's restart
+///   wants it up), else a start;
+/// - a SIGHUP only when nothing restarts it anyway; owed together with a rescan it
+///   becomes a restart (the rescan may have replaced nothing, and a SIGHUP right after a
+///   replacement could hit a dnsmasq still starting).
+fn owed_control(owed: Owed, service: &str, definition: &Path) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let service = service.to_string();
+    if owed.rescan {
+        steps.push(Step::Rescan {
+            definition: Some(definition.to_path_buf()),
+        });
+    }
+    if owed.restart || (owed.hup && owed.rescan) {
+        steps.push(Step::Restart { service });
+    } else if owed.start {
+        steps.push(Step::Start { service });
+    } else if owed.hup {
+        steps.push(Step::Hup { service });
+    }
+    steps
+}
+
+/// A bridge whose instance file was rejected: only what is owed.
+fn kept_owed(bridge: &str, owed: Owed, files: &Files, marker: &Path) -> Vec<Step> {
+    if !owed.any() {
+        return Vec::new();
+    }
+    let mut steps = owed_control(owed, &service_name(bridge), &files.definition);
+    steps.push(Step::Remove {
+        path: marker.to_path_buf(),
+    });
     steps
 }
 
@@ -298,7 +343,7 @@ fn removed(old: Option<&OnDisk>, files: &Files, marker: &Path) -> Vec<Step> {
         steps.push(Step::Remove {
             path: files.definition.clone(),
         });
-        steps.push(Step::Rescan);
+        steps.push(Step::Rescan { definition: None });
         for path in [&files.conf, &files.hosts, &files.dhcp_hosts] {
             steps.push(Step::Remove { path: path.clone() });
         }
@@ -444,7 +489,9 @@ mod tests {
                 write("/o/b1.conf", "c"),
                 write("/s/dnsmasq@b1.toml", "def"),
                 touch(),
-                Step::Rescan,
+                Step::Rescan {
+                    definition: Some("/s/dnsmasq@b1.toml".into())
+                },
                 unmark(),
             ]]
         );
@@ -614,7 +661,9 @@ mod tests {
                 write("/o/b1.conf", "c2"),
                 write("/s/dnsmasq@b1.toml", "key = 2\n"),
                 touch(),
-                Step::Rescan,
+                Step::Rescan {
+                    definition: Some("/s/dnsmasq@b1.toml".into())
+                },
                 unmark(),
             ]]
         );
@@ -629,7 +678,7 @@ mod tests {
                 Step::Remove {
                     path: "/s/dnsmasq@b1.toml".into()
                 },
-                Step::Rescan,
+                Step::Rescan { definition: None },
                 Step::Remove {
                     path: "/o/b1.conf".into()
                 },
@@ -659,7 +708,86 @@ mod tests {
         let b = rendered("b", "c", "h", "d", "def");
         let steps = decide_with(&[on_disk(&a)], &[], &[a, b], "");
         assert_eq!(steps.len(), 1, "only b changed: {steps:?}");
-        assert!(steps[0].contains(&Step::Rescan));
+        assert!(steps[0].contains(&Step::Rescan {
+            definition: Some("/s/dnsmasq@b.toml".into())
+        }));
+    }
+
+    #[test]
+    fn a_rejected_file_still_gets_what_is_owed_done() {
+        let old = on_disk(&rendered("b1", "c", "h", "d", "def"));
+        let owed = [(
+            "b1".to_string(),
+            Owed {
+                start: true,
+                ..Owed::default()
+            },
+        )];
+        let steps = decide(&Inputs {
+            previous: &[old],
+            owed: &owed,
+            now: &[],
+            rejected: &["/ni/b1.toml".into()],
+            layout: &layout(),
+            leases: &|_| String::new(),
+        });
+        assert_eq!(steps, vec![vec![Step::Start { service: svc() }, unmark()]]);
+    }
+
+    #[test]
+    fn owed_restart_wins_over_start_and_hup_with_rescan_becomes_a_restart() {
+        let r = rendered("b1", "c", "h", "d", "def");
+        let owed = [(
+            "b1".to_string(),
+            Owed {
+                start: true,
+                restart: true,
+                ..Owed::default()
+            },
+        )];
+        let steps = decide_with(&[on_disk(&r)], &owed, std::slice::from_ref(&r), "");
+        assert!(
+            steps[0].contains(&Step::Restart { service: svc() }),
+            "{steps:?}"
+        );
+        assert!(
+            !steps[0].contains(&Step::Start { service: svc() }),
+            "{steps:?}"
+        );
+        let owed = [(
+            "b1".to_string(),
+            Owed {
+                rescan: true,
+                hup: true,
+                ..Owed::default()
+            },
+        )];
+        let steps = decide_with(&[on_disk(&r)], &owed, &[r], "");
+        assert!(
+            steps[0].contains(&Step::Restart { service: svc() }),
+            "{steps:?}"
+        );
+        assert!(
+            !steps[0].iter().any(|s| matches!(s, Step::Hup { .. })),
+            "{steps:?}"
+        );
+    }
+
+    #[test]
+    fn a_rename_together_with_an_addition_still_sighups() {
+        let old = rendered("b1", "c", "h", "02:00:00:00:00:01,10.0.0.5,old\n", "def");
+        let new = rendered(
+            "b1",
+            "c",
+            "h",
+            "02:00:00:00:00:01,10.0.0.5,new\n02:00:00:00:00:02,10.0.0.6\n",
+            "def",
+        );
+        let steps = decide_with(&[on_disk(&old)], &[], &[new], "");
+        assert!(
+            steps[0].contains(&Step::Hup { service: svc() }),
+            "{steps:?}"
+        );
     }
 
     #[test]

@@ -189,8 +189,9 @@ fn definition(
         r#"# The dnsmasq of bridge {bridge}, network instance {name}. Rewritten whenever the instance
 # changes: edit the instance, not this file.
 command = [{dnsmasq}, "--keep-in-foreground", {conf}]
-# A dead dnsmasq means no addresses and no names on its bridge: the device is degraded.
-critical = true
+# Not critical: a dnsmasq that can't run (a bad network instance) costs its bridge its
+# addresses and names, and a watchdog reboot would not fix the instance; it would loop.
+critical = false
 
 [restart]
 policy = "always"

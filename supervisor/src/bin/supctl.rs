@@ -22,6 +22,9 @@ mod code {
     pub const PERMISSION: u8 = 77;
 }
 
+#[path = "supctl/export.rs"]
+mod export;
+
 #[derive(Parser)]
 #[command(name = "supctl", version, about = "Control and inspect zedinit")]
 struct Cli {
@@ -75,6 +78,24 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Print the services as another runtime would run them, each in its own container
+    Export {
+        #[command(subcommand)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportFormat {
+    /// linuxkit `onboot:`/`services:` entries, binds translated to host paths through build.yml
+    Linuxkit {
+        /// Definition directories (offline; zedinit need not run)
+        #[arg(long = "services-dir", default_value = "/etc/zedctr/services")]
+        dirs: Vec<PathBuf>,
+        /// The container's linuxkit build.yml (its image and binds)
+        #[arg(long, default_value = "build.yml")]
+        build_yml: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -110,6 +131,12 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
     if let Command::Check { dirs } = &command {
         return Ok(check(dirs));
+    }
+    if let Command::Export {
+        format: ExportFormat::Linuxkit { dirs, build_yml },
+    } = &command
+    {
+        return Ok(export_linuxkit(dirs, build_yml));
     }
     let mut client = Client::connect(socket)?;
     match command {
@@ -221,7 +248,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
             follow,
         } => logs(&mut client, &service, lines, follow),
         Command::Shutdown => simple(&mut client, Request::new("shutdown")),
-        Command::Check { .. } => Ok(code::OK),
+        Command::Check { .. } | Command::Export { .. } => Ok(code::OK),
     }
 }
 
@@ -355,6 +382,47 @@ fn print_table(report: &StatusReport) {
         println!("\ndefinition errors (these services are not loaded):");
         for e in &report.supervisor.definition_errors {
             println!("  {e}");
+        }
+    }
+}
+
+fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
+    let text = match std::fs::read_to_string(build_yml) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("supctl: {}: {e}", build_yml.display());
+            return code::ERROR;
+        }
+    };
+    let container = match export::read_build_yml(build_yml, &text) {
+        Ok(container) => container,
+        Err(e) => {
+            eprintln!("supctl: {e}");
+            return code::ERROR;
+        }
+    };
+    let loaded = zedctr::parse::load_dirs(dirs);
+    for e in &loaded.errors {
+        eprintln!("supctl: {e}");
+    }
+    if !loaded.errors.is_empty() {
+        return code::ERROR;
+    }
+    let specs = loaded.specs();
+    // Dependency order, so the onboot entries run in the order zedinit would start them.
+    let order = zedctr::graph::start_order(&specs);
+    let ordered: Vec<&zedctr::spec::ServiceSpec> =
+        order.iter().filter_map(|n| specs.get(n)).collect();
+    match export::linuxkit(&ordered, &container) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            code::OK
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("supctl: {e}");
+            }
+            code::ERROR
         }
     }
 }

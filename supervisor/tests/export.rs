@@ -89,6 +89,18 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
         serde_json::json!(["CAP_DAC_READ_SEARCH"])
     );
     assert_eq!(logtail["net"], "new");
+    assert_eq!(
+        logtail["mounts"][0]["destination"], "/run",
+        "its own /run, as zedinit gives it"
+    );
+    let sshd = entry(&doc, "services", "sshd");
+    assert!(
+        sshd["binds"]
+            .as_array()
+            .expect("binds")
+            .contains(&serde_json::json!("/var/config:/config:ro")),
+        "{sshd}"
+    );
     let watchdog = entry(&doc, "services", "zedwatchdog");
     assert_eq!(watchdog["devices"][0]["path"], "/dev/watchdog");
     assert_eq!(watchdog["devices"][0]["major"], 10);

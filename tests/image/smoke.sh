@@ -325,6 +325,12 @@ run_podman() {
             "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|') state: $(cat "$h/run/logtail/state/positions.json" 2>&1)"
     fi
 
+    # The image carries no openssh yet: sshd-keys and sshd are skipped by their conditions.
+    if wait_until 10 service_is sshd-keys skipped podman exec "$c" && wait_until 5 service_is sshd skipped podman exec "$c"; then
+        ok "[$label] sshd-keys and sshd are skipped (no openssh in the image)"
+    else
+        bad "[$label] sshd-keys and sshd are skipped" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
+    fi
     # zedwatchdog runs only where there is a watchdog device: this machine has none.
     local want_wd=skipped
     [ -e /dev/watchdog ] && want_wd=running

@@ -275,6 +275,11 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
         }
     }
     let _ = writeln!(e, "    binds: {}", list(&binds));
+    // zedinit gives every confined service a /run of its own.
+    let _ = writeln!(
+        e,
+        "    mounts: [{{type: tmpfs, source: tmpfs, destination: /run, options: [nosuid, nodev, \"mode=755\"]}}]"
+    );
     let _ = writeln!(e, "    net: {}", if run.net_none { "new" } else { "host" });
     let _ = writeln!(e, "    readonly: {}", run.readonly);
     if let Some(uid) = &run.uid {
@@ -360,6 +365,15 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
                     dir.mode
                 );
                 mkdirs.push(q(&host.display().to_string()));
+            }
+            // In its own /run (a tmpfs): nothing on the host to make.
+            None if dir.path.starts_with("/run") => {
+                let _ = writeln!(
+                    e,
+                    "    # zedinit makes {} in its own /run (mode {:04o}): make it when the container starts",
+                    dir.path.display(),
+                    dir.mode
+                );
             }
             None => errors.push(problem(format!(
                 "mkdir {}: not under any of its binds, so it has no host path",

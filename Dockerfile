@@ -16,9 +16,10 @@ FROM localhost/debian:bookworm-slim
 # filesystem is read-only at run time (`readonly: true`), so they must exist in the
 # image. Before the COPYs, so this layer stays cached when only the binaries change.
 # Mount points of the services' own binds too (outside their private /run): the root is
-# read-only at run time, so zedinit can't make them then (downloader: /persist/downloads).
+# read-only at run time, so zedinit can't make them then (downloader: /persist/downloads;
+# sshd-keys, sshd: /persist/ssh).
 RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services \
-             /persist/downloads
+             /persist/downloads /persist/ssh
 
 COPY zedinit supctl downloader logtail zedwatchdog /usr/bin/
 COPY rootfs/ /

@@ -54,6 +54,14 @@ fn entry<'a>(doc: &'a serde_json::Value, section: &str, name: &str) -> &'a serde
         .unwrap_or_else(|| panic!("{name} in {section}: {doc}"))
 }
 
+/// The entry's mount at `destination`.
+fn mount<'a>(entry: &'a serde_json::Value, destination: &str) -> &'a serde_json::Value {
+    entry["mounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["destination"] == destination))
+        .unwrap_or_else(|| panic!("a mount at {destination}: {entry}"))
+}
+
 #[test]
 fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     let out = export(&format!("{ROOT}/rootfs/etc/zedctr/services"));
@@ -63,20 +71,27 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc = parsed(&out.stdout);
+    // Binds as zedinit makes them: non-recursive, private.
     let dirs = entry(&doc, "onboot", "zedctr-dirs");
-    assert_eq!(dirs["binds"], serde_json::json!(["/run:/run", "/:/hostfs"]));
+    assert_eq!(mount(dirs, "/hostfs")["source"], "/");
+    assert_eq!(
+        mount(dirs, "/hostfs")["options"],
+        serde_json::json!(["bind", "rprivate"])
+    );
+    assert_eq!(
+        mount(dirs, "/run")["type"],
+        "bind",
+        "a bound /run gets no tmpfs over it"
+    );
     let downloader = entry(&doc, "services", "downloader");
     assert_eq!(downloader["image"], "zedctr");
     assert_eq!(downloader["capabilities"], serde_json::json!([]));
     assert_eq!(downloader["uid"], "nobody");
     assert_eq!(downloader["readonly"], true);
     // /hostfs/persist/downloads in the container is the host's /persist/downloads.
-    assert!(
-        downloader["binds"]
-            .as_array()
-            .expect("binds")
-            .contains(&serde_json::json!("/persist/downloads:/persist/downloads")),
-        "{downloader}"
+    assert_eq!(
+        mount(downloader, "/persist/downloads")["source"],
+        "/persist/downloads"
     );
     assert_eq!(downloader["runtime"]["mkdir"][2], "/persist/downloads");
     let logtail = entry(&doc, "services", "logtail");
@@ -90,18 +105,26 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     );
     assert_eq!(logtail["net"], "new");
     assert_eq!(
-        logtail["mounts"][0]["destination"], "/run",
+        mount(logtail, "/run")["type"],
+        "tmpfs",
         "its own /run, as zedinit gives it"
     );
     let sshd = entry(&doc, "services", "sshd");
-    assert!(
-        sshd["binds"]
-            .as_array()
-            .expect("binds")
-            .contains(&serde_json::json!("/var/config:/config:ro")),
-        "{sshd}"
+    assert_eq!(mount(sshd, "/config")["source"], "/var/config");
+    assert_eq!(
+        mount(sshd, "/config")["options"],
+        serde_json::json!(["bind", "rprivate", "ro"])
+    );
+    assert_eq!(
+        mount(sshd, "/run/sshd")["type"],
+        "tmpfs",
+        "its privilege separation directory"
     );
     let watchdog = entry(&doc, "services", "zedwatchdog");
+    assert_eq!(
+        mount(watchdog, "/run")["options"],
+        serde_json::json!(["bind", "rprivate", "ro"])
+    );
     assert_eq!(watchdog["devices"][0]["path"], "/dev/watchdog");
     assert_eq!(watchdog["devices"][0]["major"], 10);
     // The dependency table comes along as comments.

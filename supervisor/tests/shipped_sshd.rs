@@ -108,7 +108,7 @@ fn sshd_logs_in_with_the_devices_keys_only_and_host_keys_are_made_per_device() {
                 (
                     "\"-f\", \"/etc/zedctr/sshd_config\"]",
                     format!(
-                        "\"-f\", {}, \"-o\", \"Port={port}\", \"-o\", \"ListenAddress=127.0.0.1\"]",
+                        "\"-f\", {}, \"-o\", \"ListenAddress=127.0.0.1:{port}\"]",
                         toml_string(&format!("{canonical_etc}/sshd_config"))
                     ),
                 ),
@@ -169,6 +169,24 @@ fn sshd_logs_in_with_the_devices_keys_only_and_host_keys_are_made_per_device() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "logged-in-as-0"
+    );
+    // An interactive session: a pty handed to the user (CHOWN, FOWNER) and its login
+    // recorded (AUDIT_WRITE; without it sshd ends the session at once).
+    let out = ssh(
+        port,
+        &[
+            "-tt",
+            "-i",
+            &key.display().to_string(),
+            "root@127.0.0.1",
+            "tty && echo pty-ok",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("/dev/pts/") && said.contains("pty-ok"),
+        "a pty session: {said} {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     let scanned = Command::new("ssh-keyscan")
         .args(["-p", &port.to_string(), "-t", "ed25519", "127.0.0.1"])

@@ -3,25 +3,34 @@
 //! runs. Bind sources are paths inside the zedctr container; linuxkit's are host paths,
 //! so each is translated through build.yml's binds (the longest matching container side
 //! wins); one that no build.yml bind reaches (a path of the image itself) is an error
-//! naming the service and the bind. Oneshots go to `onboot:`, longruns to `services:`;
-//! what linuxkit has no word for (dependencies, restart policy, heartbeats, conditions,
-//! mkdir owners) is carried as comments, the dependency table first.
+//! naming the service and the bind. Binds are written as `mounts:` of type bind with
+//! `rprivate` and without `rbind`, as zedinit makes them (non-recursive and private;
+//! linuxkit's `binds:` are recursive and shared), read-only where the service's bind or
+//! build.yml's says so. Every entry gets its own `/run` tmpfs, as zedinit gives it (unless
+//! a bind covers `/run`), and a tmpfs for each `mkdir` inside it. Oneshots go to
+//! `onboot:`, longruns to `services:`; what linuxkit has no word for (dependencies, restart
+//! policy, heartbeats, conditions, mkdir owners) is carried as comments, the dependency
+//! table first.
 //!
 //! build.yml is read by a small strict reader of the two things needed (`image:` and
 //! `config.binds`), not a YAML library: supctl shares its crate with zedinit, whose link
 //! order is by symbol name, and a new dependency would rename them.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use zedctr::spec::{IdRef, RunSpec, ServiceSpec, ServiceType};
 
 /// What build.yml says about the zedctr container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
     pub image: String,
-    /// (host, container) pairs.
-    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// (host, container, read-only) for each bind.
+    pub binds: Vec<(PathBuf, PathBuf, bool)>,
 }
+
+const BIND_OPTIONS: [&str; 10] = [
+    "ro", "rw", "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
 
 /// Reads `image:` and the list under `config:` → `binds:` (`- host:container[:opts]`).
 pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
@@ -32,9 +41,12 @@ pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
     let mut in_binds = false;
     for (i, raw) in text.lines().enumerate() {
         let line = i + 1;
-        let content = raw.split(" #").next().unwrap_or("").trim_end();
-        if content.trim().is_empty() || content.trim_start().starts_with('#') {
+        let content = strip_comment(raw).trim_end();
+        if content.trim().is_empty() {
             continue;
+        }
+        if content.contains('\t') {
+            return Err(at(line, "a tab: YAML is indented with spaces"));
         }
         let indent = content.len() - content.trim_start().len();
         let item = content.trim();
@@ -48,21 +60,44 @@ pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
         }
         if in_config && indent == 2 {
             in_binds = item == "binds:";
+            if item.starts_with("binds:") && !in_binds {
+                return Err(at(
+                    line,
+                    "binds: write it as a block list (`- host:container`)",
+                ));
+            }
             continue;
         }
-        if in_binds && let Some(value) = item.strip_prefix("- ") {
+        if in_binds {
+            let Some(value) = item.strip_prefix("- ") else {
+                return Err(at(
+                    line,
+                    &format!("binds: {item:?} is not a `- host:container` item"),
+                ));
+            };
             let value = unquote(value.trim());
             let mut parts = value.split(':');
             let (Some(host), Some(container)) = (parts.next(), parts.next()) else {
                 return Err(at(line, &format!("binds: {value:?} is not host:container")));
             };
+            let options: Vec<&str> = parts.flat_map(|o| o.split(',')).collect();
+            if let Some(unknown) = options.iter().find(|o| !BIND_OPTIONS.contains(o)) {
+                return Err(at(
+                    line,
+                    &format!("binds: {value:?}: unknown option {unknown:?}"),
+                ));
+            }
             if !host.starts_with('/') || !container.starts_with('/') {
                 return Err(at(
                     line,
                     &format!("binds: {value:?}: both sides must be absolute"),
                 ));
             }
-            binds.push((PathBuf::from(host), PathBuf::from(container)));
+            binds.push((
+                PathBuf::from(host),
+                PathBuf::from(container),
+                options.contains(&"ro"),
+            ));
         }
     }
     let image = image.ok_or_else(|| format!("{}: no `image:`", file.display()))?;
@@ -72,6 +107,22 @@ pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
     Ok(Container { image, binds })
 }
 
+/// The line without its comment: a `#` at the start or after a space, outside quotes.
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(open), c) if c == open => quote = None,
+            (None, '#') if previous == ' ' => return &line[..i],
+            _ => {}
+        }
+        previous = c;
+    }
+    line
+}
+
 fn unquote(text: &str) -> &str {
     text.strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
@@ -79,22 +130,39 @@ fn unquote(text: &str) -> &str {
         .unwrap_or(text)
 }
 
+/// An absolute path of plain names only: a lexical prefix is where it really leads.
+fn plain(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        && !path
+            .to_string_lossy()
+            .split('/')
+            .any(|part| part == "." || part == "..")
+}
+
 impl Container {
-    /// The host path behind `path` inside the container: through the bind whose container
-    /// side is the longest prefix of it (by whole components). `None`: no bind reaches it.
-    pub fn host_path(&self, path: &Path) -> Option<PathBuf> {
+    /// The host path behind `path` inside the container, through the bind whose container
+    /// side is the longest prefix of it (by whole components), and whether that bind is
+    /// read-only. `None`: no bind reaches it, or it has `.`/`..` parts.
+    pub fn host_path(&self, path: &Path) -> Option<(PathBuf, bool)> {
+        if !plain(path) {
+            return None;
+        }
         self.binds
             .iter()
-            .filter_map(|(host, container)| {
-                Some((host, container, path.strip_prefix(container).ok()?))
+            .filter_map(|(host, container, ro)| {
+                Some((host, container, *ro, path.strip_prefix(container).ok()?))
             })
-            .max_by_key(|(_, container, _)| container.components().count())
-            .map(|(host, _, rest)| {
-                if rest.as_os_str().is_empty() {
+            .max_by_key(|(_, container, _, _)| container.components().count())
+            .map(|(host, _, ro, rest)| {
+                let host = if rest.as_os_str().is_empty() {
                     host.clone()
                 } else {
                     host.join(rest)
-                }
+                };
+                (host, ro)
             })
     }
 }
@@ -131,15 +199,42 @@ fn device_numbers(path: &Path) -> Option<(char, u32, u32)> {
         .map(|(_, kind, major, minor)| (*kind, *major, *minor))
 }
 
+/// A YAML string: JSON's quoting, with DEL and the C1 controls escaped too (JSON leaves
+/// them as they are; YAML refuses or folds them).
 fn q(text: &str) -> String {
-    // JSON strings are YAML strings.
-    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
+    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
+    json.chars()
+        .map(|c| match c as u32 {
+            0x7f..=0x9f => format!("\\u{:04x}", c as u32),
+            _ => c.to_string(),
+        })
+        .collect()
+}
+
+/// Text for a `#` comment: one line, whatever a path or name holds.
+fn comment(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 fn id(id: &IdRef) -> String {
     match id {
         IdRef::Id(n) => n.to_string(),
         IdRef::Name(name) => q(name),
+    }
+}
+
+fn id_text(id: &IdRef) -> String {
+    match id {
+        IdRef::Id(n) => n.to_string(),
+        IdRef::Name(name) => name.clone(),
     }
 }
 
@@ -155,7 +250,8 @@ pub fn linuxkit(specs: &[&ServiceSpec], container: &Container) -> Result<String,
     for spec in specs {
         let Some(run) = &spec.run else {
             errors.push(format!(
-                "{}: {}: no [run]: it shares zedinit's root and privileges and has no container of its own to export",
+                "{}: {}: no [run]: it shares zedinit's root and privileges and has no \
+                 container of its own to export",
                 spec.file.display(),
                 spec.name
             ));
@@ -188,7 +284,7 @@ pub fn linuxkit(specs: &[&ServiceSpec], container: &Container) -> Result<String,
         } else {
             deps.join("; ")
         };
-        let _ = writeln!(out, "#   {}: {deps}", spec.name);
+        let _ = writeln!(out, "#   {}", comment(&format!("{}: {deps}", spec.name)));
     }
     if !onboot.is_empty() {
         let _ = write!(out, "onboot:\n{onboot}");
@@ -199,26 +295,28 @@ pub fn linuxkit(specs: &[&ServiceSpec], container: &Container) -> Result<String,
     Ok(out)
 }
 
+/// `OnFailure` → `on-failure`: the definitions' own spelling.
+fn kebab(debug: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in debug.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<String, Vec<String>> {
     let mut errors = Vec::new();
     let problem = |what: String| format!("{}: {}: {what}", spec.file.display(), spec.name);
     let mut e = String::new();
     let _ = writeln!(e, "  - name: {}", q(&spec.name));
     let _ = writeln!(e, "    image: {}", q(&container.image));
-    // `OnFailure` → `on-failure`: the definitions' own spelling.
-    let policy = format!("{:?}", spec.restart.policy)
-        .chars()
-        .enumerate()
-        .fold(String::new(), |mut out, (i, c)| {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
-            out
-        });
     let mut notes = vec![format!(
-        "zedinit: critical {}, restart {policy}",
-        spec.critical
+        "zedinit: critical {}, restart {}",
+        spec.critical,
+        kebab(&format!("{:?}", spec.restart.policy))
     )];
     if let Some(condition) = &spec.condition {
         notes.push(format!(
@@ -238,7 +336,7 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
         ));
     }
     for note in notes {
-        let _ = writeln!(e, "    # {note}");
+        let _ = writeln!(e, "    # {}", comment(&note));
     }
     let command: Vec<String> = spec.command.iter().map(|a| q(a)).collect();
     let _ = writeln!(e, "    command: {}", list(&command));
@@ -256,37 +354,118 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
             .collect();
         let _ = writeln!(e, "    ambient: {}", list(&ambient));
     }
-    let mut binds = Vec::new();
+    // Mounts, in the order they must be made: its own /run, tmpfs for what it makes
+    // inside /run, then its binds (possibly onto both).
+    let mut mounts = Vec::new();
+    let run_is_bound = run.binds.iter().any(|b| b.dst == Path::new("/run"));
+    if !run_is_bound {
+        mounts.push(
+            "{type: tmpfs, source: tmpfs, destination: \"/run\", options: [nosuid, nodev, \"mode=755\"]}"
+                .to_string(),
+        );
+    }
+    let mut host_dirs = Vec::new();
+    for dir in &run.mkdir {
+        let under = run
+            .binds
+            .iter()
+            .filter_map(|b| Some((b, dir.path.strip_prefix(&b.dst).ok()?)))
+            .max_by_key(|(b, _)| b.dst.components().count());
+        let owner = match &dir.owner {
+            Some((user, group)) => format!(
+                "{}{}",
+                id_text(user),
+                group
+                    .as_ref()
+                    .map(|g| format!(":{}", id_text(g)))
+                    .unwrap_or_default()
+            ),
+            None => "root".into(),
+        };
+        match under {
+            Some((bind, rest)) => match container.host_path(&bind.src.join(rest)) {
+                Some((host, _)) => {
+                    let _ = writeln!(
+                        e,
+                        "    # {}",
+                        comment(&format!(
+                            "zedinit makes {} owned by {owner}, mode {:04o}: linuxkit's mkdir sets neither",
+                            dir.path.display(),
+                            dir.mode
+                        ))
+                    );
+                    host_dirs.push(q(&host.display().to_string()));
+                }
+                None => errors.push(problem(format!(
+                    "mkdir {}: its bind's source has no host path",
+                    dir.path.display()
+                ))),
+            },
+            // Inside its own /run: a tmpfs of its own there (nothing on the host).
+            None if !run_is_bound && dir.path.starts_with("/run") && plain(&dir.path) => {
+                let _ = writeln!(
+                    e,
+                    "    # {}",
+                    comment(&format!(
+                        "zedinit makes {} owned by {owner}: here a tmpfs, owned by root",
+                        dir.path.display()
+                    ))
+                );
+                mounts.push(format!(
+                    "{{type: tmpfs, source: tmpfs, destination: {}, options: [nosuid, nodev, \"mode={:o}\"]}}",
+                    q(&dir.path.display().to_string()),
+                    dir.mode
+                ));
+            }
+            None => errors.push(problem(format!(
+                "mkdir {}: not under any of its binds or its own /run, so it has no host path",
+                dir.path.display()
+            ))),
+        }
+    }
     for bind in &run.binds {
         match container.host_path(&bind.src) {
-            Some(host) => binds.push(q(&format!(
-                "{}:{}{}",
-                host.display(),
-                bind.dst.display(),
-                if bind.readonly { ":ro" } else { "" }
-            ))),
+            Some((host, container_ro)) => {
+                let mut options = vec!["bind", "rprivate"];
+                if bind.readonly || container_ro {
+                    options.push("ro");
+                }
+                mounts.push(format!(
+                    "{{type: bind, source: {}, destination: {}, options: [{}]}}",
+                    q(&host.display().to_string()),
+                    q(&bind.dst.display().to_string()),
+                    options.join(", ")
+                ));
+            }
             None => errors.push(problem(format!(
-                "bind {}:{}: {} is not bound into the zedctr container by build.yml (it is the \
-                 image's own), so it has no host path",
+                "bind {}:{}: {} is not bound into the zedctr container by build.yml (it is \
+                 the image's own, or not a plain path), so it has no host path",
                 bind.src.display(),
                 bind.dst.display(),
                 bind.src.display()
             ))),
         }
     }
-    let _ = writeln!(e, "    binds: {}", list(&binds));
-    // zedinit gives every confined service a /run of its own.
-    let _ = writeln!(
-        e,
-        "    mounts: [{{type: tmpfs, source: tmpfs, destination: /run, options: [nosuid, nodev, \"mode=755\"]}}]"
-    );
+    let _ = writeln!(e, "    mounts:");
+    for mount in &mounts {
+        let _ = writeln!(e, "      - {mount}");
+    }
     let _ = writeln!(e, "    net: {}", if run.net_none { "new" } else { "host" });
     let _ = writeln!(e, "    readonly: {}", run.readonly);
-    if let Some(uid) = &run.uid {
-        let _ = writeln!(e, "    uid: {}", id(uid));
-    }
-    if let Some(gid) = &run.gid {
-        let _ = writeln!(e, "    gid: {}", id(gid));
+    match (&run.uid, &run.gid) {
+        (Some(_), None) => errors.push(problem(
+            "uid without gid: zedinit uses the user's primary group, linuxkit group 0; \
+             declare gid"
+                .into(),
+        )),
+        (uid, gid) => {
+            if let Some(uid) = uid {
+                let _ = writeln!(e, "    uid: {}", id(uid));
+            }
+            if let Some(gid) = gid {
+                let _ = writeln!(e, "    gid: {}", id(gid));
+            }
+        }
     }
     if !run.additional_gids.is_empty() {
         let gids: Vec<String> = run.additional_gids.iter().map(id).collect();
@@ -335,54 +514,8 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
             }
         }
     }
-    // mkdir: made inside the service's own view by zedinit; for linuxkit, the host side
-    // of the bind it lies under (runtime.mkdir makes host directories, without owners).
-    let mut mkdirs = Vec::new();
-    for dir in &run.mkdir {
-        let host = run
-            .binds
-            .iter()
-            .filter_map(|b| Some((b, dir.path.strip_prefix(&b.dst).ok()?)))
-            .max_by_key(|(b, _)| b.dst.components().count())
-            .and_then(|(b, rest)| container.host_path(&b.src.join(rest)));
-        match host {
-            Some(host) => {
-                let owner = match &dir.owner {
-                    Some((user, group)) => format!(
-                        "{}{}",
-                        id(user).trim_matches('"'),
-                        group
-                            .as_ref()
-                            .map(|g| format!(":{}", id(g).trim_matches('"')))
-                            .unwrap_or_default()
-                    ),
-                    None => "root".into(),
-                };
-                let _ = writeln!(
-                    e,
-                    "    # zedinit makes {} owned by {owner}, mode {:04o}: linuxkit's mkdir sets neither",
-                    dir.path.display(),
-                    dir.mode
-                );
-                mkdirs.push(q(&host.display().to_string()));
-            }
-            // In its own /run (a tmpfs): nothing on the host to make.
-            None if dir.path.starts_with("/run") => {
-                let _ = writeln!(
-                    e,
-                    "    # zedinit makes {} in its own /run (mode {:04o}): make it when the container starts",
-                    dir.path.display(),
-                    dir.mode
-                );
-            }
-            None => errors.push(problem(format!(
-                "mkdir {}: not under any of its binds, so it has no host path",
-                dir.path.display()
-            ))),
-        }
-    }
-    if !mkdirs.is_empty() {
-        let _ = writeln!(e, "    runtime:\n      mkdir: {}", list(&mkdirs));
+    if !host_dirs.is_empty() {
+        let _ = writeln!(e, "    runtime:\n      mkdir: {}", list(&host_dirs));
     }
     if errors.is_empty() {
         Ok(e)
@@ -407,18 +540,22 @@ mod tests {
         assert_eq!(c.image, "zedctr");
         assert!(
             c.binds
-                .contains(&(PathBuf::from("/"), PathBuf::from("/hostfs")))
+                .contains(&(PathBuf::from("/"), PathBuf::from("/hostfs"), false))
         );
-        assert!(
-            c.binds
-                .contains(&(PathBuf::from("/var/log"), PathBuf::from("/var/log/dom0")))
-        );
+        assert!(c.binds.contains(&(
+            PathBuf::from("/var/log"),
+            PathBuf::from("/var/log/dom0"),
+            false
+        )));
     }
 
     #[test]
     fn container_paths_become_host_paths_through_the_longest_bind() {
         let c = container();
-        let host = |p: &str| c.host_path(Path::new(p)).map(|h| h.display().to_string());
+        let host = |p: &str| {
+            c.host_path(Path::new(p))
+                .map(|(h, _)| h.display().to_string())
+        };
         assert_eq!(
             host("/hostfs/persist/downloads").as_deref(),
             Some("/persist/downloads")
@@ -429,19 +566,46 @@ mod tests {
             Some("/var/log/zedctr")
         );
         assert_eq!(host("/hostfs").as_deref(), Some("/"));
-        // Whole components only, and the image's own paths have none.
+        // Whole components only; the image's own paths have none; no `..` games.
         assert_eq!(host("/runner"), None);
         assert_eq!(host("/usr/share/zedctr"), None);
+        assert_eq!(host("/hostfs/../etc"), None);
+    }
+
+    #[test]
+    fn build_yml_options_comments_and_quotes_are_read_as_yaml_means_them() {
+        let text = "image: \"zed #1\" # the image\nconfig:\n  binds:\n    - /etc/ca:/etc/ca:ro\n    - \"/a:/b\" # why\n";
+        let c = read_build_yml(Path::new("b.yml"), text).expect("reads");
+        assert_eq!(c.image, "zed #1");
+        assert_eq!(
+            c.binds[0],
+            (PathBuf::from("/etc/ca"), PathBuf::from("/etc/ca"), true)
+        );
+        assert_eq!(
+            c.binds[1],
+            (PathBuf::from("/a"), PathBuf::from("/b"), false)
+        );
+        assert_eq!(
+            c.host_path(Path::new("/etc/ca/x.pem")),
+            Some((PathBuf::from("/etc/ca/x.pem"), true))
+        );
     }
 
     #[test]
     fn a_bad_build_yml_is_named() {
-        let e = read_build_yml(
-            Path::new("b.yml"),
-            "image: x\nconfig:\n  binds:\n    - relative:/x\n",
-        )
-        .expect_err("bad");
-        assert!(e.starts_with("b.yml:4: binds:"), "{e}");
-        assert!(read_build_yml(Path::new("b.yml"), "config:\n  binds:\n    - /a:/b\n").is_err());
+        let bad = |text: &str| read_build_yml(Path::new("b.yml"), text).expect_err("bad");
+        assert!(
+            bad("image: x\nconfig:\n  binds:\n    - relative:/x\n").starts_with("b.yml:4: binds:")
+        );
+        assert!(bad("image: x\nconfig:\n  binds:\n    - /a:/b:weird\n").contains("unknown option"));
+        assert!(bad("image: x\nconfig:\n  binds: [\"/a:/b\"]\n").contains("block list"));
+        assert!(bad("image: x\nconfig:\n  binds:\n\t- /a:/b\n").contains("tab"));
+        assert!(bad("config:\n  binds:\n    - /a:/b\n").contains("no `image:`"));
+    }
+
+    #[test]
+    fn strings_and_comments_stay_what_they_are() {
+        assert_eq!(q("a\u{7f}b\u{85}"), "\"a\\u007fb\\u0085\"");
+        assert_eq!(comment("x\n    pid: host"), "x\\n    pid: host");
     }
 }

@@ -235,7 +235,7 @@ def main():
           f"{subprocess.run(['tail', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
           f"{subprocess.run(['busybox'], capture_output=True, text=True).stdout.splitlines()[0]}\n")
     print("Medians over the rounds (lost / printed twice: of the numbered lines written).\n")
-    print("| contender | rename rotation ×10 (20,050 + 500 lines): lost / twice | copy-truncate ×10: lost / twice | flood 1M lines: wall s | flood: CPU s | idle 5 s: wake-ups |")
+    print("| contender | rename rotation ×10 (20,498 lines, 500 of them into the renamed file): lost / twice | copy-truncate ×10: lost / twice | flood 1M lines: wall s | flood: CPU s | idle 5 s: wake-ups |")
     print("|---|---|---|---|---|---|")
     for name in peers:
         rot = results[(name, "rotate")]

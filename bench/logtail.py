@@ -116,50 +116,49 @@ def settle(follower, expected, timeout=10):
     time.sleep(1.5)  # what comes late (a rotated file's grace) comes now
 
 
-def scenario_rotate(d, follower):
+def write_with_rotations(d, follower, what, rotate):
+    """~20,000 numbered lines in 11 rounds, a little at a time; `rotate(path, log, n)`
+    between rounds returns the (possibly new) log and the next number."""
     path = os.path.join(d, "app.log")
     n, total, rotations = 0, 20000, 10
     per = total // (rotations + 1)
     log = open(path, "a", buffering=1)
     for r in range(rotations + 1):
         for _ in range(per):
-            log.write(f"seq {n} rotate round {r}\n")
+            log.write(f"seq {n} {what} round {r}\n")
             n += 1
             if n % 200 == 0:
                 time.sleep(0.002)
-        if r == rotations:
-            break
-        os.rename(path, path + ".1")
-        # The daemon has not reopened yet: a few more lines into the renamed file.
-        for _ in range(50):
-            log.write(f"seq {n} after rename\n")
-            n += 1
-        time.sleep(0.05)
-        log.close()
-        log = open(path, "a", buffering=1)
+        if r < rotations:
+            log, n = rotate(path, log, n)
     log.close()
     settle(follower, n)
     return n
+
+
+def rename_rotation(path, log, n):
+    os.rename(path, path + ".1")
+    # The daemon has not reopened yet: a few more lines into the renamed file.
+    for _ in range(50):
+        log.write(f"seq {n} after rename\n")
+        n += 1
+    time.sleep(0.05)
+    log.close()
+    return open(path, "a", buffering=1), n
+
+
+def copy_truncate(path, log, n):
+    shutil.copyfile(path, path + ".1")
+    os.truncate(path, 0)
+    return log, n
+
+
+def scenario_rotate(d, follower):
+    return write_with_rotations(d, follower, "rotate", rename_rotation)
 
 
 def scenario_copytrunc(d, follower):
-    path = os.path.join(d, "app.log")
-    n, total, rotations = 0, 20000, 10
-    per = total // (rotations + 1)
-    log = open(path, "a", buffering=1)
-    for r in range(rotations + 1):
-        for _ in range(per):
-            log.write(f"seq {n} copytruncate round {r}\n")
-            n += 1
-            if n % 200 == 0:
-                time.sleep(0.002)
-        if r == rotations:
-            break
-        shutil.copyfile(path, path + ".1")
-        os.truncate(path, 0)
-    log.close()
-    settle(follower, n)
-    return n
+    return write_with_rotations(d, follower, "copytruncate", copy_truncate)
 
 
 def scenario_flood(d, follower):

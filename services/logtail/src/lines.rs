@@ -96,9 +96,9 @@ impl LineBuffer {
         // The usual line: UTF-8 without ASCII control characters but tab, copied as it is
         // (the per-character path below costs twice the CPU on a flood).
         // Branch-free, so it vectorises: any byte below space but tab, or DEL.
-        let controls = text
-            .iter()
-            .fold(false, |any, &b| any | ((b < 0x20) & (b != b'\t')) | (b == 0x7f));
+        let controls = text.iter().fold(false, |any, &b| {
+            any | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+        });
         let plain = !controls;
         if plain && std::str::from_utf8(text).is_ok() {
             out.extend_from_slice(text);

@@ -34,16 +34,18 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Chunks go to the threads in batches of about this many bytes: one wake-up and one
 /// `pwritev` per batch, not per chunk (hyper's chunks are 8–400 KiB). 128 KiB to 1 MiB
-/// measured the same.
-const BATCH_BYTES: usize = 512 << 10;
+/// measured the same; 2 MiB halves the context switches against 512 KiB and measured
+/// 4–12 % faster in two interleaved runs on a busy host (BENCHMARKS.md, issue 5), where
+/// the CPU is what limits.
+const BATCH_BYTES: usize = 2 << 20;
 /// `pwritev` takes at most IOV_MAX (1024) slices; tiny chunks (a slow link) stop here.
 const BATCH_CHUNKS: usize = 256;
 /// A batch older than this goes out with the next chunk even if small: on a slow link
-/// the `.part` keeps growing (what a crash keeps) instead of waiting for 512 KiB.
+/// the `.part` keeps growing (what a crash keeps) instead of waiting for 2 MiB.
 const BATCH_AGE: Duration = Duration::from_millis(200);
 /// Batches queued per thread: with the one each is working on and the one being
-/// filled, a few MiB in flight at most.
-const QUEUE_BATCHES: usize = 6;
+/// filled, about 10 MiB in flight at most per download.
+const QUEUE_BATCHES: usize = 3;
 
 /// One batch, shared by both threads; the chunks are freed when both are done with it.
 type Shared = Arc<[Bytes]>;

@@ -7,10 +7,10 @@
 # (so the context stays small and holds only what the image gets):
 #   CONTEXT/Dockerfile      this file
 #   CONTEXT/zedinit         binaries built on the host with `cargo build --release`;
-#   CONTEXT/supctl, downloader, logtail, zedwatchdog          a Debian 12 host's glibc matches this bookworm base
+#   CONTEXT/supctl, downloader, logtail, zedwatchdog, dnsmasq-render          a Debian 12 host's glibc matches this bookworm base
 #   CONTEXT/rootfs/         the repository's rootfs/, laid at / (service definitions in
 #                           rootfs/etc/zedctr/services/)
-FROM localhost/debian:bookworm-slim
+FROM localhost/zedctr-base:bookworm-dnsmasq
 
 # Mount points for build.yml's binds and for zedinit's runtime directory. The root
 # filesystem is read-only at run time (`readonly: true`), so they must exist in the
@@ -21,7 +21,7 @@ FROM localhost/debian:bookworm-slim
 RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services \
              /persist/downloads /persist/ssh
 
-COPY zedinit supctl downloader logtail zedwatchdog /usr/bin/
+COPY zedinit supctl downloader logtail zedwatchdog dnsmasq-render /usr/bin/
 COPY rootfs/ /
 
 # Service logs go to the host's /var/log/zedctr (the root is read-only).

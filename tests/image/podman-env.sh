@@ -12,7 +12,9 @@ ZEDCTR_IMAGE_DIR=${ZEDCTR_IMAGE_DIR:-/var/tmp/zedctr-image}
 # Run-time state (locks, mount state) belongs on tmpfs: after a reboot it is gone, which
 # is exactly what podman expects of a runroot. The images themselves stay in graphroot.
 ZEDCTR_IMAGE_RUNROOT=${ZEDCTR_IMAGE_RUNROOT:-/run/zedctr-image}
-ZEDCTR_BASE_IMAGE=localhost/debian:bookworm-slim
+# The name says what is in it: a base with other packages gets another name (and tar),
+# so a machine's cached base is never taken for it.
+ZEDCTR_BASE_IMAGE=localhost/zedctr-base:bookworm-dnsmasq
 
 mkdir -p "$ZEDCTR_IMAGE_DIR" "$ZEDCTR_IMAGE_RUNROOT"
 
@@ -56,12 +58,12 @@ export CONTAINERS_STORAGE_CONF=$ZEDCTR_IMAGE_DIR/storage.conf
 # Where runc keeps state for the plain-OCI-bundle check (not podman's containers).
 export ZEDCTR_RUNC_ROOT=$ZEDCTR_IMAGE_RUNROOT/runc
 
-# zedctr_base_image: make localhost/debian:bookworm-slim once. No registry is reachable
+# zedctr_base_image: make $ZEDCTR_BASE_IMAGE once. No registry is reachable
 # (only Debian's archive), so the base comes from mmdebstrap (minbase, ~20-60 s) and
 # `podman import`. The tar is kept too, so a store reset does not refetch packages.
 zedctr_base_image() {
     podman image exists "$ZEDCTR_BASE_IMAGE" && return 0
-    local tar=$ZEDCTR_IMAGE_DIR/bookworm-minbase.tar
+    local tar=$ZEDCTR_IMAGE_DIR/bookworm-minbase-dnsmasq.tar
     if [ ! -s "$tar" ]; then
         # Use the mirror this machine's apt already uses (it may be a local mirror or
         # the only one reachable); mmdebstrap adds bookworm-updates and -security
@@ -78,7 +80,9 @@ zedctr_base_image() {
         # minbase + merged /usr; no docs, man pages or locales: a smaller image, and
         # nothing of this is used by a service supervisor.
         # shellcheck disable=SC2016  # $1 is expanded by mmdebstrap's hook, not here
-        if ! mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+        # dnsmasq-base: the dnsmasq that dnsmasq-render's generated dnsmasq@<bridge> runs
+        # (its maintainer script makes the `dnsmasq` user it drops to).
+        if ! mmdebstrap --quiet --variant=minbase --mode=root --format=tar --include=dnsmasq-base \
             --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
             --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' \

@@ -145,14 +145,14 @@ trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
 # --- binaries ---------------------------------------------------------------------
-if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ] || [ ! -x "$bin_dir/logtail" ] || [ ! -x "$bin_dir/zedwatchdog" ]; then
+if [ ! -x "$bin_dir/zedinit" ] || [ ! -x "$bin_dir/supctl" ] || [ ! -x "$bin_dir/downloader" ] || [ ! -x "$bin_dir/logtail" ] || [ ! -x "$bin_dir/zedwatchdog" ] || [ ! -x "$bin_dir/dnsmasq-render" ]; then
     if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
         echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR has no zedinit and supctl" >&2
         exit 1
     fi
     say "building zedinit and supctl (cargo build --release)"
-    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog) || {
-        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog" >&2
+    (cd "$repo" && "${CARGO:-cargo}" build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog --bin dnsmasq-render) || {
+        echo "FAIL cargo build --release --bin zedinit --bin supctl --bin downloader --bin logtail --bin zedwatchdog --bin dnsmasq-render" >&2
         exit 1
     }
 fi
@@ -173,7 +173,7 @@ t=$(date +%s%N)
 ctx=$tmp/ctx
 mkdir -p "$ctx/rootfs"
 cp "$repo/Dockerfile" "$ctx/"
-cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$bin_dir/logtail" "$bin_dir/zedwatchdog" "$ctx/"
+cp "$bin_dir/zedinit" "$bin_dir/supctl" "$bin_dir/downloader" "$bin_dir/logtail" "$bin_dir/zedwatchdog" "$bin_dir/dnsmasq-render" "$ctx/"
 # rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
 [ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
 if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
@@ -324,6 +324,14 @@ run_podman() {
         bad "[$label] the image's logtail service is running, its state on the host's /run" \
             "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|') state: $(cat "$h/run/logtail/state/positions.json" 2>&1)"
     fi
+
+    # dnsmasq-render runs confined, watching the (empty) network-instance directory.
+    if wait_until 10 service_is dnsmasq-render running podman exec "$c"; then
+        ok "[$label] the image's dnsmasq-render is running (no network instances: no dnsmasq)"
+    else
+        bad "[$label] the image's dnsmasq-render is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
+    fi
+    check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" podman exec "$c" /usr/sbin/dnsmasq --version
 
     # The image carries no openssh yet: sshd-keys and sshd are skipped by their conditions.
     if wait_until 10 service_is sshd-keys skipped podman exec "$c" && wait_until 5 service_is sshd skipped podman exec "$c"; then

@@ -82,7 +82,11 @@ fn serve_killed_mid_download_resumes_when_restarted() {
     wait_until(DEADLINE, "the restarted serve to report the file", || {
         serve.log().matches("already verified").count() == 1
     });
-    assert_eq!(dirs.status("img").expect("status").state, State::Downloaded);
+    // The status file follows the log line (initial, then downloaded once verified).
+    wait_until(DEADLINE, "the status to say downloaded", || {
+        dirs.status("img")
+            .is_some_and(|s| s.state == State::Downloaded)
+    });
     assert_eq!(httpd.log().matches("url:").count(), requests_before);
 }
 

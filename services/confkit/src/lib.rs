@@ -77,8 +77,35 @@ pub fn toml_files(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     Ok(Some(files))
 }
 
+/// Replaces `path` with `bytes` atomically: written to a hidden temporary beside it
+/// (`.<name>.<pid>.tmp`: dot files are skipped by every directory reader here, and the
+/// pid keeps two writers apart), then renamed over it, so a reader sees the old file or
+/// the new one, never half of one. No fsync: what must survive a power cut says so
+/// itself. The directory must exist.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_replaced_file_holds_the_new_bytes_and_no_temporary_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.json");
+        replace_file(&path, b"old").expect("first");
+        replace_file(&path, b"new").expect("second");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
     use super::*;
 
     #[test]

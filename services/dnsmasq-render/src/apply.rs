@@ -219,20 +219,12 @@ fn prune(lease_file: &Path, removed: &[Reservation]) -> Result<(), String> {
     write_atomically(lease_file, &pruned).map_err(|e| format!("{}: {e}", lease_file.display()))
 }
 
-/// Writes next to `path`, then renames: a reader (dnsmasq's inotify, zedinit's rescan)
-/// sees the old file or the new one, never half of one. The temporary is hidden (dnsmasq's
-/// directories and zedinit skip dot files) and named by our pid, so two renderers (a
-/// `--once` beside the service) never share one.
+/// Makes its directory, then replaces the file atomically (`confkit::replace_file`: a
+/// reader, dnsmasq's inotify or zedinit's rescan, sees the old file or the new one; the
+/// hidden, pid-named temporary is skipped by both and never shared by two renderers).
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    fs::write(&temporary, text)?;
-    fs::rename(&temporary, path)
+    fs::create_dir_all(path.parent().unwrap_or(Path::new("/")))?;
+    confkit::replace_file(path, text.as_bytes())
 }
 
 fn touch(path: &Path) -> io::Result<()> {

@@ -227,17 +227,19 @@ fn changed(
             let before = reservations(&old.dhcp_hosts);
             let after = reservations(&rendered.dhcp_hosts);
             prune.extend(before.difference(&after).cloned());
-            // An added reservation whose address another MAC holds a lease for.
-            let held = leases(&rendered.lease_file);
-            for added in after.difference(&before) {
-                let taken = held.lines().any(|l| {
-                    let mut f = l.split_whitespace().skip(1);
-                    let (mac, ip) = (f.next(), f.next());
-                    ip == Some(added.ip.as_str())
-                        && mac.is_some_and(|m| !m.eq_ignore_ascii_case(&added.mac))
-                });
-                if taken {
-                    prune.push(added.clone());
+            // An added reservation whose address another MAC holds a lease for (the lease
+            // file is read, by netinst's parser, only when something was added).
+            let added: Vec<&Reservation> = after.difference(&before).collect();
+            if !added.is_empty() {
+                let held =
+                    netinst::parse_leases(&rendered.lease_file, &leases(&rendered.lease_file));
+                for added in added {
+                    let taken = held.leases.iter().any(|l| {
+                        l.ip.to_string() == added.ip && !l.mac.eq_ignore_ascii_case(&added.mac)
+                    });
+                    if taken {
+                        prune.push(added.clone());
+                    }
                 }
             }
             needs.start = !prune.is_empty();

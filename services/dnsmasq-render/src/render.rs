@@ -149,7 +149,7 @@ fn dhcp_hosts(instance: &NetworkInstance) -> String {
         .dhcp_hosts
         .iter()
         .map(|h| {
-            let mut line = format!("{},{}", mac_text(&h.mac), h.ip);
+            let mut line = format!("{},{}", netinst::format_mac(&h.mac), h.ip);
             if let Some(name) = &h.name {
                 line.push(',');
                 line.push_str(name);
@@ -158,13 +158,6 @@ fn dhcp_hosts(instance: &NetworkInstance) -> String {
             line
         })
         .collect()
-}
-
-pub fn mac_text(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 fn quoted(text: &str) -> String {

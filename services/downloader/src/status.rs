@@ -90,12 +90,10 @@ pub fn progress_due(since_last: Duration, last_written: u64, current: u64, total
 /// Writes `status` to `<dir>/<key>.json` atomically.
 pub fn write_atomic(dir: &Path, status: &Status) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", status.key));
-    // A leading dot: readers globbing `*.json` never pick up the temporary file.
-    let tmp = dir.join(format!(".{}.json.tmp", status.key));
     let mut text = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    std::fs::write(&tmp, &text)?;
-    std::fs::rename(&tmp, &path)
+    // A leading dot: readers globbing `*.json` never pick up the temporary file.
+    confkit::replace_file(&path, &text)
 }
 
 /// One request's status file, kept up to date from engine events.

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Which file: a rotated file keeps its identity under its new name. The inode number
@@ -87,17 +87,8 @@ impl State {
     /// must survive logtail's death, which the page cache does; after a power cut the
     /// console (and /run) start afresh anyway.
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        let temporary = dir.join(format!(".{name}.tmp"));
-        let mut file = fs::File::create(&temporary)?;
         let text = serde_json::to_vec(self).map_err(io::Error::other)?;
-        file.write_all(&text)?;
-        drop(file);
-        fs::rename(&temporary, path)
+        confkit::replace_file(path, &text)
     }
 }
 

@@ -99,7 +99,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             )),
         }
     }
-    let mut feeding: Option<bool> = None;
+    // What was last said: the reasons to withhold (none: feeding), ages aside.
     let mut last_said: Option<Vec<String>> = None;
     let mut noted: Vec<String> = Vec::new();
     loop {
@@ -119,7 +119,8 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .feed()
                 .map_err(|e| format!("{}: feeding: {e}", cli.device.display()))?;
         }
-        // Say it when it changes (feeding or not, or why not), not every round.
+        // Say it when it changes (feeding or not, or why not), not every round; feeding
+        // is the empty list of reasons.
         // Compared without digits: a stale file's age grows every round, and that alone is
         // not news.
         let gist: Vec<String> = verdict
@@ -127,7 +128,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             .iter()
             .map(|r| r.chars().filter(|c| !c.is_ascii_digit()).collect())
             .collect();
-        if feeding != Some(verdict.feed) || last_said.as_ref() != Some(&gist) {
+        if last_said.as_ref() != Some(&gist) {
             if verdict.feed {
                 say("feeding the watchdog: zedinit healthy, registrations fresh");
             } else {
@@ -136,7 +137,6 @@ fn run(cli: &Cli) -> Result<(), String> {
                     verdict.reasons.join("; ")
                 ));
             }
-            feeding = Some(verdict.feed);
             last_said = Some(gist);
         }
         let left = cli.interval.saturating_sub(round.elapsed());

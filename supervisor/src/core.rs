@@ -22,17 +22,46 @@ use std::time::{Duration, Instant};
 /// (a process stuck in uninterruptible sleep can outlive SIGKILL).
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a new child may take to reach exec (its confinement steps: mounts,
+/// namespaces) before it is killed and the start counts as failed. A mount on a dead
+/// disk can hang there; zedinit never waits on it.
+pub const EXEC_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A child just started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    pub pid: i32,
+    /// Whether it is already known to have exec'd; otherwise [`Executor::exec_report`]
+    /// tells later (fork and go).
+    pub exec_confirmed: bool,
+}
+
 /// The OS operations the state machine orders.
 pub trait Executor {
-    /// Starts the service in a new session (its own process group); returns its pid.
-    fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String>;
+    /// Starts the service in a new session (its own process group); returns its pid at
+    /// once, without waiting for its exec.
+    fn spawn(&mut self, spec: &ServiceSpec) -> Result<Spawned, String>;
+    /// What the child `pid` reported about its exec, if known by now: `Ok` once it
+    /// exec'd, `Err` with the failed step (it then exits 127). Known at the latest once
+    /// the child has exited.
+    fn exec_report(&mut self, pid: i32) -> Option<Result<(), String>> {
+        let _ = pid;
+        Some(Ok(()))
+    }
     /// Sends `signal` to the whole process group led by `pgid`.
     fn signal_group(&mut self, pgid: i32, signal: Signal);
     /// Sends `signal` to one process.
     fn signal_process(&mut self, pid: i32, signal: Signal) -> Result<(), String>;
     fn path_exists(&self, path: &Path) -> bool;
-    /// Starts a readiness probe (`tcp`, `exec`) as a child; it exits 0 when ready.
-    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String>;
+    /// Starts a readiness probe (`tcp`, `exec`) as a child, with the confinement of the
+    /// service whose main process is `main_pid`; it exits 0 when ready.
+    fn spawn_probe(&mut self, spec: &ServiceSpec, main_pid: i32) -> Result<i32, String>;
+    /// Whether `path` exists as the service (main process `main_pid`) sees it: in its
+    /// own root when it is confined.
+    fn file_in_service(&self, spec: &ServiceSpec, main_pid: i32, path: &Path) -> bool {
+        let _ = (spec, main_pid);
+        self.path_exists(path)
+    }
     /// Whether process `pid` belongs to the service whose main process is `main_pid`
     /// (it is that process, or in its session or process group).
     fn belongs_to(&self, pid: i32, main_pid: i32) -> bool;
@@ -135,6 +164,11 @@ pub struct Service {
     pub status_text: Option<String>,
     /// Readiness bookkeeping while `Starting` (longruns with `[ready]`).
     readiness: Readiness,
+    /// Until the child has exec'd: the time by which it must.
+    exec_deadline: Option<Instant>,
+    /// Why the last start failed before exec (a confinement step, exec itself, or the
+    /// exec deadline); the coming exit is that failure, not the program's.
+    exec_failed: Option<String>,
     /// The last heartbeat (touch of its file, or WATCHDOG=1); set at each start.
     pub last_beat: Option<Instant>,
     stale: Stale,
@@ -200,6 +234,8 @@ impl Service {
             generation: 0,
             status_text: None,
             readiness: Readiness::default(),
+            exec_deadline: None,
+            exec_failed: None,
             last_beat: None,
             stale: Stale::Fresh,
             then: AfterStop::Rest,
@@ -420,8 +456,13 @@ impl<E: Executor> Core<E> {
             }
         }
         match self.exec.spawn(&svc.spec) {
-            Ok(pid) => {
+            Ok(Spawned {
+                pid,
+                exec_confirmed,
+            }) => {
                 svc.pid = Some(pid);
+                svc.exec_deadline = (!exec_confirmed).then_some(now + EXEC_DEADLINE);
+                svc.exec_failed = None;
                 svc.started_at = Some(now);
                 svc.generation += 1;
                 // After a crash, the note says why it restarted until something new.
@@ -434,10 +475,13 @@ impl<E: Executor> Core<E> {
                 svc.stale = Stale::Fresh;
                 svc.phase = match (&svc.spec.kind, &svc.spec.ready) {
                     (ServiceType::Oneshot, _) => Phase::Starting,
-                    (ServiceType::Longrun, None) => Phase::Running,
+                    // Up (dependents may start) only once its program runs.
+                    (ServiceType::Longrun, None) if exec_confirmed => Phase::Running,
+                    (ServiceType::Longrun, None) => Phase::Starting,
                     (ServiceType::Longrun, Some(ready)) => {
                         svc.readiness.deadline = Some(now + ready.timeout);
-                        if ready.check != ReadyCheck::Notify {
+                        // Probes start once the program runs.
+                        if ready.check != ReadyCheck::Notify && exec_confirmed {
                             svc.readiness.next_probe = Some(now);
                         }
                         Phase::Starting
@@ -566,6 +610,20 @@ impl<E: Executor> Core<E> {
             self.orphans_reaped += 1;
             return false;
         };
+        if self
+            .services
+            .get(&name)
+            .is_some_and(|s| s.exec_deadline.is_some())
+        {
+            // Exited before its exec report was read: the pipe holds it now.
+            let report = self.exec.exec_report(pid);
+            if let Some(svc) = self.services.get_mut(&name) {
+                svc.exec_deadline = None;
+                if let Some(Err(e)) = report {
+                    svc.exec_failed.get_or_insert(e);
+                }
+            }
+        }
         let Some(svc) = self.services.get_mut(&name) else {
             return false;
         };
@@ -589,6 +647,20 @@ impl<E: Executor> Core<E> {
                 log::info(format_args!("{name}: exited ({exit})"));
                 svc.phase = Phase::Stopped;
                 self.finish_stop(&name);
+            }
+            _ if svc.exec_failed.is_some() => {
+                let error = svc.exec_failed.take().unwrap_or_default();
+                log::warn(format_args!("{name}: cannot start: {error}"));
+                svc.readiness = Readiness::default();
+                let verdict = policy::after_spawn_failure(
+                    &svc.spec.restart,
+                    &mut svc.history,
+                    &error,
+                    now,
+                    self.jitter.sample(),
+                );
+                svc.note = Some(format!("cannot start: {error}"));
+                self.apply_verdict(&name, verdict, now);
             }
             _ => {
                 log::info(format_args!(
@@ -647,6 +719,7 @@ impl<E: Executor> Core<E> {
     pub fn on_tick(&mut self, now: Instant) {
         let names: Vec<String> = self.services.keys().cloned().collect();
         for name in &names {
+            self.exec_tick(name, now);
             self.readiness_tick(name, now);
             self.heartbeat_tick(name, now);
         }
@@ -689,6 +762,62 @@ impl<E: Executor> Core<E> {
         }
     }
 
+    /// The exec report of a new child arrived (or may have): a program that runs is
+    /// up or starts its readiness checks; a failed one is dealt with at its exit.
+    pub fn on_exec_report(&mut self, pid: i32, now: Instant) {
+        let Some(name) = self
+            .services
+            .iter()
+            .find(|(_, s)| s.pid == Some(pid) && s.exec_deadline.is_some())
+            .map(|(n, _)| n.clone())
+        else {
+            return;
+        };
+        let Some(report) = self.exec.exec_report(pid) else {
+            return;
+        };
+        let Some(svc) = self.services.get_mut(&name) else {
+            return;
+        };
+        svc.exec_deadline = None;
+        match report {
+            Err(e) => {
+                // The child exits 127 now; its exit applies the restart policy.
+                svc.exec_failed = Some(e);
+            }
+            Ok(()) if svc.phase == Phase::Starting => match (&svc.spec.kind, &svc.spec.ready) {
+                (ServiceType::Longrun, None) => svc.phase = Phase::Running,
+                (ServiceType::Longrun, Some(ready)) if ready.check != ReadyCheck::Notify => {
+                    svc.readiness.next_probe = Some(now);
+                }
+                _ => {}
+            },
+            Ok(()) => {}
+        }
+    }
+
+    /// A child that has not reached exec by its deadline is killed; its exit is a
+    /// failed start.
+    fn exec_tick(&mut self, name: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        let (Some(deadline), Some(pid)) = (svc.exec_deadline, svc.pid) else {
+            return;
+        };
+        if deadline > now {
+            return;
+        }
+        let why = format!(
+            "did not reach exec within {}",
+            crate::durations::format_duration(EXEC_DEADLINE)
+        );
+        log::warn(format_args!("{name}: {why}; SIGKILL to it"));
+        svc.exec_deadline = None;
+        svc.exec_failed = Some(why);
+        self.exec.signal_group(pid, Signal::SIGKILL);
+    }
+
     /// The earliest timer the core owes.
     pub fn next_deadline(&self) -> Option<Instant> {
         let phases = self.services.values().filter_map(|s| match s.phase {
@@ -696,6 +825,7 @@ impl<E: Executor> Core<E> {
             Phase::Stopping { deadline, .. } => Some(deadline),
             _ => None,
         });
+        let execs = self.services.values().filter_map(|s| s.exec_deadline);
         let readiness = self
             .services
             .values()
@@ -712,7 +842,7 @@ impl<E: Executor> Core<E> {
             .services
             .values()
             .filter_map(Service::heartbeat_deadline);
-        phases.chain(readiness).chain(heartbeats).min()
+        phases.chain(execs).chain(readiness).chain(heartbeats).min()
     }
 
     /// A beat from the service: its file was touched, or it sent WATCHDOG=1.
@@ -807,14 +937,15 @@ impl<E: Executor> Core<E> {
         match &ready.check {
             ReadyCheck::Notify => {}
             ReadyCheck::File(path) => {
-                if self.exec.path_exists(path) {
+                if self.exec.file_in_service(&svc.spec, pid, path) {
                     let how = format!("{} exists", path.display());
                     self.mark_ready(name, &how);
                 } else {
                     svc.readiness.next_probe = Some(now + ready.interval);
                 }
             }
-            ReadyCheck::Tcp(_) | ReadyCheck::Exec(_) => match self.exec.spawn_probe(&svc.spec) {
+            ReadyCheck::Tcp(_) | ReadyCheck::Exec(_) => match self.exec.spawn_probe(&svc.spec, pid)
+            {
                 Ok(probe) => {
                     svc.readiness.probe_pid = Some(probe);
                     svc.readiness.next_probe = None;

@@ -28,6 +28,8 @@ pub const FIRST_CONN_TOKEN: u64 = 2;
 const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
 /// The heartbeat inotify fd.
 const HEARTBEAT_TOKEN: u64 = 1 << 47;
+/// Exec report pipes of new children get tokens from here up (below the heartbeat's).
+pub const FIRST_REPORT_TOKEN: u64 = 1 << 46;
 /// Service output pipes get tokens from here up.
 pub const FIRST_LOG_TOKEN: u64 = 1 << 49;
 /// Log bytes after which the loop trims the heap before it next sleeps.
@@ -137,6 +139,7 @@ impl EventLoop {
             }
             self.guarded("timers", |me| me.after_events());
         }
+        self.sup.core.exec.cgroups.remove_all();
         if self.sup.core.unclean {
             exit_code::KILLED
         } else {
@@ -236,6 +239,11 @@ impl EventLoop {
                 self.sup.core.exec.logs.read(token, |service, lines| {
                     server.deliver_log(service, lines, &mut changes)
                 });
+            }
+            token if (FIRST_REPORT_TOKEN..HEARTBEAT_TOKEN).contains(&token) => {
+                if let Some(pid) = self.sup.core.exec.report_pid(token) {
+                    self.sup.core.on_exec_report(pid, now);
+                }
             }
             token if token >= FIRST_NOTIFY_TOKEN => {
                 if let Some(name) = self.notify_tokens.get(&token).cloned() {
@@ -366,6 +374,14 @@ impl EventLoop {
                 .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, HEARTBEAT_TOKEN))
             {
                 log::warn(format_args!("heartbeats: epoll: {e}"));
+            }
+        }
+        for (token, fd) in self.sup.core.exec.take_fresh_reports() {
+            if let Err(e) = self
+                .epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+            {
+                log::warn(format_args!("exec report pipe: epoll: {e}"));
             }
         }
         for token in self.sup.core.exec.logs.take_fresh() {

@@ -81,6 +81,12 @@ impl Cx<'_> {
                     Some(other) => self.error(&value.span(), d, format!("must be \"host\" or \"none\", not {other:?}")),
                     None => {}
                 },
+                "pid" => match self.string(d, value).as_deref() {
+                    Some("host") => run.pid_new = false,
+                    Some("new") => run.pid_new = true,
+                    Some(other) => self.error(&value.span(), d, format!("must be \"host\" (zedinit's pid namespace) or \"new\" (its own), not {other:?}")),
+                    None => {}
+                },
                 "readonly" => run.readonly = self.boolean(d, value).unwrap_or(false),
                 "noNewPrivileges" => run.no_new_privileges = self.boolean(d, value).unwrap_or(false),
                 "rlimits" => {
@@ -112,7 +118,7 @@ impl Cx<'_> {
                     Some(p) => self.error(&value.span(), d, format!("must be an absolute path, not {p:?}")),
                     None => {}
                 },
-                _ => self.error(&key.span(), d, "unknown key (the [run] keys are linuxkit's: uid, gid, additionalGids, capabilities, ambient, binds, mkdir, devices, net, readonly, rlimits, oomScoreAdj, noNewPrivileges, env, cwd)"),
+                _ => self.error(&key.span(), d, "unknown key (the [run] keys are linuxkit's: uid, gid, additionalGids, capabilities, ambient, binds, mkdir, devices, net, pid, readonly, rlimits, oomScoreAdj, noNewPrivileges, env, cwd)"),
             }
         }
         // Ambient capabilities must be in the declared set (the kernel needs them

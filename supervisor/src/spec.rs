@@ -204,6 +204,9 @@ pub struct RunSpec {
     pub devices: Vec<PathBuf>,
     /// `net = "none"`: a new, empty network namespace.
     pub net_none: bool,
+    /// `pid = "new"`: its own pid namespace, its main process PID 1 there. It sees and
+    /// can signal none of zedinit's or other services' processes.
+    pub pid_new: bool,
     pub readonly: bool,
     pub rlimits: Vec<Rlimit>,
     pub oom_score_adj: Option<i32>,

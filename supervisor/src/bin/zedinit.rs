@@ -7,6 +7,7 @@ use zedctr::control::Supervisor;
 use zedctr::core::Core;
 use zedctr::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
 use zedctr::server::{self, Server};
+use zedctr::sys::cgroup::Cgroups;
 use zedctr::sys::logpipes::LogHub;
 use zedctr::sys::signals;
 use zedctr::sys::spawn::OsExecutor;
@@ -104,6 +105,11 @@ fn run(args: Args) -> i32 {
             return exit_code::STARTUP;
         }
     };
+    // Before any thread or child exists: root services without CAP_KILL can no longer
+    // signal zedinit (README, "Signals").
+    if let Err(e) = signals::shield() {
+        log::warn(format_args!("{e}"));
+    }
     let subreaper = pid != 1 && signals::become_subreaper();
     if pid != 1 && !subreaper {
         log::warn(format_args!(
@@ -141,11 +147,14 @@ fn run(args: Args) -> i32 {
         .unwrap_or(std::path::Path::new("/run/zedctr"))
         .to_path_buf();
     let logs = LogHub::new(args.log_dir.clone(), zedctr::event_loop::FIRST_LOG_TOKEN);
-    let core = Core::new(
-        OsExecutor::new(&run_dir, &args.heartbeat_dir, logs),
-        loaded,
-        seed,
+    let exec = OsExecutor::new(
+        &run_dir,
+        &args.heartbeat_dir,
+        logs,
+        Cgroups::discover(),
+        zedctr::event_loop::FIRST_REPORT_TOKEN,
     );
+    let core = Core::new(exec, loaded, seed);
     let sup = Supervisor {
         core,
         dirs: args.dirs,

@@ -20,7 +20,7 @@ struct Recorder {
 }
 
 impl Executor for Recorder {
-    fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
+    fn spawn(&mut self, spec: &ServiceSpec) -> Result<Spawned, String> {
         if self.failing.contains(&spec.name) {
             self.log.push(format!("spawn-failed {}", spec.name));
             return Err("No such file or directory".into());
@@ -29,7 +29,10 @@ impl Executor for Recorder {
         let pid = 100 + self.next_pid;
         self.pids.insert(pid, spec.name.clone());
         self.log.push(format!("spawn {}", spec.name));
-        Ok(pid)
+        Ok(Spawned {
+            pid,
+            exec_confirmed: true,
+        })
     }
     fn signal_group(&mut self, pgid: i32, signal: Signal) {
         if signal != Signal::SIGCONT {
@@ -45,7 +48,7 @@ impl Executor for Recorder {
     fn path_exists(&self, path: &Path) -> bool {
         self.existing.contains(path)
     }
-    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
+    fn spawn_probe(&mut self, spec: &ServiceSpec, _main_pid: i32) -> Result<i32, String> {
         self.next_pid += 1;
         let pid = 100 + self.next_pid;
         self.probes.insert(pid, spec.name.clone());

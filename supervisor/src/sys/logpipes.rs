@@ -4,13 +4,13 @@
 
 use crate::logs::{LineBuffer, Ring, Stream, format_line, utc_timestamp};
 use crate::spec::ServiceSpec;
+use crate::sys::launch::Launch;
 use crate::sys::logwriter::{FilePolicy, LogWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// Most bytes read from one pipe per readiness event (fairness between services).
@@ -47,9 +47,9 @@ impl LogHub {
         }
     }
 
-    /// Points the command's stdout and stderr at new pipes (unless the service logs to
+    /// Points the child's stdout and stderr at new pipes (unless the service logs to
     /// the console) and keeps the read ends.
-    pub fn attach(&mut self, spec: &ServiceSpec, cmd: &mut Command) -> Result<(), String> {
+    pub fn attach(&mut self, spec: &ServiceSpec, child: &mut Launch) -> Result<(), String> {
         if spec.log.console {
             return Ok(());
         }
@@ -69,8 +69,8 @@ impl LogHub {
             )
             .map_err(|e| format!("log pipe: {e}"))?;
             match stream {
-                Stream::Out => cmd.stdout(Stdio::from(write)),
-                Stream::Err => cmd.stderr(Stdio::from(write)),
+                Stream::Out => child.stdout(write),
+                Stream::Err => child.stderr(write),
             };
             let token = self.next_token;
             self.next_token += 1;

@@ -21,6 +21,17 @@ pub fn children_of(parent: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Pids whose session is `sid`.
+pub fn in_session(sid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| stat(*pid).is_some_and(|s| s.session == sid))
+        .collect()
+}
+
 /// State, parent, process group and session of `pid`, if it still exists.
 pub fn stat(pid: i32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

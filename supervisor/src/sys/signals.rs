@@ -34,6 +34,34 @@ pub fn drain(fd: &SignalFd) -> Vec<Signal> {
     got
 }
 
+/// zedinit's real and saved uid after [`shield`]: one no service runs as.
+pub const SHIELD_UID: u32 = 0x7fff_fffe;
+
+/// Keeps root services without CAP_KILL from signalling zedinit: kill(2) lets a sender
+/// through when its real or effective uid equals the target's *real or saved* uid, or
+/// when it has CAP_KILL. zedinit keeps effective uid 0 (its files, its capabilities) and
+/// moves its real and saved uid to [`SHIELD_UID`]; a uid-0 service without CAP_KILL
+/// then gets EPERM. The container runtime and root shells hold CAP_KILL and still can.
+/// Children get uid 0 back before anything else (`launch`). Without root (development)
+/// or where that uid is not mapped (a user namespace), nothing changes and it says why.
+pub fn shield() -> Result<(), String> {
+    // SAFETY: reading the caller's credentials.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    // SAFETY: setresuid(2) keeps effective uid 0, so no capability is lost
+    // (capabilities(7), "Effect of user ID changes on capabilities"); glibc applies it to
+    // every thread, and zedinit has none yet.
+    if unsafe { libc::setresuid(SHIELD_UID, 0, SHIELD_UID) } != 0 {
+        return Err(format!(
+            "cannot move zedinit's real uid to {SHIELD_UID} ({}): services running as root \
+             without capabilities can signal it",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
 /// Makes this process the reaper of its orphaned descendants when it is not PID 1
 /// (development, or a container with `pid: host`). See prctl(2), PR_SET_CHILD_SUBREAPER.
 pub fn become_subreaper() -> bool {

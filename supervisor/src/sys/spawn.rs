@@ -1,17 +1,24 @@
 //! Starting a service's process and its readiness probes: the real [`Executor`].
+//!
+//! Children are started with [`Launch`] (fork and go): `spawn` returns as soon as the
+//! child exists, and the child's exec report arrives later on a pipe the event loop
+//! watches ([`OsExecutor::take_fresh_reports`], [`Executor::exec_report`]).
 
-use crate::core::Executor;
+use crate::core::{Executor, Spawned};
+use crate::log;
 use crate::spec::{ReadyCheck, ServiceSpec};
+use crate::sys::cgroup::Cgroups;
 use crate::sys::heartbeat::Heartbeats;
+use crate::sys::launch::{self, Confinement, Launch, Report};
 use crate::sys::logpipes::LogHub;
 use crate::sys::notify::NotifySockets;
 use crate::sys::{confine, proc};
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::os::unix::process::CommandExt;
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The PATH a service gets: services start from a clean environment, as in a container.
@@ -25,71 +32,101 @@ pub const CONFINED_NOTIFY_SOCKET: &str = "/run/zedctr/notify.sock";
 /// How long one TCP probe may take.
 pub const PROBE_TCP_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A service's main process while zedinit knows it.
+struct Child {
+    service: String,
+    /// The program, for exec error messages.
+    program: String,
+    /// The exec report pipe until the report (or end of file) was read.
+    report: Option<OwnedFd>,
+    /// PID 1 of its own pid namespace (`[run] pid = "new"`).
+    ns_init: bool,
+}
+
 pub struct OsExecutor {
     pub notify: NotifySockets,
     pub heartbeats: Heartbeats,
     pub logs: LogHub,
+    pub cgroups: Cgroups,
     /// Where each confined service's root mount point is made (`<dir>/<service>`).
     roots: PathBuf,
     /// zedinit's own executable, for `tcp` probes.
     self_exe: PathBuf,
+    /// Main processes by pid.
+    children: BTreeMap<i32, Child>,
+    /// Exec report pipes by epoll token, and those not registered yet.
+    report_tokens: BTreeMap<u64, i32>,
+    fresh_reports: Vec<u64>,
+    next_report_token: u64,
 }
 
 impl OsExecutor {
     /// `run_dir`: zedinit's runtime directory (that of the control socket); notify
     /// sockets and service roots are made under it. `logs`: where service output goes.
     /// `heartbeat_dir`: where `<service>.touch` files are made (`/run` on a device).
-    pub fn new(run_dir: &Path, heartbeat_dir: &Path, logs: LogHub) -> Self {
+    /// `first_report_token`: the epoll tokens exec report pipes may use.
+    pub fn new(
+        run_dir: &Path,
+        heartbeat_dir: &Path,
+        logs: LogHub,
+        cgroups: Cgroups,
+        first_report_token: u64,
+    ) -> Self {
         let self_exe = std::fs::read_link("/proc/self/exe")
             .unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
         OsExecutor {
             notify: NotifySockets::new(run_dir.join("notify")),
             heartbeats: Heartbeats::new(heartbeat_dir.to_path_buf()),
             logs,
+            cgroups,
             roots: run_dir.join("roots"),
             self_exe,
+            children: BTreeMap::new(),
+            report_tokens: BTreeMap::new(),
+            fresh_reports: Vec::new(),
+            next_report_token: first_report_token,
         }
     }
-}
 
-/// A command with a service's environment, in its own session, signals unmasked.
-fn service_command(spec: &ServiceSpec, argv: &[String]) -> Result<Command, String> {
-    let (program, args) = argv.split_first().ok_or("empty command")?;
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", SERVICE_PATH)
-        .env("ZEDCTR_SERVICE", &spec.name)
-        .stdin(Stdio::null())
-        .current_dir("/");
-    // SAFETY: runs in the forked child before exec and only makes async-signal-safe
-    // syscalls (setsid, sigprocmask); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            // Own session and process group: stop signals and SIGKILL go to the whole
-            // group, and a terminal's job control never reaches it.
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            // zedinit blocks the signals it reads from its signalfd; the mask is
-            // inherited across exec, so clear it.
-            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-                .map_err(std::io::Error::from)?;
-            Ok(())
-        });
+    /// Exec report pipes made since the last call, for the event loop to watch.
+    pub fn take_fresh_reports(&mut self) -> Vec<(u64, BorrowedFd<'_>)> {
+        let fresh = std::mem::take(&mut self.fresh_reports);
+        fresh
+            .into_iter()
+            .filter_map(|token| {
+                let pid = self.report_tokens.get(&token)?;
+                let fd = self.children.get(pid)?.report.as_ref()?;
+                Some((token, fd.as_fd()))
+            })
+            .collect()
     }
-    Ok(cmd)
+
+    /// The main process whose exec report pipe has `token`.
+    pub fn report_pid(&self, token: u64) -> Option<i32> {
+        self.report_tokens.get(&token).copied()
+    }
+
+    fn service_of(&self, pid: i32) -> Option<&Child> {
+        self.children.get(&pid)
+    }
 }
 
-fn spawned(cmd: &mut Command, what: &str) -> Result<i32, String> {
-    // The Child handle is dropped without waiting: the event loop is the only reaper.
-    cmd.spawn()
-        .map(|child| child.id() as i32)
-        .map_err(|e| format!("{what}: {e}"))
+/// A service's clean environment, as in a container.
+fn base_env(spec: &ServiceSpec) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), SERVICE_PATH.into()),
+        ("ZEDCTR_SERVICE".into(), spec.name.clone()),
+    ]
+}
+
+fn set_env(env: &mut Vec<(String, String)>, name: &str, value: String) {
+    env.retain(|(k, _)| k != name);
+    env.push((name.to_string(), value));
 }
 
 impl Executor for OsExecutor {
-    fn spawn(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
-        let mut cmd = service_command(spec, &spec.command)?;
-        self.logs.attach(spec, &mut cmd)?;
+    fn spawn(&mut self, spec: &ServiceSpec) -> Result<Spawned, String> {
+        let mut env = base_env(spec);
         let (uid, gid) = match &spec.run {
             Some(run) => confine::ids(run)?,
             None => (0, 0),
@@ -106,71 +143,133 @@ impl Executor for OsExecutor {
             // all of them is root-only).
             let path = self.notify.ensure(&spec.name)?;
             let inside = PathBuf::from(CONFINED_NOTIFY_SOCKET);
-            cmd.env(
-                "NOTIFY_SOCKET",
-                if spec.run.is_some() { &inside } else { &path },
-            );
+            let seen = if spec.run.is_some() { &inside } else { &path };
+            set_env(&mut env, "NOTIFY_SOCKET", seen.display().to_string());
             extra.push((path, inside));
         }
         if spec.heartbeat.is_some() {
             let path = self.heartbeats.ensure(&spec.name, uid, gid)?;
             let inside = PathBuf::from(format!("/run/{}.touch", spec.name));
-            let seen = if spec.run.is_some() {
-                inside.clone()
-            } else {
-                path.clone()
-            };
-            cmd.env("ZEDCTR_HEARTBEAT_FILE", &seen);
+            let seen = if spec.run.is_some() { &inside } else { &path };
+            set_env(
+                &mut env,
+                "ZEDCTR_HEARTBEAT_FILE",
+                seen.display().to_string(),
+            );
             extra.push((path, inside));
         }
-        let Some(run) = &spec.run else {
-            return spawned(&mut cmd, &spec.command[0]);
+        let mut new_pid_ns = false;
+        let confinement = match &spec.run {
+            None => Confinement::None,
+            Some(run) => {
+                for (name, value) in &run.env {
+                    set_env(&mut env, name, value.clone());
+                }
+                new_pid_ns = run.pid_new;
+                Confinement::Own(Box::new(confine::prepare(spec, run, &self.roots, &extra)?))
+            }
         };
-        let (plan, step_read, step_write) = confine::prepare(spec, run, &self.roots, &extra)?;
-        for (name, value) in &run.env {
-            cmd.env(name, value);
-        }
-        // SAFETY: `Plan::apply` only makes syscalls on data prepared before fork.
-        unsafe {
-            cmd.pre_exec(move || plan.apply());
-        }
-        let result = cmd.spawn().map(|child| child.id() as i32);
-        drop(step_write);
-        result.map_err(|e| match confine::failed_step(&step_read) {
-            Some(step) => format!("step \"{step}\": {e}"),
-            None => format!("{}: {e}", spec.command[0]),
+        let mut child = Launch::new(&spec.command, &env, SERVICE_PATH)?;
+        self.logs.attach(spec, &mut child)?;
+        child.confinement = confinement;
+        child.new_pid_ns = new_pid_ns;
+        child.cgroup_procs = self.cgroups.procs_for(&spec.name)?;
+        let (pid, report) = child.start()?;
+        let token = self.next_report_token;
+        self.next_report_token += 1;
+        self.report_tokens.insert(token, pid);
+        self.fresh_reports.push(token);
+        self.children.insert(
+            pid,
+            Child {
+                service: spec.name.clone(),
+                program: spec.command[0].clone(),
+                report: Some(report),
+                ns_init: new_pid_ns,
+            },
+        );
+        Ok(Spawned {
+            pid,
+            exec_confirmed: false,
         })
     }
 
-    fn spawn_probe(&mut self, spec: &ServiceSpec) -> Result<i32, String> {
-        match spec.ready.as_ref().map(|r| &r.check) {
-            Some(ReadyCheck::Exec(argv)) => {
-                let mut cmd = service_command(spec, argv)?;
-                cmd.stdout(Stdio::null()).stderr(Stdio::null());
-                spawned(&mut cmd, &argv[0])
+    fn exec_report(&mut self, pid: i32) -> Option<Result<(), String>> {
+        let child = self.children.get_mut(&pid)?;
+        let report = match &child.report {
+            None => return Some(Ok(())),
+            Some(fd) => launch::read_report(fd),
+        };
+        let result = match report {
+            Report::Pending => return None,
+            Report::Execed => Ok(()),
+            Report::Failed { step, errno } => Err(launch::describe(step, errno, &child.program)),
+        };
+        // Closing the pipe also takes it out of the epoll set.
+        child.report = None;
+        self.report_tokens.retain(|_, p| *p != pid);
+        Some(result)
+    }
+
+    fn spawn_probe(&mut self, spec: &ServiceSpec, main_pid: i32) -> Result<i32, String> {
+        let argv = match spec.ready.as_ref().map(|r| &r.check) {
+            Some(ReadyCheck::Exec(argv)) => argv.clone(),
+            Some(ReadyCheck::Tcp(addr)) => vec![
+                self.self_exe.display().to_string(),
+                PROBE_TCP_FLAG.to_string(),
+                addr.clone(),
+            ],
+            _ => return Err("no probe for this readiness check".into()),
+        };
+        let mut env = base_env(spec);
+        let mut join = None;
+        if let Some(run) = &spec.run {
+            for (name, value) in &run.env {
+                set_env(&mut env, name, value.clone());
             }
-            Some(ReadyCheck::Tcp(addr)) => {
-                let argv = [
-                    self.self_exe.display().to_string(),
-                    PROBE_TCP_FLAG.to_string(),
-                    addr.clone(),
-                ];
-                let mut cmd = service_command(spec, &argv)?;
-                cmd.stdout(Stdio::null());
-                spawned(&mut cmd, "tcp probe")
-            }
-            _ => Err("no probe for this readiness check".into()),
+            // A probe never has more than its service: its network namespace and
+            // credentials, and for `exec` its mount namespace too (a `tcp` probe is
+            // zedinit's own binary, which the service's root need not hold).
+            let with_mounts = matches!(
+                spec.ready.as_ref().map(|r| &r.check),
+                Some(ReadyCheck::Exec(_))
+            );
+            join = Some(confine::prepare_join(run, main_pid, with_mounts)?);
         }
+        let mut child = Launch::new(&argv, &env, SERVICE_PATH)?;
+        if let Some(join) = join {
+            child.confinement = Confinement::Join(Box::new(join));
+        }
+        child.quiet()?;
+        child.cgroup_procs = self.cgroups.procs_for(&spec.name)?;
+        // The probe's exec report is not awaited: a probe that cannot run exits 127,
+        // which is a failed check like any other.
+        let (pid, _report) = child.start()?;
+        Ok(pid)
     }
 
     fn belongs_to(&self, pid: i32, main_pid: i32) -> bool {
-        pid == main_pid
-            || proc::stat(pid).is_some_and(|s| s.session == main_pid || s.pgrp == main_pid)
+        if pid == main_pid {
+            return true;
+        }
+        if let Some(child) = self.service_of(main_pid) {
+            if self.cgroups.contains(&child.service, pid) {
+                return true;
+            }
+        }
+        proc::stat(pid).is_some_and(|s| s.session == main_pid || s.pgrp == main_pid)
     }
 
     fn kill_leftovers(&mut self, pgid: i32) {
         // ESRCH (the usual case): the group died with its leader.
         let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        if let Some(child) = self.children.remove(&pgid) {
+            self.report_tokens.retain(|_, p| *p != pgid);
+            // What left the process group (setsid, setpgid) is still in the cgroup.
+            if !self.cgroups.kill(&child.service) {
+                kill_session(pgid);
+            }
+        }
     }
 
     fn log_tail(&self, name: &str, n: usize) -> Vec<String> {
@@ -181,9 +280,26 @@ impl Executor for OsExecutor {
         self.notify.remove(name);
         self.logs.forget(name);
         self.heartbeats.forget(name);
+        self.cgroups.remove(name);
     }
 
     fn signal_group(&mut self, pgid: i32, signal: Signal) {
+        let mut signal = signal;
+        if let Some(child) = self.children.get(&pgid) {
+            if signal == Signal::SIGKILL {
+                self.cgroups.kill(&child.service);
+            } else if child.ns_init && terminates_by_default(signal) && !catches(pgid, signal) {
+                // The init of a pid namespace ignores a signal it has no handler for,
+                // even from zedinit (pid_namespaces(7)): its default action, ending
+                // the process, is done with SIGKILL, which it cannot ignore.
+                log::info(format_args!(
+                    "{}: its pid-namespace init has no {} handler; SIGKILL instead",
+                    child.service,
+                    signal.as_str()
+                ));
+                signal = Signal::SIGKILL;
+            }
+        }
         // ESRCH: the group is already gone, which is what we wanted.
         let _ = kill(Pid::from_raw(-pgid), signal);
     }
@@ -198,6 +314,60 @@ impl Executor for OsExecutor {
 
     fn path_exists(&self, path: &Path) -> bool {
         path.exists()
+    }
+
+    fn file_in_service(&self, spec: &ServiceSpec, main_pid: i32, path: &Path) -> bool {
+        if spec.run.is_none() {
+            return path.exists();
+        }
+        // The service's own root (its private /run, its binds), not zedinit's.
+        let inside = path.strip_prefix("/").unwrap_or(path);
+        PathBuf::from(format!("/proc/{main_pid}/root"))
+            .join(inside)
+            .exists()
+    }
+}
+
+/// Whether `signal`'s default action ends the process (signal(7), "Standard signals").
+fn terminates_by_default(signal: Signal) -> bool {
+    !matches!(
+        signal,
+        Signal::SIGCHLD
+            | Signal::SIGCONT
+            | Signal::SIGSTOP
+            | Signal::SIGTSTP
+            | Signal::SIGTTIN
+            | Signal::SIGTTOU
+            | Signal::SIGURG
+            | Signal::SIGWINCH
+    )
+}
+
+/// Whether process `pid` has a handler for (or ignores) `signal`: its SigCgt and SigIgn
+/// masks in /proc/<pid>/status. Unknown (gone, unreadable): assume it does.
+fn catches(pid: i32, signal: Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let mask = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    let bit = 1u64 << (signal as i32 - 1);
+    match (mask("SigCgt:"), mask("SigIgn:")) {
+        (Some(caught), Some(ignored)) => (caught | ignored) & bit != 0,
+        _ => true,
+    }
+}
+
+/// Without cgroups: SIGKILL to whatever is left in the session the main process led
+/// (a child that called setpgid stays in it; one that called setsid does not, which only
+/// a cgroup catches).
+fn kill_session(sid: i32) {
+    for pid in proc::in_session(sid) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
     }
 }
 

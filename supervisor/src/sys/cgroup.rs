@@ -1,0 +1,242 @@
+//! One cgroup (v2) per service, used only to know and kill all of a service's
+//! processes: a child that leaves its process group (`setsid`, `setpgid`) cannot leave
+//! its cgroup, so `stop` and the kill after a main process's exit reach it too. No
+//! controller is enabled (no limits), so the "no internal processes" rule never applies.
+//!
+//! Where the machine does not allow it (no cgroup2 mount, a read-only /sys/fs/cgroup in
+//! a container, an old kernel without `cgroup.kill`), zedinit says why once and falls
+//! back to process groups and sessions (README, "Process tracking").
+//!
+//! Layout: `<cgroup2 mount><zedinit's own cgroup>/zedinit.<nonce>/svc.<service>`; the
+//! nonce keeps two zedinits that share a cgroup (tests, nested labs) apart.
+
+use crate::log;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Largest `cgroup.procs` zedinit reads (a service with thousands of processes is still
+/// killed: `cgroup.kill` needs no list).
+const PROCS_READ_CAP: u64 = 1 << 20;
+
+pub struct Cgroups {
+    /// zedinit's directory of service cgroups; `None` when cgroups are not usable.
+    base: Option<PathBuf>,
+    /// The kernel has `cgroup.kill` (5.14+); else processes are killed one by one.
+    has_kill: bool,
+}
+
+impl Cgroups {
+    /// Finds the cgroup2 mount and zedinit's own cgroup, and makes zedinit's directory.
+    pub fn discover() -> Self {
+        match Self::make_base() {
+            Ok(base) => {
+                let has_kill = base.join("cgroup.kill").exists();
+                log::info(format_args!(
+                    "services are tracked in cgroups under {}",
+                    base.display()
+                ));
+                Cgroups {
+                    base: Some(base),
+                    has_kill,
+                }
+            }
+            Err(why) => {
+                log::info(format_args!(
+                    "cgroups not usable ({why}): services are tracked by process group"
+                ));
+                Cgroups::disabled()
+            }
+        }
+    }
+
+    /// No cgroups: process groups only.
+    pub fn disabled() -> Self {
+        Cgroups {
+            base: None,
+            has_kill: false,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.base.is_some()
+    }
+
+    fn make_base() -> Result<PathBuf, String> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+        let mount = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+        let own = own_cgroup(&own).ok_or("no cgroup2 entry in /proc/self/cgroup")?;
+        let parent = mount.join(own.trim_start_matches('/'));
+        let mut nonce = [0u8; 6];
+        getrandom(&mut nonce);
+        let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let base = parent.join(format!("zedinit.{name}"));
+        std::fs::create_dir(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+        Ok(base)
+    }
+
+    fn dir(&self, service: &str) -> Option<PathBuf> {
+        // Service names are [A-Za-z0-9@._-]: no `/`; the prefix keeps `cgroup.*` apart.
+        self.base.as_ref().map(|b| b.join(format!("svc.{service}")))
+    }
+
+    /// The service's `cgroup.procs`, opened for the child to write `0` into (moving
+    /// itself) before it runs anything of the service. `None` without cgroups.
+    pub fn procs_for(&self, service: &str) -> Result<Option<OwnedFd>, String> {
+        let Some(dir) = self.dir(service) else {
+            return Ok(None);
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cgroup {}: {e}", dir.display())),
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("cgroup.procs"))
+            .map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
+        Ok(Some(OwnedFd::from(file)))
+    }
+
+    /// The pids in the service's cgroup (empty without cgroups).
+    pub fn pids(&self, service: &str) -> Vec<i32> {
+        let Some(dir) = self.dir(service) else {
+            return Vec::new();
+        };
+        let mut text = String::new();
+        let read = File::open(dir.join("cgroup.procs"))
+            .and_then(|f| f.take(PROCS_READ_CAP).read_to_string(&mut text));
+        if read.is_err() {
+            return Vec::new();
+        }
+        text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    }
+
+    /// SIGKILL to every process of the service. Returns false without cgroups.
+    pub fn kill(&self, service: &str) -> bool {
+        let Some(dir) = self.dir(service) else {
+            return false;
+        };
+        if self.has_kill {
+            let written = std::fs::OpenOptions::new()
+                .write(true)
+                .open(dir.join("cgroup.kill"))
+                .and_then(|mut f| f.write_all(b"1"));
+            if written.is_ok() {
+                return true;
+            }
+        }
+        // Without cgroup.kill: one by one (a fork in between is caught by the next kill:
+        // every exit of a service's main process and every stop deadline kills again).
+        for pid in self.pids(service) {
+            // SAFETY: kill(2) with a pid read from the service's own cgroup.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        true
+    }
+
+    /// Whether `pid` is in the service's cgroup.
+    pub fn contains(&self, service: &str, pid: i32) -> bool {
+        let Some(dir) = self.dir(service) else {
+            return false;
+        };
+        let Some(base) = &self.base else {
+            return false;
+        };
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return false;
+        };
+        let Some(own) = own_cgroup(&text) else {
+            return false;
+        };
+        // Compare the path below the mount: the suffix `zedinit.<nonce>/svc.<name>`.
+        let tail = dir.strip_prefix(base.parent().unwrap_or(Path::new("/")));
+        tail.is_ok_and(|t| own.ends_with(&*t.to_string_lossy()))
+    }
+
+    /// Removes the service's cgroup once it is empty (busy: left for the next call).
+    pub fn remove(&self, service: &str) {
+        if let Some(dir) = self.dir(service) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Removes zedinit's directory and the (empty) service cgroups in it, at exit.
+    pub fn remove_all(&self) {
+        let Some(base) = &self.base else { return };
+        if let Ok(entries) = std::fs::read_dir(base) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("svc.") {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(base);
+    }
+}
+
+/// The mount point of the cgroup2 filesystem in `/proc/self/mountinfo` text (pure v2:
+/// `/sys/fs/cgroup`; the hybrid layout: `/sys/fs/cgroup/unified`).
+pub fn cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let fstype = right.split_whitespace().next()?;
+        let point = left.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| PathBuf::from(point))
+    })
+}
+
+/// The cgroup2 path (`0::<path>`) in `/proc/<pid>/cgroup` text.
+pub fn own_cgroup(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::trim)
+}
+
+fn getrandom(buf: &mut [u8]) {
+    // SAFETY: getrandom(2) writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // Unique enough for a name when the kernel's pool is not ready: time and pid.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ std::process::id() as u128;
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> (i * 8)) as u8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cgroup2_mount_in_the_hybrid_and_the_unified_layouts() {
+        let hybrid = "35 25 0:30 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory\n\
+                      36 25 0:31 / /sys/fs/cgroup/unified rw,relatime shared:15 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            cgroup2_mount(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(cgroup2_mount("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), None);
+    }
+
+    #[test]
+    fn reads_the_v2_line_of_proc_cgroup() {
+        let text = "4:memory:/process_api/x\n1:cpu:/\n0::/system.slice/zedctr\n";
+        assert_eq!(own_cgroup(text), Some("/system.slice/zedctr"));
+        assert_eq!(own_cgroup("4:memory:/x\n"), None);
+    }
+}

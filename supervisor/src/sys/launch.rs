@@ -1,0 +1,298 @@
+//! Fork and go: starting a child without waiting for it to exec.
+//!
+//! `std::process::Command` blocks its caller until the child has exec'd (it reads a
+//! CLOEXEC pipe to report exec errors): under load PID 1 paid a scheduling delay per
+//! service, and a child hung before exec (a mount on a dead disk) would hang PID 1.
+//! Here the parent returns right after clone(2) with the read end of a CLOEXEC pipe;
+//! the child writes a [`REPORT_LEN`]-byte report to it only if something fails, so the
+//! event loop sees either end-of-file (exec succeeded) or the failed step and errno.
+//!
+//! Everything the child needs is allocated before clone: the child only makes syscalls
+//! (zedinit has a log-writer thread, so malloc's locks may be held at clone time).
+
+use crate::sys::confine::{Join, Plan};
+use std::ffi::{CString, c_char, c_int};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// Bytes of a failure report: the step (u8) and the errno (i32, native order).
+pub const REPORT_LEN: usize = 5;
+/// The step number of `execve` itself in a report (confinement steps are below it).
+pub const EXEC_STEP: u8 = 255;
+/// The step number of the steps every child takes (signals, cgroup, session, stdio).
+pub const SETUP_STEP: u8 = 254;
+
+/// How the child gets its confinement.
+pub enum Confinement {
+    /// Runs as zedinit does (a service without `[run]`).
+    None,
+    /// Its own root, namespaces and credentials (`[run]`).
+    Own(Box<Plan>),
+    /// Enters a running service's namespaces with its credentials (readiness probes).
+    Join(Box<Join>),
+}
+
+/// A child to start, resolved before clone.
+pub struct Launch {
+    /// Paths to try in order (a bare program name is searched in the service PATH).
+    programs: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    stdin: OwnedFd,
+    /// `None`: inherit zedinit's (a console service).
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    pub confinement: Confinement,
+    /// Start in a new pid namespace (`[run] pid = "new"`): the child is its PID 1.
+    pub new_pid_ns: bool,
+    /// The service's `cgroup.procs`, written by the child to move itself.
+    pub cgroup_procs: Option<OwnedFd>,
+    /// zedinit's real uid is not 0 (its signal shield): give the child uid 0 back.
+    reset_uid: bool,
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what} holds a NUL byte: {s:?}"))
+}
+
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+impl Launch {
+    /// `argv[0]` is searched in `path` unless it holds a `/` (as execvp(3) does, but with
+    /// the service's PATH, not zedinit's). `env`: the child's whole environment.
+    pub fn new(argv: &[String], env: &[(String, String)], path: &str) -> Result<Self, String> {
+        let program = argv.first().ok_or("empty command")?;
+        let programs = if program.contains('/') {
+            vec![cstring(program, "command")?]
+        } else {
+            path.split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| cstring(&format!("{d}/{program}"), "command"))
+                .collect::<Result<_, _>>()?
+        };
+        let argv = argv
+            .iter()
+            .map(|a| cstring(a, "command"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| cstring(&format!("{k}={v}"), "env"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stdin = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+        Ok(Launch {
+            programs,
+            argv_ptrs: pointers(&argv),
+            _argv: argv,
+            envp_ptrs: pointers(&envp),
+            _envp: envp,
+            stdin: stdin.into(),
+            stdout: None,
+            stderr: None,
+            confinement: Confinement::None,
+            new_pid_ns: false,
+            cgroup_procs: None,
+            // SAFETY: getuid/geteuid only read the caller's credentials.
+            reset_uid: unsafe { libc::getuid() != 0 && libc::geteuid() == 0 },
+        })
+    }
+
+    pub fn stdout(&mut self, fd: OwnedFd) {
+        self.stdout = Some(fd);
+    }
+
+    pub fn stderr(&mut self, fd: OwnedFd) {
+        self.stderr = Some(fd);
+    }
+
+    /// Output nowhere (probes).
+    pub fn quiet(&mut self) -> Result<(), String> {
+        let null = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| format!("/dev/null: {e}"))
+        };
+        self.stdout = Some(null()?);
+        self.stderr = Some(null()?);
+        Ok(())
+    }
+
+    /// Clones the child and returns at once: its pid and the report pipe's read end
+    /// (non-blocking; end-of-file with no bytes means exec succeeded).
+    pub fn start(self) -> Result<(i32, OwnedFd), String> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| format!("pipe: {e}"))?;
+        // The child's end blocks (a 5-byte write to an empty pipe never waits anyway).
+        nix::fcntl::fcntl(
+            &write,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .map_err(|e| format!("pipe: {e}"))?;
+        let mut flags = libc::SIGCHLD as libc::c_ulong;
+        if self.new_pid_ns {
+            flags |= libc::CLONE_NEWPID as libc::c_ulong;
+        }
+        // SAFETY: clone(2) without CLONE_VM and with no new stack behaves as fork(2): the
+        // child gets a copy of this address space and returns 0. The child runs only
+        // `child_main`, which makes syscalls on memory prepared before this call and
+        // never returns.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+        if pid < 0 {
+            return Err(format!("clone: {}", std::io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            // SAFETY: in the child; see above.
+            unsafe { self.child_main(write.as_raw_fd()) }
+        }
+        // The child's copies of stdio and the cgroup fd are closed as `self` drops.
+        drop(write);
+        Ok((pid as i32, read))
+    }
+
+    /// The child: never returns.
+    ///
+    /// # Safety
+    /// Call only in a freshly cloned child, which then runs nothing else.
+    unsafe fn child_main(&self, report: RawFd) -> ! {
+        // SAFETY: syscalls on prepared memory; see each step.
+        unsafe {
+            if let Err((step, errno)) = self.child_steps() {
+                let mut buf = [0u8; REPORT_LEN];
+                buf[0] = step;
+                buf[1..].copy_from_slice(&errno.to_ne_bytes());
+                libc::write(report, buf.as_ptr().cast(), REPORT_LEN);
+            }
+            libc::_exit(127)
+        }
+    }
+
+    /// # Safety
+    /// Child side only (see [`Launch::child_main`]).
+    unsafe fn child_steps(&self) -> Result<(), (u8, c_int)> {
+        let setup = |ret: c_int| {
+            if ret < 0 {
+                Err((SETUP_STEP, errno()))
+            } else {
+                Ok(())
+            }
+        };
+        // SAFETY: plain syscalls on fds and strings owned by `self`.
+        unsafe {
+            // zedinit blocks the signals it reads from its signalfd and ignores SIGPIPE:
+            // neither may reach the service (signal(7): masks and ignored dispositions
+            // survive execve).
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            setup(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &empty,
+                std::ptr::null_mut(),
+            ))?;
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if let Some(procs) = &self.cgroup_procs {
+                // "0" moves the writer itself (cgroup v2 `cgroup.procs`).
+                if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                    return Err((SETUP_STEP, errno()));
+                }
+            }
+            // Own session and process group: stop signals go to the whole group, and a
+            // terminal's job control never reaches it.
+            setup(libc::setsid())?;
+            setup(libc::dup2(self.stdin.as_raw_fd(), 0))?;
+            if let Some(out) = &self.stdout {
+                setup(libc::dup2(out.as_raw_fd(), 1))?;
+            }
+            if let Some(err) = &self.stderr {
+                setup(libc::dup2(err.as_raw_fd(), 2))?;
+            }
+            if self.reset_uid {
+                setup(libc::setresuid(0, 0, 0))?;
+            }
+            let applied = match &self.confinement {
+                Confinement::None => Ok(()),
+                Confinement::Own(plan) => plan.apply(),
+                Confinement::Join(join) => join.apply(),
+            };
+            if let Err(step) = applied {
+                return Err((step, errno()));
+            }
+            // As execvp(3): ENOENT goes on to the next directory; another error is kept
+            // (EACCES of one candidate beats ENOENT of the later ones).
+            let mut kept = libc::ENOENT;
+            for program in &self.programs {
+                libc::execve(
+                    program.as_ptr(),
+                    self.argv_ptrs.as_ptr(),
+                    self.envp_ptrs.as_ptr(),
+                );
+                let e = errno();
+                if e != libc::ENOENT {
+                    kept = e;
+                }
+            }
+            Err((EXEC_STEP, kept))
+        }
+    }
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// What a child's report pipe says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Nothing yet: the child has not reached exec (or failed) so far.
+    Pending,
+    /// End of file without a report: the child exec'd.
+    Execed,
+    /// It failed at `step` with `errno` and will exit 127.
+    Failed { step: u8, errno: i32 },
+}
+
+/// Reads the report pipe without blocking.
+pub fn read_report(fd: &OwnedFd) -> Report {
+    let mut buf = [0u8; REPORT_LEN];
+    match nix::unistd::read(fd, &mut buf) {
+        Ok(0) => Report::Execed,
+        Ok(n) if n == REPORT_LEN => Report::Failed {
+            step: buf[0],
+            errno: i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]),
+        },
+        // A short report cannot happen (5 bytes to a pipe is atomic); say it failed.
+        Ok(_) => Report::Failed {
+            step: SETUP_STEP,
+            errno: libc::EIO,
+        },
+        Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => Report::Pending,
+        Err(e) => Report::Failed {
+            step: SETUP_STEP,
+            errno: e as i32,
+        },
+    }
+}
+
+/// A report as text: which step failed and why.
+pub fn describe(step: u8, errno: i32, program: &str) -> String {
+    let error = std::io::Error::from_raw_os_error(errno);
+    match step {
+        EXEC_STEP => format!("{program}: {error}"),
+        SETUP_STEP => format!("setting up the child: {error}"),
+        n => format!(
+            "step \"{}\": {error}",
+            crate::sys::confine::STEPS
+                .get(n as usize)
+                .copied()
+                .unwrap_or("?")
+        ),
+    }
+}

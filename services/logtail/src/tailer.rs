@@ -12,7 +12,7 @@
 //! seen under any name it gets: a file rotated away is read on as its writer goes on
 //! with it until it has been quiet for the grace time.
 
-use crate::lines::{LineBuffer, last_lines_start};
+use crate::lines::{LineBuffer, escaped, last_lines_start};
 use crate::pattern::Pattern;
 use crate::plan::{self, Change, Held, Seen, Start};
 use crate::state::{Identity, Saved, State, VERSION};
@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,6 +50,7 @@ const BATCH_BYTES: usize = 256 << 10;
 /// One followed file.
 struct Tracked {
     label: PathBuf,
+    /// The label as printed (escaped: a file's name is anyone's choice).
     label_text: String,
     file: File,
     id: Identity,
@@ -205,7 +207,7 @@ impl Tailer {
         let watch = self.watch_file(&file, path, &meta);
         Ok(Tracked {
             label: label.to_path_buf(),
-            label_text: label.display().to_string(),
+            label_text: label_text(label),
             id: Identity::of(&meta),
             file,
             offset,
@@ -485,7 +487,7 @@ impl Tailer {
                 }
                 Change::Renamed { id, to } => {
                     if let Some(f) = self.files.iter_mut().find(|f| f.id == id) {
-                        f.label_text = to.display().to_string();
+                        f.label_text = label_text(&to);
                         f.label = to;
                         f.rotated = None;
                         f.dirty = true;
@@ -576,7 +578,13 @@ fn scan(patterns: &[Pattern], everything: bool) -> Vec<Seen> {
     seen
 }
 
-/// A line for the user, on stderr (which zedinit passes to the console as well).
+/// How `label` is printed before each line: escaped like the lines.
+fn label_text(label: &Path) -> String {
+    escaped(label.as_os_str().as_bytes())
+}
+
+/// A line for the user, on stderr (which zedinit passes to the console as well): escaped
+/// like the lines, as it may name any file.
 fn note(text: &str) {
-    eprintln!("logtail: {text}");
+    eprintln!("logtail: {}", escaped(text.as_bytes()));
 }

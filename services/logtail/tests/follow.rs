@@ -320,10 +320,11 @@ fn a_removed_directory_ends_the_run_with_a_clear_error() {
 }
 
 #[test]
-fn file_names_and_lines_reach_the_console_escaped() {
+fn file_names_lines_and_notes_reach_the_console_escaped() {
     let lab = Lab::new();
-    // A name with ESC sequences (clear the screen, set the title), and a line with raw
-    // ESC and C1 controls (U+009B is CSI to a UTF-8 terminal).
+    // A name with ESC sequences (clear the screen, set the title), a line with raw ESC
+    // and C1 controls (U+009B is CSI to a UTF-8 terminal), and a refused entry (a
+    // symbolic link) whose name the note on stderr carries.
     let name = "x\x1b[2J\x1b]0;owned\x07.log";
     fs::write(lab.log(name), "plain text\n").expect("named log");
     fs::write(
@@ -331,11 +332,14 @@ fn file_names_and_lines_reach_the_console_escaped() {
         b"esc \x1b[31m c1 \xc2\x9b2J\xc2\x9d0;t\n",
     )
     .expect("c1.log");
+    std::os::unix::fs::symlink(lab.log("c1.log"), lab.log("\x1b[5mlink.log")).expect("link");
     let run = lab.start(&[]);
     let label = format!("{}/x\\x1b[2J\\x1b]0;owned\\x07.log", lab.logs.display());
     run.out.wait_line(&format!("{label}: plain text"));
     run.out
         .wait_line(&lab.label("c1.log", "esc \\x1b[31m c1 \\u{9b}2J\\u{9d}0;t"));
+    run.err
+        .wait_containing("/\\x1b[5mlink.log: not followed: a symbolic link");
     let raw = |c: char| {
         run.out
             .all()

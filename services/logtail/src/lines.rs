@@ -6,11 +6,13 @@
 //! limit is printed in pieces, the later ones marked `LABEL:+ `, so a writer that never
 //! ends its line can't make logtail hold unbounded memory.
 //!
-//! The console is a terminal: control characters other than tab are shown escaped
-//! (`\x1b`), so a log can't move the cursor or change colours, and bytes that are not
-//! UTF-8 are shown as U+FFFD.
+//! The console is a terminal: [`escape_into`] shows C0 control characters other than tab
+//! and DEL as `\x1b`, C1 control characters (U+0080–U+009F: a UTF-8 `\xc2\x9b` is CSI
+//! to a terminal in UTF-8 mode, like `ESC [`) as `\u{9b}`, and bytes that are not UTF-8
+//! as U+FFFD, so neither a log's text nor its file's name (the label) can move the
+//! cursor, change colours or set the title.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// The unfinished tail of one file's output.
 #[derive(Debug, Default)]
@@ -89,33 +91,76 @@ impl LineBuffer {
         printed
     }
 
+    /// `label` is already escaped (see [`escaped`]).
     fn print(&self, text: &[u8], label: &str, out: &mut Vec<u8>) {
         out.extend_from_slice(label.as_bytes());
         out.extend_from_slice(if self.continued { b":+ " } else { b": " });
         let text = text.strip_suffix(b"\r").unwrap_or(text);
-        // The usual line: UTF-8 without ASCII control characters but tab, copied as it is
-        // (the per-character path below costs twice the CPU on a flood).
-        // Branch-free, so it vectorises: any byte below space but tab, or DEL.
-        let controls = text.iter().fold(false, |any, &b| {
-            any | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
-        });
-        let plain = !controls;
-        if plain && std::str::from_utf8(text).is_ok() {
-            out.extend_from_slice(text);
-            out.push(b'\n');
-            return;
-        }
-        let mut shown = String::with_capacity(text.len());
-        for c in String::from_utf8_lossy(text).chars() {
-            if (c.is_control() && c != '\t') && (c as u32) < 0x80 {
-                let _ = write!(shown, "\\x{:02x}", c as u32);
-            } else {
-                shown.push(c);
-            }
-        }
-        out.extend_from_slice(shown.as_bytes());
+        escape_into(text, out);
         out.push(b'\n');
     }
+}
+
+/// `text` (a file name, a message) as [`escape_into`] shows it.
+pub fn escaped(text: &[u8]) -> String {
+    let mut out = Vec::with_capacity(text.len());
+    escape_into(text, &mut out);
+    // Always UTF-8 (invalid input became U+FFFD): the lossy conversion copies nothing.
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Appends `text` to `out` safe for a terminal: C0 controls but tab, DEL and C1 controls
+/// escaped, invalid UTF-8 as U+FFFD.
+pub fn escape_into(text: &[u8], out: &mut Vec<u8>) {
+    // The usual line, plain ASCII without control characters but tab, is copied as it is
+    // (the per-character path below costs twice the CPU on a flood). Branch-free, so it
+    // vectorises: any byte below space but tab, DEL, or any byte >= 0x80 (part of a
+    // multi-byte character, which may be a C1 control, or not UTF-8).
+    let unusual = text.iter().fold(false, |any, &b| {
+        any | ((b < 0x20) & (b != b'\t')) | (b >= 0x7f)
+    });
+    if !unusual || is_safe_utf8(text) {
+        out.extend_from_slice(text);
+        return;
+    }
+    for chunk in text.utf8_chunks() {
+        let valid = chunk.valid();
+        // Runs of characters that need nothing are copied whole.
+        let mut run = 0;
+        for (at, c) in valid.char_indices() {
+            let code = c as u32;
+            let c0 = (code < 0x20 && c != '\t') || code == 0x7f;
+            let c1 = (0x80..=0x9f).contains(&code);
+            if c0 || c1 {
+                out.extend_from_slice(&valid.as_bytes()[run..at]);
+                run = at + c.len_utf8();
+                let _ = if c0 {
+                    write!(out, "\\x{code:02x}")
+                } else {
+                    write!(out, "\\u{{{code:x}}}")
+                };
+            }
+        }
+        out.extend_from_slice(&valid.as_bytes()[run..]);
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice("\u{fffd}".as_bytes());
+        }
+    }
+}
+
+/// `text` is UTF-8 without a control character but tab (C0, DEL, C1): a line with
+/// accents or other scripts is copied as it is too.
+fn is_safe_utf8(text: &[u8]) -> bool {
+    let c0 = text.iter().fold(false, |any, &b| {
+        any | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    });
+    !c0 && std::str::from_utf8(text).is_ok() && !has_c1(text)
+}
+
+/// Valid UTF-8 `text` holds a C1 control: U+0080–U+009F are encoded `\xc2\x80` to
+/// `\xc2\x9f`, and in valid UTF-8 a 0xc2 byte always starts a character.
+fn has_c1(text: &[u8]) -> bool {
+    memchr::memchr_iter(0xc2, text).any(|i| text.get(i + 1).is_some_and(|&b| b < 0xa0))
 }
 
 #[cfg(test)]
@@ -185,6 +230,61 @@ mod tests {
         let mut buffer = LineBuffer::default();
         let out = push_all(&mut buffer, &[b"\x1b[31mred\ttab \xff\n"], 1024);
         assert_eq!(out, "/var/log/a.log: \\x1b[31mred\ttab \u{fffd}\n");
+    }
+
+    fn shown(text: &[u8]) -> String {
+        let mut out = Vec::new();
+        escape_into(text, &mut out);
+        String::from_utf8(out).expect("escaped text is UTF-8")
+    }
+
+    #[test]
+    fn raw_escape_and_other_c0_controls_and_del_are_escaped() {
+        assert_eq!(shown(b"\x1b[2J\x1b]0;t\x07"), "\\x1b[2J\\x1b]0;t\\x07");
+        assert_eq!(shown(b"a\rb\x08c\x7fd\x00"), "a\\x0db\\x08c\\x7fd\\x00");
+        assert_eq!(shown(b"tab\tstays"), "tab\tstays");
+    }
+
+    #[test]
+    fn c1_controls_in_utf8_are_escaped() {
+        // U+009B (CSI) and U+009D (OSC): a UTF-8 terminal acts on them like ESC [ and ESC ].
+        assert_eq!(shown(b"c1 \xc2\x9b2J\xc2\x9b31m"), "c1 \\u{9b}2J\\u{9b}31m");
+        assert_eq!(shown(b"\xc2\x9d0;t\xc2\x9c"), "\\u{9d}0;t\\u{9c}");
+        assert_eq!(shown(b"\xc2\x80\xc2\x9f"), "\\u{80}\\u{9f}");
+        // With a C0 control in the same line (the other path to the per-character loop).
+        assert_eq!(shown(b"\x1b\xc2\x9b"), "\\x1b\\u{9b}");
+    }
+
+    #[test]
+    fn other_characters_pass_and_invalid_utf8_is_replaced() {
+        // U+00A0 (`\xc2\xa0`) is the first character past C1; é, CJK and emoji are text.
+        let text = "nbsp\u{a0} é 日本 🙂 ÿ";
+        assert_eq!(shown(text.as_bytes()), text);
+        assert_eq!(shown(b"bad \xff\xfe end"), "bad \u{fffd}\u{fffd} end");
+        // A lone 0xc2 (cut, or followed by ASCII) is invalid, not a C1 control.
+        assert_eq!(shown(b"cut \xc2"), "cut \u{fffd}");
+        assert_eq!(shown(b"\xc2["), "\u{fffd}[");
+        // A C1 control's bytes apart are invalid UTF-8, replaced, never passed raw.
+        assert_eq!(shown(b"\x9b2J"), "\u{fffd}2J");
+    }
+
+    #[test]
+    fn a_label_is_escaped_like_text() {
+        let name = b"/var/log/x\x1b[2J\x1b]0;owned\x07\xc2\x9b31m\xff.log";
+        let label = escaped(name);
+        assert_eq!(
+            label,
+            "/var/log/x\\x1b[2J\\x1b]0;owned\\x07\\u{9b}31m\u{fffd}.log"
+        );
+        let mut buffer = LineBuffer::default();
+        let mut out = Vec::new();
+        buffer.push(b"plain text\n", &label, 1024, &mut out);
+        assert!(
+            !out.iter().any(|&b| b == 0x1b || b == 0x07),
+            "no raw control byte on the console: {out:?}"
+        );
+        assert_eq!(out, format!("{label}: plain text\n").as_bytes());
+        assert_eq!(escaped(b"/var/log/plain.log"), "/var/log/plain.log");
     }
 }
 

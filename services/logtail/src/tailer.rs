@@ -11,8 +11,12 @@
 //! each followed file itself, by its descriptor (`/proc/self/fd/N`), so its writes are
 //! seen under any name it gets: a file rotated away is read on as its writer goes on
 //! with it until it has been quiet for the grace time.
+//!
+//! Only regular files owned by root or the directory's owner are followed, opened so
+//! that the check is about the file read (`entry`); every refused entry is said once.
 
-use crate::lines::{LineBuffer, last_lines_start};
+use crate::entry::{self, OpenError, Refusal};
+use crate::lines::{LineBuffer, escaped, last_lines_start};
 use crate::pattern::Pattern;
 use crate::plan::{self, Change, Held, Seen, Start};
 use crate::state::{Identity, Saved, State, VERSION};
@@ -20,11 +24,12 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -49,6 +54,7 @@ const BATCH_BYTES: usize = 256 << 10;
 /// One followed file.
 struct Tracked {
     label: PathBuf,
+    /// The label as printed (escaped: a file's name is anyone's choice).
     label_text: String,
     file: File,
     id: Identity,
@@ -99,6 +105,8 @@ pub struct Tailer {
     save_failing: bool,
     /// A watched directory was removed or moved away: the run ends (zedinit restarts it).
     lost_dir: Option<PathBuf>,
+    /// Entries refused and said so, kept while they stay refused: each is said once.
+    refused: HashSet<(PathBuf, Refusal)>,
 }
 
 impl Tailer {
@@ -142,6 +150,7 @@ impl Tailer {
             changed: false,
             save_failing: false,
             lost_dir: None,
+            refused: HashSet::new(),
         };
         tailer.open_planned()?;
         Ok(tailer)
@@ -162,7 +171,7 @@ impl Tailer {
                  before it may be printed again",
             );
         }
-        let seen = scan(&self.options.patterns, true);
+        let seen = self.scan(true);
         let plan = plan::on_start(saved.as_ref(), &seen, self.options.first_lines);
         for text in &plan.notes {
             note(text);
@@ -176,7 +185,7 @@ impl Tailer {
                     }
                     self.files.push(tracked);
                 }
-                Err(e) => note(&format!("{}: {e}", follow.path.display())),
+                Err(e) => self.open_failed(&follow.path, e),
             }
         }
         if let Some(dir) = state_path.parent()
@@ -188,10 +197,10 @@ impl Tailer {
         Ok(())
     }
 
-    /// Opens `path`, to be printed as `label`, positioned at `start`.
-    fn open(&self, label: &Path, path: &Path, start: Start) -> io::Result<Tracked> {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
+    /// Opens `path`, to be printed as `label`, positioned at `start`, if it may be
+    /// followed (`entry::open`).
+    fn open(&self, label: &Path, path: &Path, start: Start) -> Result<Tracked, OpenError> {
+        let (file, meta) = entry::open(path, entry::dir_owner(path)?)?;
         let offset = match start {
             Start::At(offset) if offset <= meta.len() => offset,
             Start::At(_) => 0,
@@ -205,7 +214,7 @@ impl Tailer {
         let watch = self.watch_file(&file, path, &meta);
         Ok(Tracked {
             label: label.to_path_buf(),
-            label_text: label.display().to_string(),
+            label_text: label_text(label),
             id: Identity::of(&meta),
             file,
             offset,
@@ -229,9 +238,10 @@ impl Tailer {
         if let Ok(watch) = self.inotify.add_watch(by_fd.as_str(), flags) {
             return Some(watch);
         }
-        let watch = self.inotify.add_watch(path, flags).ok()?;
-        let same =
-            std::fs::metadata(path).is_ok_and(|now| Identity::of(&now) == Identity::of(meta));
+        let by_name = flags | AddWatchFlags::IN_DONT_FOLLOW;
+        let watch = self.inotify.add_watch(path, by_name).ok()?;
+        let same = std::fs::symlink_metadata(path)
+            .is_ok_and(|now| Identity::of(&now) == Identity::of(meta));
         if same {
             Some(watch)
         } else {
@@ -465,7 +475,7 @@ impl Tailer {
         for file in self.files.iter_mut().filter(|f| f.watch.is_none()) {
             file.dirty = true;
         }
-        let seen = scan(&self.options.patterns, false);
+        let seen = self.scan(false);
         let held: Vec<Held> = self
             .files
             .iter()
@@ -485,7 +495,7 @@ impl Tailer {
                 }
                 Change::Renamed { id, to } => {
                     if let Some(f) = self.files.iter_mut().find(|f| f.id == id) {
-                        f.label_text = to.display().to_string();
+                        f.label_text = label_text(&to);
                         f.label = to;
                         f.rotated = None;
                         f.dirty = true;
@@ -496,10 +506,43 @@ impl Tailer {
                         self.files.push(tracked);
                         self.changed = true;
                     }
-                    // Gone again already (a writer's quick rename), or unreadable.
-                    Err(e) => note(&format!("{}: {e}", path.display())),
+                    Err(e) => self.open_failed(&path, e),
                 },
             }
+        }
+    }
+
+    /// The patterns' directories as [`scan`] sees them; says which entries it refused
+    /// (each once).
+    fn scan(&mut self, everything: bool) -> Vec<Seen> {
+        let scan = scan(&self.options.patterns, everything);
+        // Forget what is no longer refused: if it is again later, that is said again.
+        let now: HashSet<&(PathBuf, Refusal)> = scan.refused.iter().collect();
+        self.refused.retain(|said| now.contains(said));
+        for (path, why) in scan.refused {
+            self.refuse(path, why);
+        }
+        scan.seen
+    }
+
+    /// Says, once while it stays so, that `path` is not followed and why.
+    fn refuse(&mut self, path: PathBuf, why: Refusal) {
+        let text = format!(
+            "{}: not followed: {why} (only regular files owned by root or the directory's \
+             owner are)",
+            path.display()
+        );
+        if self.refused.insert((path, why)) {
+            note(&text);
+        }
+    }
+
+    /// A planned file could not be opened: refused (it changed since the scan), gone
+    /// again already (a writer's quick rename), or unreadable.
+    fn open_failed(&mut self, path: &Path, e: OpenError) {
+        match e {
+            OpenError::Refused(why) => self.refuse(path.to_path_buf(), why),
+            OpenError::Io(e) => note(&format!("{}: {e}", path.display())),
         }
     }
 
@@ -542,12 +585,27 @@ fn distinct_dirs(patterns: &[Pattern]) -> Vec<PathBuf> {
     dirs
 }
 
-/// The regular files of the patterns' directories: the followed ones, and with
-/// `everything` the others too (where a file rotated while logtail was stopped went).
-fn scan(patterns: &[Pattern], everything: bool) -> Vec<Seen> {
-    let mut seen = Vec::new();
+/// What a look at the directories found.
+struct Scan {
+    /// The entries that may be followed.
+    seen: Vec<Seen>,
+    /// The entries with a followed name that may not (`entry::check`), and why.
+    refused: Vec<(PathBuf, Refusal)>,
+}
+
+/// The regular files of the patterns' directories owned by root or the directory's owner:
+/// the followed ones, and with `everything` the others too (where a file rotated while
+/// logtail was stopped went). Looked at with `lstat`: a symbolic link is not followed.
+fn scan(patterns: &[Pattern], everything: bool) -> Scan {
+    let mut found = Scan {
+        seen: Vec::new(),
+        refused: Vec::new(),
+    };
     for dir in distinct_dirs(patterns) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let Ok(dir_owner) = std::fs::metadata(&dir).map(|m| m.uid()) else {
             continue;
         };
         let mut names: Vec<(String, PathBuf)> = entries
@@ -560,23 +618,31 @@ fn scan(patterns: &[Pattern], everything: bool) -> Vec<Seen> {
             if !followed && !everything {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
                 continue;
             };
-            if meta.is_file() {
-                seen.push(Seen {
+            match entry::check(&meta, dir_owner) {
+                Ok(()) => found.seen.push(Seen {
                     path,
                     id: Identity::of(&meta),
                     size: meta.len(),
                     followed,
-                });
+                }),
+                Err(why) if followed => found.refused.push((path, why)),
+                Err(_) => {}
             }
         }
     }
-    seen
+    found
 }
 
-/// A line for the user, on stderr (which zedinit passes to the console as well).
+/// How `label` is printed before each line: escaped like the lines.
+fn label_text(label: &Path) -> String {
+    escaped(label.as_os_str().as_bytes())
+}
+
+/// A line for the user, on stderr (which zedinit passes to the console as well): escaped
+/// like the lines, as it may name any file.
 fn note(text: &str) {
-    eprintln!("logtail: {text}");
+    eprintln!("logtail: {}", escaped(text.as_bytes()));
 }

@@ -2,153 +2,14 @@
 //! files appearing, restarts after SIGTERM and SIGKILL, and an idle logtail that never
 //! wakes up. Nothing here needs root.
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Generous: the tests assert what is printed, not how fast.
-const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Lines a stream gave, shared with the thread reading it.
-#[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
-
-impl Lines {
-    fn collect(stream: impl std::io::Read + Send + 'static) -> Lines {
-        let lines = Lines::default();
-        let shared = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                let (all, changed) = &*shared.0;
-                all.lock().expect("lines").push(line);
-                changed.notify_all();
-            }
-        });
-        lines
-    }
-
-    fn all(&self) -> Vec<String> {
-        self.0.0.lock().expect("lines").clone()
-    }
-
-    /// Waits until `done` holds for the lines so far; panics with them at the deadline.
-    fn wait_for(&self, what: &str, done: impl Fn(&[String]) -> bool) {
-        let deadline = Instant::now() + DEADLINE;
-        let (all, changed) = &*self.0;
-        let mut lines = all.lock().expect("lines");
-        while !done(&lines) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "timed out waiting for {what}; lines so far: {lines:#?}"
-            );
-            lines = changed.wait_timeout(lines, left).expect("lines").0;
-        }
-    }
-
-    fn wait_line(&self, line: &str) {
-        self.wait_for(line, |lines| lines.iter().any(|l| l == line));
-    }
-
-    fn wait_containing(&self, text: &str) {
-        self.wait_for(text, |lines| lines.iter().any(|l| l.contains(text)));
-    }
-}
-
-/// A log directory, a state file, and a running logtail.
-struct Lab {
-    _dir: tempfile::TempDir,
-    logs: PathBuf,
-    state: PathBuf,
-}
-
-struct Running {
-    child: Child,
-    out: Lines,
-    err: Lines,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let logs = dir.path().join("log");
-        fs::create_dir(&logs).expect("log dir");
-        let state = dir.path().join("run/state.json");
-        Lab {
-            _dir: dir,
-            logs,
-            state,
-        }
-    }
-
-    fn log(&self, name: &str) -> PathBuf {
-        self.logs.join(name)
-    }
-
-    fn label(&self, name: &str, text: &str) -> String {
-        format!("{}: {text}", self.log(name).display())
-    }
-
-    fn start(&self, extra: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_logtail"))
-            .arg(format!("{}/*.log", self.logs.display()))
-            .arg("--state")
-            .arg(&self.state)
-            .args(["--grace", "1s"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("logtail starts");
-        let out = Lines::collect(child.stdout.take().expect("stdout"));
-        let err = Lines::collect(child.stderr.take().expect("stderr"));
-        Running { child, out, err }
-    }
-}
-
-impl Running {
-    fn signal(&mut self, signal: Signal) -> ExitStatus {
-        kill(Pid::from_raw(self.child.id() as i32), signal).expect("kill");
-        self.child.wait().expect("wait")
-    }
-
-    /// Voluntary plus involuntary context switches so far: how often it woke up.
-    fn switches(&self) -> u64 {
-        let status =
-            fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches"))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn append(path: &Path, text: &str) {
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .expect("open log");
-    file.write_all(text.as_bytes()).expect("append");
-}
-
-fn state(lab: &Lab) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(&lab.state).expect("state")).expect("state parses")
-}
 
 #[test]
 fn the_first_start_shows_the_last_lines_then_follows_new_lines_and_new_files() {
@@ -456,4 +317,37 @@ fn a_removed_directory_ends_the_run_with_a_clear_error() {
     assert_eq!(status.code(), Some(1));
     run.err
         .wait_containing("the watched directory was removed or moved");
+}
+
+#[test]
+fn file_names_lines_and_notes_reach_the_console_escaped() {
+    let lab = Lab::new();
+    // A name with ESC sequences (clear the screen, set the title), a line with raw ESC
+    // and C1 controls (U+009B is CSI to a UTF-8 terminal), and a refused entry (a
+    // symbolic link) whose name the note on stderr carries.
+    let name = "x\x1b[2J\x1b]0;owned\x07.log";
+    fs::write(lab.log(name), "plain text\n").expect("named log");
+    fs::write(
+        lab.log("c1.log"),
+        b"esc \x1b[31m c1 \xc2\x9b2J\xc2\x9d0;t\n",
+    )
+    .expect("c1.log");
+    std::os::unix::fs::symlink(lab.log("c1.log"), lab.log("\x1b[5mlink.log")).expect("link");
+    let run = lab.start(&[]);
+    let label = format!("{}/x\\x1b[2J\\x1b]0;owned\\x07.log", lab.logs.display());
+    run.out.wait_line(&format!("{label}: plain text"));
+    run.out
+        .wait_line(&lab.label("c1.log", "esc \\x1b[31m c1 \\u{9b}2J\\u{9d}0;t"));
+    run.err
+        .wait_containing("/\\x1b[5mlink.log: not followed: a symbolic link");
+    let raw = |c: char| {
+        run.out
+            .all()
+            .iter()
+            .chain(run.err.all().iter())
+            .any(|l| l.contains(c))
+    };
+    for c in ['\x1b', '\x07', '\u{9b}', '\u{9d}'] {
+        assert!(!raw(c), "{c:?} reached the console raw");
+    }
 }

@@ -94,6 +94,14 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
         "/persist/downloads"
     );
     assert_eq!(downloader["runtime"]["mkdir"][2], "/persist/downloads");
+    // It sees the network instances and their leases (`.local` datastores), read-only.
+    for dir in ["/run/zedctr/network-instances", "/run/zedctr/dnsmasq"] {
+        assert_eq!(mount(downloader, dir)["source"], dir);
+        assert_eq!(
+            mount(downloader, dir)["options"],
+            serde_json::json!(["bind", "rprivate", "ro"])
+        );
+    }
     let logtail = entry(&doc, "services", "logtail");
     assert_eq!(
         logtail["capabilities"],

@@ -5,13 +5,15 @@
 //!   [`core`] (the state machine, driven through the narrow [`core::Executor`] trait),
 //!   [`protocol`];
 //! - thin OS work: [`sys`] (reaping, spawning, signals, epoll), [`server`] (the control
-//!   socket), [`event_loop`] (ties them together), [`client`] (used by supctl and tests).
+//!   socket), [`event_loop`] (ties them together), [`client`] (used by supctl and tests);
+//! - [`escape`]: service-controlled text made safe for a terminal (supctl's output).
 
 pub mod caps;
 pub mod client;
 pub mod control;
 pub mod core;
 pub mod durations;
+pub mod escape;
 pub mod event_loop;
 pub mod exit;
 pub mod graph;

@@ -255,6 +255,26 @@ service_is() {
     shift 2
     st=$(status_json "$@") && [ "$(service_state "$st" "$name")" = "$want" ]
 }
+# downloader_sees_instances EXEC...: the running downloader's own mounts hold the network
+# instances and the lease directory, both read-only (mountinfo, as the downloader's root
+# shows them: field 5 the mount point, field 6 its options).
+downloader_sees_instances() {
+    local st pid
+    st=$(status_json "$@") || return 1
+    pid=$(jq -r '.services[] | select(.name == "downloader") | .pid // empty' <<<"$st")
+    [ -n "$pid" ] || return 1
+    "$@" cat "/proc/$pid/mountinfo" | awk '
+        $5 == "/run/zedctr/network-instances" && $6 ~ /^ro(,|$)/ { ni = 1 }
+        $5 == "/run/zedctr/dnsmasq" && $6 ~ /^ro(,|$)/ { leases = 1 }
+        END { exit !(ni && leases) }'
+}
+# write_atomically FILE TEXT: as writers should (a hidden name, then a rename), so the
+# watcher never reads half a file.
+write_atomically() {
+    local dir name
+    dir=$(dirname "$1") name=$(basename "$1")
+    printf '%s' "$2" > "$dir/.$name.tmp" && mv "$dir/.$name.tmp" "$1"
+}
 # orphans_reaped EXEC...: zedinit counted the orphans the `orphans` service left.
 orphans_reaped() {
     local st
@@ -332,6 +352,29 @@ run_podman() {
         bad "[$label] the image's dnsmasq-render is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
     check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" podman exec "$c" /usr/sbin/dnsmasq --version
+
+    # The downloader sees the network instances and their leases (its own /run is a
+    # tmpfs: without its binds every `.local` URL failed with "no network instance").
+    if wait_until 10 downloader_sees_instances podman exec "$c"; then
+        ok "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
+    else
+        bad "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
+    fi
+    # A `.local` request is looked up on the instance's bridge. The bridge does not exist
+    # and its address is TEST-NET-1 (RFC 5737): nothing is sent. dnsmasq-render is
+    # stopped first, so no dnsmasq is made for the instance on this machine's network.
+    local request_status=$h/run/downloader/status/smoke.json
+    if podman exec "$c" /usr/bin/supctl stop dnsmasq-render >/dev/null 2>&1 &&
+        write_atomically "$h/run/zedctr/network-instances/smoke.toml" \
+            "$(printf 'bridge = "zsmoke0"\nipv4 = "192.0.2.1/24"\n')" &&
+        write_atomically "$h/run/downloader/config/smoke.json" \
+            "{\"name\":\"smoke\",\"url\":\"http://app.local/x\",\"sha256\":\"$(printf x | sha256sum | cut -d' ' -f1)\",\"size\":1}" &&
+        wait_until 20 grep -q 'on zsmoke0' "$request_status"; then
+        ok "[$label] the downloader looks up a .local datastore on the network instance's bridge"
+    else
+        bad "[$label] the downloader looks up a .local datastore on the network instance's bridge" \
+            "status: $(cat "$request_status" 2>&1 | tr '\n' ' ')"
+    fi
 
     # The image carries no openssh yet: sshd-keys and sshd are skipped by their conditions.
     if wait_until 10 service_is sshd-keys skipped podman exec "$c" && wait_until 5 service_is sshd skipped podman exec "$c"; then

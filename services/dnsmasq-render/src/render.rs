@@ -160,8 +160,26 @@ fn dhcp_hosts(instance: &NetworkInstance) -> String {
         .collect()
 }
 
+/// `text` as a TOML basic string (TOML 1.0, "String"): `"` and `\` escaped, the
+/// control characters TOML forbids in one (U+0000–U+001F but tab, U+007F) as `\uXXXX`,
+/// everything else as it is. Not Rust's `{:?}`, whose `\u{ad}` is no TOML escape: a
+/// definition zedinit can't parse leaves the bridge without dnsmasq.
 fn quoted(text: &str) -> String {
-    format!("{text:?}")
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push(c),
+            c if c.is_ascii_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn definition(
@@ -331,6 +349,68 @@ dhcp-hosts = [
         assert!(
             r.conf
                 .contains("dhcp-leasefile=/persist/leases/bn1.leases\n")
+        );
+    }
+
+    /// The definition for `instance` under `layout`, through zedinit's own parser.
+    fn parsed_definition(r: &Rendered) -> zedctr::spec::ServiceSpec {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(format!("{}.toml", service_name(&r.bridge)));
+        std::fs::write(&file, &r.definition).expect("write");
+        let loaded = zedctr::parse::load_dirs(&[dir.path().to_path_buf()]);
+        assert!(
+            loaded.errors.is_empty(),
+            "{:?}\n{}",
+            loaded.errors,
+            r.definition
+        );
+        loaded
+            .specs()
+            .remove(&service_name(&r.bridge))
+            .expect("the service")
+    }
+
+    #[test]
+    fn paths_with_any_characters_are_written_as_toml_strings_zedinit_reads_back() {
+        // What the command line may name (root's choice, but still any path), with what
+        // Rust's `{:?}` writes in ways TOML does not read (`\u{ad}`, `\u{7f}`) and what
+        // it must escape (`"`, `\`).
+        let odd = "/opt/dns\u{ad}masq \u{200b}\u{85}\u{7f}\u{1}\t\"q\"\\é\u{1f600}";
+        let layout = Layout {
+            out_dir: format!("{odd}/out").into(),
+            services_dir: "/run/zedctr/services".into(),
+            dnsmasq: format!("{odd}/dnsmasq").into(),
+        };
+        let text = format!("{FULL}lease-file = \"/persist/dns+masq@bn1/x-y_z.leases\"\n");
+        let r = render(&instance(&text), &layout);
+        let spec = parsed_definition(&r);
+        assert_eq!(
+            spec.command,
+            [
+                format!("{odd}/dnsmasq"),
+                "--keep-in-foreground".into(),
+                format!("--conf-file={odd}/out/bn1.conf"),
+            ]
+        );
+        let run = spec.run.expect("[run]");
+        let binds: Vec<(String, String, bool)> = run
+            .binds
+            .iter()
+            .map(|b| {
+                (
+                    b.src.display().to_string(),
+                    b.dst.display().to_string(),
+                    b.readonly,
+                )
+            })
+            .collect();
+        let lease = "/persist/dns+masq@bn1/x-y_z.leases".to_string();
+        assert_eq!(
+            binds,
+            [
+                (format!("{odd}/out"), format!("{odd}/out"), true),
+                (lease.clone(), lease, false),
+            ]
         );
     }
 

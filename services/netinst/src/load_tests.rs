@@ -130,12 +130,12 @@ fn the_same_lease_file_twice_names_both_files() {
     let a = write(
         dir.path(),
         "a.toml",
-        &(instance("bn1", "10.1.0.1/24") + "lease-file = \"/run/l\"\n"),
+        &(instance("bn1", "10.1.0.1/24") + "lease-file = \"/run/l.leases\"\n"),
     );
     let b = write(
         dir.path(),
         "b.toml",
-        &(instance("bn2", "10.2.0.1/24") + "lease-file = \"/run/l\"\n"),
+        &(instance("bn2", "10.2.0.1/24") + "lease-file = \"/run/l.leases\"\n"),
     );
     let loaded = load_dir(dir.path());
     assert_eq!(names(&loaded), vec!["a"]);

@@ -545,12 +545,20 @@ fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
 #[path = "parse_tests.rs"]
 mod tests;
 
-/// A lease file's path: absolute, a file in a directory other than `/`, and plain: it is
-/// written into dnsmasq's configuration (one option per line) and into a bind
-/// (`source:destination`), so no control characters, `:` or `,`; no `.` or `..` parts.
+/// A lease file's path: absolute, a file named `<something>.leases` in a directory other
+/// than `/`, of ASCII letters, digits and `/ . _ - + @` only, with no empty, `.` or `..`
+/// parts. Why so narrow:
+/// - it is written into dnsmasq's configuration (one option per line), into a bind
+///   (`source:destination`) and into a TOML definition: none of `:`, `,`, quotes,
+///   whitespace, controls or characters a writer might quote wrongly can reach them;
+/// - it is bound writable into a dnsmasq that opens it as root: the `.leases` name keeps
+///   it off every file that is not a lease file (`/etc/shadow`, a control socket, a
+///   device node, a service definition), whoever writes the instance.
 fn check_lease_file(text: &str) -> Result<(), String> {
     let path = std::path::Path::new(text);
-    let plain = !text.chars().any(|c| c.is_control() || c == ':' || c == ',');
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+@".contains(&b));
     // Textually: `Path::components` would drop the `.` parts before we saw them.
     let parts_ok = text
         .split('/')
@@ -559,12 +567,18 @@ fn check_lease_file(text: &str) -> Result<(), String> {
     let in_a_dir = path
         .parent()
         .is_some_and(|p| p != std::path::Path::new("/"));
-    if text.starts_with('/') && !text.ends_with('/') && plain && parts_ok && in_a_dir {
+    let named = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".leases"))
+        .is_some_and(|stem| !stem.is_empty());
+    if text.starts_with('/') && plain && parts_ok && in_a_dir && named {
         Ok(())
     } else {
         Err(format!(
-            "must be an absolute path to a file in a directory other than /, without `:`, \
-             `,`, control characters or `.`/`..` parts, not {text:?}"
+            "must be an absolute path to a file named <name>.leases in a directory other \
+             than /, of ASCII letters, digits and `/._-+@` only, without `.`/`..` parts, \
+             not {text:?}"
         ))
     }
 }

@@ -598,14 +598,24 @@ fn lease_file_is_an_absolute_path() {
 }
 
 #[test]
-fn lease_file_is_plain_enough_for_a_config_line_and_a_bind() {
+fn lease_file_is_plain_enough_for_a_config_line_a_bind_and_a_toml_string() {
     for bad in [
         "/run/a\\nport=0.leases",
         "/run/a:b.leases",
         "/run/a,b.leases",
         "/x.leases",
         "/run/../etc/passwd",
-        "/run/./l",
+        "/run/./l.leases",
+        "/run//l.leases",
+        "/run/l.leases/",
+        // Letters TOML, dnsmasq or a reader could take for something else.
+        "/run/a b.leases",
+        "/run/a\\\"b.leases",
+        "/run/a#b.leases",
+        "/run/br\\u00adx.leases",
+        "/run/br\\u200bx.leases",
+        "/run/br\\u0085x.leases",
+        "/run/caf\\u00e9.leases",
     ] {
         let text = base(&format!("lease-file = \"{bad}\""));
         one(
@@ -614,6 +624,35 @@ fn lease_file_is_plain_enough_for_a_config_line_and_a_bind() {
             Some("lease-file"),
             "absolute path to a file",
         );
+    }
+}
+
+#[test]
+fn lease_file_names_a_lease_file_only() {
+    // It is bound writable into dnsmasq, which opens it as root.
+    for bad in [
+        "/etc/shadow",
+        "/run/zedctr/control.sock",
+        "/run/zedctr/services/dnsmasq@bn1.toml",
+        "/dev/sda",
+        "/run/zedctr/dnsmasq/.leases",
+        "/run/zedctr/dnsmasq/bn1.leases.bak",
+    ] {
+        let text = base(&format!("lease-file = \"{bad}\""));
+        one(&text, Some(3), Some("lease-file"), "<name>.leases");
+    }
+    for good in [
+        "/run/zedctr/dnsmasq/bn1.leases",
+        "/persist/leases/dnsmasq@bn1-2_a+b.leases",
+        "/tmp/.tmpAb3/x.y.leases",
+    ] {
+        let i = parse_instance(
+            "a",
+            Path::new("/a.toml"),
+            &base(&format!("lease-file = \"{good}\"")),
+        )
+        .unwrap_or_else(|e| panic!("{good}: {e:?}"));
+        assert_eq!(i.lease_path(), Path::new(good));
     }
 }
 

@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use zedctr::client::{Client, ClientError, socket_path};
 use zedctr::durations::{format_duration, parse_duration};
+// Everything printed for a person goes through `shown`: service names, states, notes,
+// reasons and log lines come from services and definitions, and must not reach the
+// terminal as control sequences. `--json` output stays JSON (serde escapes it).
+use zedctr::escape::for_terminal as shown;
 use zedctr::protocol::{ErrorKind, Request, Response};
 use zedctr::status::{Health, StatusReport};
 
@@ -116,7 +120,7 @@ fn main() -> ExitCode {
     ExitCode::from(match run(&socket, cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("supctl: {e}");
+            eprintln!("supctl: {}", shown(&e.to_string()));
             match e {
                 ClientError::PermissionDenied(_) => code::PERMISSION,
                 ClientError::NotRunning(..) => code::UNREACHABLE,
@@ -152,14 +156,8 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
                 .filter(|s| report.service(s).is_none())
                 .collect();
             if !unknown.is_empty() {
-                eprintln!(
-                    "supctl: unknown-service: {}",
-                    unknown
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+                eprintln!("supctl: unknown-service: {}", shown(&unknown.join(", ")));
                 return Ok(code::ERROR);
             }
             if !services.is_empty() {
@@ -189,7 +187,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
             } else {
                 println!("unhealthy");
                 for reason in &health.reasons {
-                    println!("  {reason}");
+                    println!("  {}", shown(reason));
                 }
             }
             Ok(if health.healthy {
@@ -226,7 +224,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
                     .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
                     .unwrap_or_default();
                 if !names.is_empty() {
-                    println!("{label}: {}", names.join(", "));
+                    println!("{label}: {}", shown(&names.join(", ")));
                 }
             }
             let errors: Vec<&str> = data["definition_errors"]
@@ -234,7 +232,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
                 .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
                 .unwrap_or_default();
             for e in &errors {
-                eprintln!("{e}");
+                eprintln!("{}", shown(e));
             }
             Ok(if errors.is_empty() {
                 code::OK
@@ -271,7 +269,7 @@ fn state_verb(client: &mut Client, verb: &str, v: StateVerb) -> Result<u8, Clien
                 .as_ref()
                 .and_then(|d| d["state"].as_str())
                 .unwrap_or("?");
-            println!("{service}: {state}");
+            println!("{}: {}", shown(service), shown(state));
         } else {
             print_error(&response);
             let code = match response.error {
@@ -290,7 +288,7 @@ fn simple(client: &mut Client, request: Request) -> Result<u8, ClientError> {
     let response = client.call(&request, ANSWER_TIMEOUT)?;
     if response.ok {
         if let Some(data) = &response.data {
-            println!("{data}");
+            println!("{}", shown(&data.to_string()));
         }
         Ok(code::OK)
     } else {
@@ -312,7 +310,7 @@ fn print_error(response: &Response) {
     let kind = response.error.map(ErrorKind::as_str).unwrap_or("error");
     eprintln!(
         "supctl: {kind}: {}",
-        response.message.as_deref().unwrap_or("")
+        shown(response.message.as_deref().unwrap_or(""))
     );
 }
 
@@ -326,8 +324,8 @@ fn print_table(report: &StatusReport) {
         .iter()
         .map(|s| {
             [
-                s.name.clone(),
-                s.state.clone(),
+                shown(&s.name).into_owned(),
+                shown(&s.state).into_owned(),
                 s.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 s.uptime_ms
                     .map(|ms| format_duration(Duration::from_millis(ms)))
@@ -335,14 +333,11 @@ fn print_table(report: &StatusReport) {
                 s.restarts.to_string(),
                 s.last_exit
                     .as_ref()
-                    .map(|e| e.to_string())
+                    .map(|e| shown(&e.to_string()).into_owned())
                     .unwrap_or_else(|| "-".into()),
                 ms(s.next_retry_ms),
                 ms(s.heartbeat_age_ms),
-                s.note
-                    .clone()
-                    .or_else(|| s.status_text.clone())
-                    .unwrap_or_default(),
+                shown(s.note.as_ref().or(s.status_text.as_ref()).map_or("", |t| t)).into_owned(),
             ]
         })
         .collect();
@@ -357,10 +352,11 @@ fn print_table(report: &StatusReport) {
         "BEAT",
         "NOTE",
     ];
+    // In characters, as `{:<width$}` pads (a note may hold any letters).
     let mut widths = header.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.len());
+            *w = (*w).max(cell.chars().count());
         }
     }
     let line = |cells: Vec<&str>| {
@@ -381,7 +377,7 @@ fn print_table(report: &StatusReport) {
     if !report.supervisor.definition_errors.is_empty() {
         println!("\ndefinition errors (these services are not loaded):");
         for e in &report.supervisor.definition_errors {
-            println!("  {e}");
+            println!("  {}", shown(e));
         }
     }
 }
@@ -390,20 +386,21 @@ fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
     let text = match std::fs::read_to_string(build_yml) {
         Ok(text) => text,
         Err(e) => {
-            eprintln!("supctl: {}: {e}", build_yml.display());
+            let what = format!("{}: {e}", build_yml.display());
+            eprintln!("supctl: {}", shown(&what));
             return code::ERROR;
         }
     };
     let container = match export::read_build_yml(build_yml, &text) {
         Ok(container) => container,
         Err(e) => {
-            eprintln!("supctl: {e}");
+            eprintln!("supctl: {}", shown(&e));
             return code::ERROR;
         }
     };
     let loaded = zedctr::parse::load_dirs(dirs);
     for e in &loaded.errors {
-        eprintln!("supctl: {e}");
+        eprintln!("supctl: {}", shown(&e.to_string()));
     }
     if !loaded.errors.is_empty() {
         return code::ERROR;
@@ -420,7 +417,7 @@ fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
         }
         Err(errors) => {
             for e in errors {
-                eprintln!("supctl: {e}");
+                eprintln!("supctl: {}", shown(&e));
             }
             code::ERROR
         }
@@ -430,13 +427,13 @@ fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
 fn check(dirs: &[PathBuf]) -> u8 {
     for dir in dirs {
         if !dir.is_dir() {
-            eprintln!("{}: not a directory", dir.display());
+            eprintln!("{}: not a directory", shown(&dir.display().to_string()));
             return code::ERROR;
         }
     }
     let loaded = zedctr::parse::load_dirs(dirs);
     for e in &loaded.errors {
-        println!("{e}");
+        println!("{}", shown(&e.to_string()));
     }
     if loaded.errors.is_empty() {
         println!("ok: {} service(s)", loaded.definitions.len());
@@ -467,7 +464,7 @@ fn logs(client: &mut Client, service: &str, lines: usize, follow: bool) -> Resul
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            println!("{}", line.as_str().unwrap_or_default());
+            println!("{}", shown(line.as_str().unwrap_or_default()));
         }
         if !follow {
             return Ok(code::OK);

@@ -199,29 +199,44 @@ fn device_numbers(path: &Path) -> Option<(char, u32, u32)> {
         .map(|(_, kind, major, minor)| (*kind, *major, *minor))
 }
 
-/// A YAML string: JSON's quoting, with DEL and the C1 controls escaped too (JSON leaves
-/// them as they are; YAML refuses or folds them).
+/// A YAML double-quoted string holding exactly `text`, in printable ASCII only: JSON's
+/// quoting (its escapes `\" \\ \n \t \uXXXX` are YAML's too), then every character
+/// outside printable ASCII escaped as well. JSON leaves DEL, C1 and the rest of Unicode
+/// as they are, and YAML 1.1 readers (PyYAML, libyaml, go-yaml as linuxkit uses it) fold
+/// NEL, LS and PS (U+0085, U+2028, U+2029) inside a quoted scalar like a line break,
+/// which would change the value (YAML 1.1 §5.4, "Line Break Characters").
 fn q(text: &str) -> String {
     let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
-    json.chars()
-        .map(|c| match c as u32 {
-            0x7f..=0x9f => format!("\\u{:04x}", c as u32),
-            _ => c.to_string(),
-        })
-        .collect()
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c as u32 {
+            0x20..=0x7e => out.push(c),
+            n @ ..=0xffff => {
+                let _ = write!(out, "\\u{n:04x}");
+            }
+            n => {
+                let _ = write!(out, "\\U{n:08x}");
+            }
+        }
+    }
+    out
 }
 
-/// Text for a `#` comment: one line, whatever a path or name holds.
+/// Text for a `#` comment: one line of printable ASCII, whatever a path or name holds.
+/// Everything else is escaped (`\n`, `\u{2028}`): a YAML 1.1 reader ends the comment at
+/// NEL, LS and PS as at a newline (YAML 1.1 §5.4), and what followed would be read as
+/// keys of the entry (`pid: host`); other characters are escaped too, so no future
+/// reader's idea of a line break matters.
 fn comment(text: &str) -> String {
-    text.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            out.extend(c.escape_default());
+        }
+    }
+    out
 }
 
 fn id(id: &IdRef) -> String {
@@ -606,6 +621,14 @@ mod tests {
     #[test]
     fn strings_and_comments_stay_what_they_are() {
         assert_eq!(q("a\u{7f}b\u{85}"), "\"a\\u007fb\\u0085\"");
+        assert_eq!(
+            q("\u{2028}\u{2029}é\u{1f600}\"\\\t"),
+            "\"\\u2028\\u2029\\u00e9\\U0001f600\\\"\\\\\\t\""
+        );
         assert_eq!(comment("x\n    pid: host"), "x\\n    pid: host");
+        assert_eq!(
+            comment("/t\u{2028}  pid: host\u{2029}\u{85}é"),
+            "/t\\u{2028}  pid: host\\u{2029}\\u{85}\\u{e9}"
+        );
     }
 }

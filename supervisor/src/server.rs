@@ -493,7 +493,7 @@ impl Server {
                 conn.output.held()
             ));
             let notice = format!(
-                "dropped: your unread answers held more than zedinit keeps for all its clients ({} MiB); read them as they come",
+                "dropped: your unread answers held more than zedinit keeps for all its clients ({} MiB); read them as they come, or ask for fewer log lines",
                 OUTPUT_BUDGET >> 20
             );
             if conn

@@ -292,15 +292,15 @@ impl Server {
             .values()
             .filter(|c| c.slot == Slot::Ordinary)
             .count();
-        let idlest = |slot: Slot, busy_too: bool| {
+        let among = |slot: Slot, busy_too: bool| {
             move |(_, c): &(&u64, &Conn)| c.slot == slot && (busy_too || !c.busy())
         };
-        if ordinary < MAX_CLIENTS || self.evict(idlest(Slot::Ordinary, false), changes) {
+        if ordinary < MAX_CLIENTS || self.evict(among(Slot::Ordinary, false), changes) {
             return Slot::Ordinary;
         }
         let reserved = self.conns.len() - ordinary;
         if reserved >= RESERVED_CLIENTS {
-            self.evict(idlest(Slot::Reserved, true), changes);
+            self.evict(among(Slot::Reserved, true), changes);
         }
         Slot::Reserved
     }

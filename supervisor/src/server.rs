@@ -3,15 +3,32 @@
 //! Invariants: nothing here blocks (every fd is non-blocking and a slow or silent client
 //! only costs its own bounded buffers); bad input gets a typed error and the connection
 //! stays usable; answers come in the order of the requests, a line longer than
-//! [`MAX_REQUEST_BYTES`] getting `too-large` in its place (the rest of it discarded);
-//! a client that stays silent is dropped after [`IDLE_TIMEOUT`], and when all slots are
-//! taken the longest-idle one makes room, so `supctl health` always gets in.
+//! [`MAX_REQUEST_BYTES`] getting `too-large` in its place (the rest of it discarded).
+//!
+//! Room for everyone ([`limits`]): when the [`MAX_CLIENTS`] ordinary slots are taken,
+//! the longest-idle client makes room; when every one of them is busy (following logs,
+//! waiting, not reading), a new connection gets one of [`RESERVED_CLIENTS`] slots that
+//! serve only `health` and `status`, so zedwatchdog's check always gets in. Followers
+//! and waiters are capped, overall and per process. A client silent for
+//! [`IDLE_TIMEOUT`], or whose answers have not moved for that long, is dropped; the
+//! output held for all clients is bounded by [`OUTPUT_BUDGET`], the largest holders
+//! dropped first.
+
+mod limits;
+mod output;
+
+pub use limits::{
+    CLIENT_OUTPUT_LIMIT, MAX_CLIENTS, MAX_LONG_LIVED, MAX_LONG_LIVED_PER_PEER, OUTPUT_BUDGET,
+    RESERVED_CLIENTS,
+};
 
 use crate::control::{Goal, Outcome, Supervisor};
 use crate::core::Executor;
 use crate::log;
-use crate::protocol::{ErrorKind, MAX_REQUEST_BYTES, Response};
+use crate::protocol::{ErrorKind, MAX_REQUEST_BYTES, Request, Response};
+use limits::{MAX_QUEUED_BYTES, long_lived_refusal, over_budget, reserved_may_ask};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use output::Output;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind as IoKind, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -20,17 +37,12 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Clients served at once.
-pub const MAX_CLIENTS: usize = 64;
-/// Pending output past which a client that does not read is dropped.
-pub const MAX_PENDING_OUTPUT: usize = 8 * 1024 * 1024;
-/// Requests are served only while less than this much output waits.
-const SERVE_OUTPUT_LIMIT: usize = 1024 * 1024;
 /// Most bytes read from one client per readiness event (fairness; epoll comes back).
 const READ_BUDGET: usize = 1024 * 1024;
 /// Most parsed requests queued per client before reading pauses.
 const MAX_QUEUED: usize = 64;
-/// A client with nothing in flight is dropped after this long.
+/// A client with nothing in flight, or whose answers have not moved, is dropped after
+/// this long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Creates the control socket, mode 0600, refusing to replace a live one.
@@ -78,13 +90,36 @@ enum Pending {
     TooLarge,
 }
 
+impl Pending {
+    fn len(&self) -> usize {
+        match self {
+            Pending::Line(line) => line.len(),
+            Pending::TooLarge => 0,
+        }
+    }
+}
+
+/// Which kind of slot a connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Ordinary,
+    /// Taken when every ordinary slot was busy: `health` and `status` only.
+    Reserved,
+}
+
+/// The answer on a reserved slot to anything but `health` and `status`.
+const RESERVED_ONLY: &str = "too many clients: every slot is busy, and this connection may only ask for health or status; try again";
+
 struct Conn {
     stream: UnixStream,
+    slot: Slot,
+    /// The client process (SO_PEERCRED), when it is visible in our pid namespace.
+    peer_pid: Option<i32>,
     /// The line being received.
     partial: Vec<u8>,
     /// Received requests not served yet, in order.
     queue: VecDeque<Pending>,
-    output: Vec<u8>,
+    output: Output,
     /// Inside an over-long line: drop bytes until its newline.
     discarding: bool,
     waiting: Option<(Goal, Instant)>,
@@ -93,20 +128,24 @@ struct Conn {
     /// Follow lines dropped because the client was not reading.
     follow_dropped: u64,
     interest: Interest,
-    /// The peer shut its writing side: answer what was asked, read no more.
-    eof: bool,
+    /// The peer shut its writing side, or may ask nothing more: answer what was asked,
+    /// read no more, then close.
+    done_reading: bool,
     /// The connection failed (or misbehaved): drop it.
     broken: bool,
+    /// When the client last sent a request or took some of its answers.
     last_active: Instant,
 }
 
 impl Conn {
-    fn new(stream: UnixStream, now: Instant) -> Self {
+    fn new(stream: UnixStream, slot: Slot, peer_pid: Option<i32>, now: Instant) -> Self {
         Conn {
             stream,
+            slot,
+            peer_pid,
             partial: Vec::new(),
             queue: VecDeque::new(),
-            output: Vec::new(),
+            output: Output::default(),
             discarding: false,
             waiting: None,
             following: None,
@@ -115,17 +154,46 @@ impl Conn {
                 read: true,
                 write: false,
             },
-            eof: false,
+            done_reading: false,
             broken: false,
             last_active: now,
         }
     }
 
+    /// Something is in flight: not the one to make room for a new client.
     fn busy(&self) -> bool {
-        self.waiting.is_some()
-            || self.following.is_some()
-            || !self.queue.is_empty()
-            || !self.output.is_empty()
+        self.long_lived() || !self.queue.is_empty() || !self.output.is_empty()
+    }
+
+    /// Follows a log or waits for a state.
+    fn long_lived(&self) -> bool {
+        self.waiting.is_some() || self.following.is_some()
+    }
+
+    /// When it is dropped unless it acts first: silent with nothing in flight, or not
+    /// taking its answers. A follower or waiter with nothing unsent stays.
+    fn drop_at(&self) -> Option<Instant> {
+        (!self.output.is_empty() || !self.busy()).then_some(self.last_active + IDLE_TIMEOUT)
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.queue.iter().map(Pending::len).sum()
+    }
+
+    /// A request may be read now: it would be served, or queued within bounds.
+    fn wants_to_read(&self) -> bool {
+        !self.done_reading
+            && !self.long_lived()
+            && self.queue.len() < MAX_QUEUED
+            && self.queued_bytes() < MAX_QUEUED_BYTES
+            && self.output.held() < CLIENT_OUTPUT_LIMIT
+    }
+
+    fn who(&self) -> String {
+        match self.peer_pid {
+            Some(pid) => format!("client pid {pid}"),
+            None => "client".into(),
+        }
     }
 }
 
@@ -189,7 +257,8 @@ impl Server {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let uid = getsockopt(&stream, PeerCredentials).map(|c| c.uid()).ok();
+            let creds = getsockopt(&stream, PeerCredentials).ok();
+            let uid = creds.map(|c| c.uid());
             if !uid.is_some_and(|uid| peer_allowed(uid, self.server_uid)) {
                 let who = uid
                     .map(|u| format!("uid {u}"))
@@ -202,23 +271,50 @@ impl Server {
                 );
                 continue;
             }
-            if self.conns.len() >= MAX_CLIENTS && !self.evict_idlest(changes) {
-                refuse(stream, ErrorKind::Busy, "too many clients; try again");
-                continue;
-            }
+            // pid 0: the client is outside our pid namespace.
+            let peer_pid = creds.map(|c| c.pid()).filter(|pid| *pid > 0);
+            let slot = self.make_room(changes);
             let token = self.next_token;
             self.next_token += 1;
-            self.conns.insert(token, Conn::new(stream, now));
+            self.conns
+                .insert(token, Conn::new(stream, slot, peer_pid, now));
             changes.added.push(token);
         }
     }
 
-    /// Drops the connection idle the longest (nothing in flight) to make room.
-    fn evict_idlest(&mut self, changes: &mut Changes) -> bool {
+    /// The slot for a new client: an ordinary one (making room by dropping the idlest
+    /// client if need be), else a reserved one, dropping the reserved client idle the
+    /// longest when they are all taken (it asked for health or status and had its
+    /// chance), so a new health check always gets in.
+    fn make_room(&mut self, changes: &mut Changes) -> Slot {
+        let ordinary = self
+            .conns
+            .values()
+            .filter(|c| c.slot == Slot::Ordinary)
+            .count();
+        let among = |slot: Slot, busy_too: bool| {
+            move |(_, c): &(&u64, &Conn)| c.slot == slot && (busy_too || !c.busy())
+        };
+        if ordinary < MAX_CLIENTS || self.evict(among(Slot::Ordinary, false), changes) {
+            return Slot::Ordinary;
+        }
+        let reserved = self.conns.len() - ordinary;
+        if reserved >= RESERVED_CLIENTS {
+            self.evict(among(Slot::Reserved, true), changes);
+        }
+        Slot::Reserved
+    }
+
+    /// Drops the connection idle the longest among those `candidate` accepts.
+    fn evict(
+        &mut self,
+        candidate: impl FnMut(&(&u64, &Conn)) -> bool,
+        changes: &mut Changes,
+    ) -> bool {
         let idlest = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.busy())
+            .filter(candidate)
             .min_by_key(|(_, c)| c.last_active)
             .map(|(t, _)| *t);
         match idlest {
@@ -248,15 +344,16 @@ impl Server {
         if conn.interest.read || hangup {
             read_available(conn, now);
         }
-        serve_queue(conn, sup, now, changes);
-        if hangup {
+        self.serve(token, sup, now, changes);
+        if hangup && let Some(conn) = self.conns.get_mut(&token) {
             conn.broken = true;
         }
-        self.flush(token, changes);
+        self.flush(token, now, changes);
+        self.enforce_budget(changes);
     }
 
     /// Answers waiting requests whose goal was reached or whose deadline passed, and
-    /// drops idle clients.
+    /// drops idle and stuck clients.
     pub fn on_tick<E: Executor>(
         &mut self,
         sup: &mut Supervisor<E>,
@@ -268,9 +365,16 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
-            if !conn.busy() && now.saturating_duration_since(conn.last_active) >= IDLE_TIMEOUT {
+            if conn.drop_at().is_some_and(|at| at <= now) {
+                if !conn.output.is_empty() {
+                    log::warn(format_args!(
+                        "control socket: dropping a {} that took none of its answers for {}s",
+                        conn.who(),
+                        IDLE_TIMEOUT.as_secs()
+                    ));
+                }
                 conn.broken = true;
-                self.flush(token, changes);
+                self.flush(token, now, changes);
                 continue;
             }
             let Some((goal, deadline)) = &conn.waiting else {
@@ -282,29 +386,33 @@ impl Server {
                 None => None,
             };
             if let Some(response) = answer {
-                conn.output.extend(response.to_line());
+                conn.output.push(response.to_line());
                 conn.waiting = None;
                 conn.last_active = now;
-                serve_queue(conn, sup, now, changes);
-                self.flush(token, changes);
+                self.serve(token, sup, now, changes);
+                self.flush(token, now, changes);
             }
         }
+        self.enforce_budget(changes);
     }
 
-    /// New log lines of `service` for the clients following it.
+    /// New log lines of `service` for the clients following it. A follower already
+    /// holding its limit, or any when all clients together hold the budget, loses the
+    /// lines and is told how many later.
     pub fn deliver_log(&mut self, service: &str, lines: &[String], changes: &mut Changes) {
+        let now = Instant::now();
         let tokens: Vec<u64> = self
             .conns
             .iter()
             .filter(|(_, c)| c.following.as_deref() == Some(service))
             .map(|(t, _)| *t)
             .collect();
+        let mut held = self.held();
         for token in tokens {
             let Some(conn) = self.conns.get_mut(&token) else {
                 continue;
             };
-            if conn.output.len() > SERVE_OUTPUT_LIMIT {
-                // A follower that can't keep up loses lines, and is told how many.
+            if conn.output.held() >= CLIENT_OUTPUT_LIMIT || held >= OUTPUT_BUDGET {
                 conn.follow_dropped += lines.len() as u64;
                 continue;
             }
@@ -317,47 +425,97 @@ impl Server {
                 conn.follow_dropped = 0;
             }
             batch.extend_from_slice(lines);
-            conn.output
-                .extend(Response::ok(serde_json::json!({ "lines": batch })).to_line());
-            self.flush(token, changes);
+            let line = Response::ok(serde_json::json!({ "lines": batch })).to_line();
+            held += line.len();
+            conn.output.push(line);
+            self.flush(token, now, changes);
         }
     }
 
-    /// The earliest wait deadline or idle timeout.
+    /// The earliest wait deadline or drop time.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.conns
             .values()
-            .filter_map(|c| match &c.waiting {
-                Some((_, deadline)) => Some(*deadline),
-                None if !c.busy() => Some(c.last_active + IDLE_TIMEOUT),
-                None => None,
-            })
+            .flat_map(|c| [c.waiting.as_ref().map(|(_, d)| *d), c.drop_at()])
+            .flatten()
             .min()
     }
 
-    fn flush(&mut self, token: u64, changes: &mut Changes) {
+    /// Output held for all clients together.
+    fn held(&self) -> usize {
+        self.conns.values().map(|c| c.output.held()).sum()
+    }
+
+    /// Serves what `token` asked, within the caps on followers and waiters.
+    fn serve<E: Executor>(
+        &mut self,
+        token: u64,
+        sup: &mut Supervisor<E>,
+        now: Instant,
+        changes: &mut Changes,
+    ) {
+        let refusal = self.long_lived_refusal(token);
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        while !conn.output.is_empty() && !conn.broken {
-            match conn.stream.write(&conn.output) {
-                Ok(0) => conn.broken = true,
-                Ok(n) => {
-                    conn.output.drain(..n);
-                }
-                Err(e) if e.kind() == IoKind::Interrupted => continue,
-                Err(e) if e.kind() == IoKind::WouldBlock => break,
-                Err(_) => conn.broken = true,
-            }
+        serve_queue(conn, refusal.as_deref(), sup, now, changes);
+    }
+
+    /// Why `token` may not start following or waiting now, if it may not.
+    fn long_lived_refusal(&self, token: u64) -> Option<String> {
+        let peer = self.conns.get(&token).and_then(|c| c.peer_pid);
+        let long_lived = || self.conns.values().filter(|c| c.long_lived());
+        let of_peer = match peer {
+            Some(pid) => long_lived().filter(|c| c.peer_pid == Some(pid)).count(),
+            None => 0,
+        };
+        long_lived_refusal(long_lived().count(), of_peer)
+    }
+
+    /// Past the budget, drops the clients holding the most output until the rest fit,
+    /// telling each why when it is between two answers.
+    fn enforce_budget(&mut self, changes: &mut Changes) {
+        if self.held() <= OUTPUT_BUDGET {
+            return;
         }
-        if conn.output.len() > MAX_PENDING_OUTPUT {
+        let held: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .map(|(token, c)| (*token, c.output.held()))
+            .collect();
+        for token in over_budget(&held, OUTPUT_BUDGET) {
+            let Some(mut conn) = self.conns.remove(&token) else {
+                continue;
+            };
             log::warn(format_args!(
-                "control socket: dropping a client that does not read its answers"
+                "control socket: dropping a {} that does not read its answers: it held {} bytes, and all clients together may hold {OUTPUT_BUDGET}",
+                conn.who(),
+                conn.output.held()
             ));
-            conn.broken = true;
+            let notice = format!(
+                "dropped: your unread answers held more than zedinit keeps for all its clients ({} MiB); read them as they come, or ask for fewer log lines",
+                OUTPUT_BUDGET >> 20
+            );
+            if conn
+                .output
+                .replace_between_answers(Response::error(ErrorKind::Busy, notice).to_line())
+            {
+                // Best effort, once, never waiting: the client is about to be closed.
+                let _ = conn.stream.write(conn.output.unsent());
+            }
+            changes.removed.push(token);
         }
-        let finished =
-            conn.eof && conn.output.is_empty() && conn.waiting.is_none() && conn.queue.is_empty();
+    }
+
+    fn flush(&mut self, token: u64, now: Instant, changes: &mut Changes) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        write_available(conn, now);
+        let finished = conn.done_reading
+            && conn.output.is_empty()
+            && conn.waiting.is_none()
+            && conn.queue.is_empty();
         if conn.broken || finished {
             // Dropping the stream closes it, which also takes it out of the epoll set.
             self.conns.remove(&token);
@@ -368,11 +526,7 @@ impl Server {
         // would fire forever), not while one waits or a stream is followed, not while
         // requests or answers pile up (their followers queue in the kernel).
         let interest = Interest {
-            read: !conn.eof
-                && conn.waiting.is_none()
-                && conn.following.is_none()
-                && conn.queue.len() < MAX_QUEUED
-                && conn.output.len() < SERVE_OUTPUT_LIMIT,
+            read: conn.wants_to_read(),
             write: !conn.output.is_empty(),
         };
         if interest != conn.interest {
@@ -382,11 +536,27 @@ impl Server {
     }
 }
 
+/// Writes what the socket takes without blocking.
+fn write_available(conn: &mut Conn, now: Instant) {
+    while !conn.output.is_empty() && !conn.broken {
+        match conn.stream.write(conn.output.unsent()) {
+            Ok(0) => conn.broken = true,
+            Ok(n) => {
+                conn.output.advance(n);
+                conn.last_active = now;
+            }
+            Err(e) if e.kind() == IoKind::Interrupted => continue,
+            Err(e) if e.kind() == IoKind::WouldBlock => break,
+            Err(_) => conn.broken = true,
+        }
+    }
+}
+
 /// Reads what is there (up to a budget) without blocking, cutting it into requests.
 fn read_available(conn: &mut Conn, now: Instant) {
     let mut buf = [0u8; 16 * 1024];
     let mut budget = READ_BUDGET;
-    while budget > 0 && conn.queue.len() < MAX_QUEUED {
+    while budget > 0 && conn.queue.len() < MAX_QUEUED && conn.queued_bytes() < MAX_QUEUED_BYTES {
         match conn.stream.read(&mut buf) {
             Ok(0) => {
                 // An unterminated last request still counts.
@@ -394,7 +564,7 @@ fn read_available(conn: &mut Conn, now: Instant) {
                     conn.queue
                         .push_back(Pending::Line(std::mem::take(&mut conn.partial)));
                 }
-                conn.eof = true;
+                conn.done_reading = true;
                 return;
             }
             Ok(n) => {
@@ -438,18 +608,22 @@ fn split_requests(conn: &mut Conn, mut chunk: &[u8]) {
     }
 }
 
+/// The request may keep the connection busy: it follows a log or waits for a state.
+fn may_be_long_lived(request: &Request) -> bool {
+    request.follow == Some(true) || request.wait_ms.is_some_and(|ms| ms > 0)
+}
+
 /// Serves queued requests in order; stops at one that waits or follows, or when
-/// answers pile up.
+/// answers pile up. `long_lived_refusal`: why a request that would follow or wait is
+/// refused now, if it is.
 fn serve_queue<E: Executor>(
     conn: &mut Conn,
+    long_lived_refusal: Option<&str>,
     sup: &mut Supervisor<E>,
     now: Instant,
     changes: &mut Changes,
 ) {
-    while conn.waiting.is_none()
-        && conn.following.is_none()
-        && conn.output.len() < SERVE_OUTPUT_LIMIT
-    {
+    while !conn.long_lived() && conn.output.held() < CLIENT_OUTPUT_LIMIT {
         let Some(pending) = conn.queue.pop_front() else {
             return;
         };
@@ -459,7 +633,7 @@ fn serve_queue<E: Executor>(
                 let message =
                     format!("request line longer than {MAX_REQUEST_BYTES} bytes; discarded");
                 conn.output
-                    .extend(Response::error(ErrorKind::TooLarge, message).to_line());
+                    .push(Response::error(ErrorKind::TooLarge, message).to_line());
                 continue;
             }
             Pending::Line(line) => line,
@@ -467,17 +641,41 @@ fn serve_queue<E: Executor>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match sup.handle_line(&line, now) {
-            Outcome::Reply(response) => conn.output.extend(response.to_line()),
-            Outcome::Wait { goal, deadline } => conn.waiting = Some((goal, deadline)),
-            Outcome::Follow { service, response } => {
-                conn.output.extend(response.to_line());
-                conn.following = Some(service);
+        let request = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) => request,
+            // handle_line says what is wrong with it.
+            Err(_) => {
+                serve_outcome(conn, sup.handle_line(&line, now), changes);
+                continue;
             }
-            Outcome::Shutdown(response) => {
-                conn.output.extend(response.to_line());
-                changes.shutdown = true;
-            }
+        };
+        if conn.slot == Slot::Reserved && !reserved_may_ask(&request.verb) {
+            conn.output
+                .push(Response::error(ErrorKind::Busy, RESERVED_ONLY).to_line());
+            conn.queue.clear();
+            conn.done_reading = true;
+            return;
+        }
+        if let Some(why) = long_lived_refusal.filter(|_| may_be_long_lived(&request)) {
+            conn.output
+                .push(Response::error(ErrorKind::Busy, why).to_line());
+            continue;
+        }
+        serve_outcome(conn, sup.handle(request, now), changes);
+    }
+}
+
+fn serve_outcome(conn: &mut Conn, outcome: Outcome, changes: &mut Changes) {
+    match outcome {
+        Outcome::Reply(response) => conn.output.push(response.to_line()),
+        Outcome::Wait { goal, deadline } => conn.waiting = Some((goal, deadline)),
+        Outcome::Follow { service, response } => {
+            conn.output.push(response.to_line());
+            conn.following = Some(service);
+        }
+        Outcome::Shutdown(response) => {
+            conn.output.push(response.to_line());
+            changes.shutdown = true;
         }
     }
 }
@@ -505,7 +703,7 @@ mod tests {
 
     fn conn() -> Conn {
         let (a, _b) = UnixStream::pair().expect("pair");
-        Conn::new(a, Instant::now())
+        Conn::new(a, Slot::Ordinary, None, Instant::now())
     }
 
     fn kinds(c: &Conn) -> Vec<String> {

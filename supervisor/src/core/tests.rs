@@ -17,6 +17,10 @@ struct Recorder {
     /// pid → the main pid of the service it belongs to (children of services).
     family: BTreeMap<i32, i32>,
     leftovers_killed: Vec<i32>,
+    /// Services whose children report their exec later (fork and go).
+    exec_later: HashSet<String>,
+    /// Exec reports by pid, as the pipe would give them.
+    reports: BTreeMap<i32, Result<(), String>>,
 }
 
 impl Executor for Recorder {
@@ -31,8 +35,11 @@ impl Executor for Recorder {
         self.log.push(format!("spawn {}", spec.name));
         Ok(Spawned {
             pid,
-            exec_confirmed: true,
+            exec_confirmed: !self.exec_later.contains(&spec.name),
         })
+    }
+    fn exec_report(&mut self, pid: i32) -> Option<Result<(), String>> {
+        self.reports.remove(&pid)
     }
     fn signal_group(&mut self, pgid: i32, signal: Signal) {
         if signal != Signal::SIGCONT {
@@ -818,4 +825,80 @@ fn watchdog_messages_count_as_beats() {
     }
     assert_eq!(h.take_log(), Vec::<String>::new());
     assert_eq!(h.state("beat"), "running");
+}
+
+fn exec_later(names: &[&str]) -> Recorder {
+    Recorder {
+        exec_later: names.iter().map(|n| n.to_string()).collect(),
+        ..Recorder::default()
+    }
+}
+
+#[test]
+fn dependents_start_only_once_the_child_has_execd() {
+    let mut h = Harness::with(
+        &[
+            ("db", LONGRUN),
+            ("app", r#"command = ["/bin/x"]
+requires = ["db"]"#),
+        ],
+        exec_later(&["db"]),
+    );
+    assert_eq!(h.take_log(), ["spawn db"]);
+    assert_eq!(h.state("db"), "starting", "not up before exec");
+    // The report pipe woke the loop but holds nothing yet.
+    let pid = h.pid("db");
+    h.core.on_exec_report(pid, h.now);
+    h.core.reconcile(h.now);
+    assert_eq!(h.state("db"), "starting");
+    h.core.exec.reports.insert(pid, Ok(()));
+    h.core.on_exec_report(pid, h.now);
+    h.core.reconcile(h.now);
+    assert_eq!(h.state("db"), "running");
+    assert_eq!(h.take_log(), ["spawn app"]);
+}
+
+#[test]
+fn a_failed_exec_is_a_failed_start_with_its_step_named() {
+    let mut h = Harness::with(
+        &[("svc", r#"command = ["/bin/x"]
+[restart]
+policy = "never""#)],
+        exec_later(&["svc"]),
+    );
+    let pid = h.pid("svc");
+    h.core.exec.reports.insert(pid, Err("step \"mkdir\": Too many levels of symbolic links".into()));
+    h.core.on_exec_report(pid, h.now);
+    // The child exits 127 after reporting.
+    h.exit("svc", Exit::Exited(127));
+    assert_eq!(h.state("svc"), "failed");
+    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
+    assert!(note.starts_with("cannot start: step \"mkdir\""), "{note}");
+}
+
+#[test]
+fn an_exit_read_before_the_report_still_finds_the_exec_error() {
+    let mut h = Harness::with(&[("svc", LONGRUN)], exec_later(&["svc"]));
+    let pid = h.pid("svc");
+    // SIGCHLD came first: the exit is handled before the pipe's event.
+    h.core.exec.reports.insert(pid, Err("/bin/x: No such file or directory".into()));
+    h.exit("svc", Exit::Exited(127));
+    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
+    assert!(note.contains("cannot start: /bin/x: No such file"), "{note}");
+    // A failed start is retried by policy (the first retry at once).
+    assert_eq!(h.take_log(), ["spawn svc", "spawn svc"]);
+}
+
+#[test]
+fn a_child_that_never_reaches_exec_is_killed_at_its_deadline() {
+    let mut h = Harness::with(&[("svc", LONGRUN)], exec_later(&["svc"]));
+    h.take_log();
+    assert!(h.core.next_deadline().is_some(), "the exec deadline is a timer");
+    h.advance(EXEC_DEADLINE - Duration::from_millis(1));
+    assert!(h.take_log().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.take_log(), ["SIGKILL svc"]);
+    h.exit("svc", Exit::Signaled(Signal::SIGKILL));
+    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
+    assert!(note.contains("did not reach exec within 30s"), "{note}");
 }

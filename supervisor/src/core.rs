@@ -166,6 +166,10 @@ pub struct Service {
     readiness: Readiness,
     /// Until the child has exec'd: the time by which it must.
     exec_deadline: Option<Instant>,
+    /// `failed` with a cool-down: tried again then (`[restart] retry-failed-after`).
+    pub retry_at: Option<Instant>,
+    /// Tried again after `failed` and not up yet: a critical one is still unhealthy.
+    recovering: bool,
     /// Why the last start failed before exec (a confinement step, exec itself, or the
     /// exec deadline); the coming exit is that failure, not the program's.
     exec_failed: Option<String>,
@@ -236,6 +240,8 @@ impl Service {
             readiness: Readiness::default(),
             exec_deadline: None,
             exec_failed: None,
+            retry_at: None,
+            recovering: false,
             last_beat: None,
             stale: Stale::Fresh,
             then: AfterStop::Rest,
@@ -319,6 +325,14 @@ impl<E: Executor> Core<E> {
         for _ in 0..=self.order.len() + 1 {
             if !self.reconcile_pass(now) {
                 break;
+            }
+        }
+        for svc in self.services.values_mut() {
+            if svc.recovering && (svc.phase.is_up() || !svc.wanted) {
+                svc.recovering = false;
+                if svc.phase.is_up() {
+                    log::info(format_args!("{}: recovered", svc.spec.name));
+                }
             }
         }
     }
@@ -575,8 +589,20 @@ impl<E: Executor> Core<E> {
                 svc.note = Some("exited; its restart policy does not restart it".into());
             }
             Verdict::Fail { reason } => {
-                log::warn(format_args!("{name}: failed: {reason}"));
                 svc.phase = Phase::Failed;
+                // Its own policy said never: a person decides. Restarts exhausted: a
+                // cause outside it may pass, so try again after the cool-down.
+                svc.retry_at = match svc.spec.restart.policy {
+                    crate::spec::RestartPolicy::Never => None,
+                    _ => svc.spec.restart.retry_failed_after.map(|d| now + d),
+                };
+                match svc.retry_at {
+                    Some(at) => log::warn(format_args!(
+                        "{name}: failed: {reason}; trying again in {}",
+                        crate::durations::format_duration(at.saturating_duration_since(now))
+                    )),
+                    None => log::warn(format_args!("{name}: failed: {reason}")),
+                }
                 svc.note = Some(reason);
             }
             Verdict::Restart { delay } => {
@@ -731,6 +757,13 @@ impl<E: Executor> Core<E> {
                 Phase::Backoff { until } if until <= now => {
                     svc.phase = Phase::Stopped;
                 }
+                Phase::Failed if svc.retry_at.is_some_and(|at| at <= now) && svc.wanted => {
+                    log::info(format_args!("{name}: trying again after its cool-down"));
+                    svc.retry_at = None;
+                    svc.recovering = true;
+                    svc.history.reset();
+                    svc.phase = Phase::Stopped;
+                }
                 Phase::Stopping { deadline, killed } if deadline <= now => {
                     if killed {
                         log::warn(format_args!(
@@ -826,6 +859,11 @@ impl<E: Executor> Core<E> {
             _ => None,
         });
         let execs = self.services.values().filter_map(|s| s.exec_deadline);
+        let retries = self
+            .services
+            .values()
+            .filter(|s| s.phase == Phase::Failed && s.wanted)
+            .filter_map(|s| s.retry_at);
         let readiness = self
             .services
             .values()
@@ -842,7 +880,7 @@ impl<E: Executor> Core<E> {
             .services
             .values()
             .filter_map(Service::heartbeat_deadline);
-        phases.chain(execs).chain(readiness).chain(heartbeats).min()
+        phases.chain(execs).chain(retries).chain(readiness).chain(heartbeats).min()
     }
 
     /// A beat from the service: its file was touched, or it sent WATCHDOG=1.
@@ -1271,9 +1309,12 @@ impl<E: Executor> Core<E> {
                     .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                 restarts: s.restarts,
                 last_exit: s.last_exit.map(Exit::to_wire),
-                next_retry_ms: match s.phase {
-                    Phase::Backoff { until } => {
+                next_retry_ms: match (&s.phase, s.retry_at) {
+                    (Phase::Backoff { until }, _) => {
                         Some(until.saturating_duration_since(now).as_millis() as u64)
+                    }
+                    (Phase::Failed, Some(at)) if s.wanted => {
+                        Some(at.saturating_duration_since(now).as_millis() as u64)
                     }
                     _ => None,
                 },
@@ -1297,6 +1338,12 @@ impl<E: Executor> Core<E> {
             if s.phase == Phase::Failed {
                 reasons.push(format!(
                     "{} failed: {}",
+                    s.spec.name,
+                    s.note.as_deref().unwrap_or("")
+                ));
+            } else if s.recovering {
+                reasons.push(format!(
+                    "{} failed and is being tried again: {}",
                     s.spec.name,
                     s.note.as_deref().unwrap_or("")
                 ));

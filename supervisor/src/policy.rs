@@ -183,6 +183,7 @@ mod tests {
             stable_after: Duration::from_secs(10),
             intensity: 3,
             intensity_window: Duration::from_secs(60),
+            retry_failed_after: None,
         }
     }
 

@@ -35,7 +35,15 @@ pub struct RestartSpec {
     /// More than `intensity` restarts within `intensity_window` → `failed`.
     pub intensity: u32,
     pub intensity_window: Duration,
+    /// A service that reached `failed` by exhausting its restarts is tried again after
+    /// this cool-down (a device has no one to type `supctl start`); `None` = never.
+    pub retry_failed_after: Option<Duration>,
 }
+
+/// The default cool-down of a `failed` service: long enough that a service failing
+/// for a reason outside it (a datastore app still booting, a disk not mounted yet) does
+/// not churn, short enough that an unattended device recovers within minutes.
+pub const DEFAULT_RETRY_FAILED_AFTER: Duration = Duration::from_secs(300);
 
 impl RestartSpec {
     pub fn default_for(kind: ServiceType) -> Self {
@@ -50,6 +58,7 @@ impl RestartSpec {
             stable_after: Duration::from_secs(10),
             intensity: 5,
             intensity_window: Duration::from_secs(60),
+            retry_failed_after: Some(DEFAULT_RETRY_FAILED_AFTER),
         }
     }
 }

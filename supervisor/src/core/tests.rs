@@ -902,3 +902,88 @@ fn a_child_that_never_reaches_exec_is_killed_at_its_deadline() {
     let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
     assert!(note.contains("did not reach exec within 30s"), "{note}");
 }
+
+#[test]
+fn a_failed_service_is_tried_again_after_its_cool_down_and_stays_unhealthy_until_up() {
+    let mut h = Harness::new(&[(
+        "dl",
+        r#"command = ["/bin/x"]
+critical = true
+[restart]
+backoff-base = "1s"
+intensity = 1
+intensity-window = "1m"
+retry-failed-after = "2m""#,
+    )]);
+    h.exit("dl", Exit::Exited(1)); // restarted at once
+    h.exit("dl", Exit::Exited(1)); // over the intensity
+    assert_eq!(h.state("dl"), "failed");
+    assert!(!h.core.health().healthy);
+    let status = h.core.status(h.now);
+    assert_eq!(status[0].next_retry_ms, Some(120_000), "NEXT-RETRY shows the cool-down");
+    h.take_log();
+    h.advance(Duration::from_secs(119));
+    assert_eq!(h.state("dl"), "failed");
+    assert!(h.take_log().is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.take_log(), ["spawn dl"], "tried again with a fresh history");
+    // Running is up: the watchdog may be fed again.
+    assert_eq!(h.state("dl"), "running");
+    assert!(h.core.health().healthy, "{:?}", h.core.health());
+}
+
+#[test]
+fn a_critical_service_tried_again_is_unhealthy_until_it_is_up() {
+    let mut h = Harness::new(&[(
+        "db",
+        r#"command = ["/bin/x"]
+critical = true
+[restart]
+intensity = 1
+retry-failed-after = "1m"
+[ready]
+notify = true
+timeout = "1h""#,
+    )]);
+    let pid = h.pid("db");
+    h.core.on_notify("db", Some(pid), "READY=1", h.now);
+    h.exit("db", Exit::Exited(1));
+    h.exit("db", Exit::Exited(1));
+    assert_eq!(h.state("db"), "failed");
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.state("db"), "starting");
+    let health = h.core.health();
+    assert!(!health.healthy, "not up yet: {health:?}");
+    assert!(health.reasons[0].contains("being tried again"), "{health:?}");
+    let pid = h.pid("db");
+    h.core.on_notify("db", Some(pid), "READY=1", h.now);
+    h.core.reconcile(h.now);
+    assert!(h.core.health().healthy);
+}
+
+#[test]
+fn never_means_failed_stays_failed() {
+    let mut h = Harness::new(&[
+        (
+            "a",
+            r#"command = ["/bin/x"]
+[restart]
+intensity = 1
+retry-failed-after = "never""#,
+        ),
+        (
+            "b",
+            r#"command = ["/bin/x"]
+[restart]
+policy = "never""#,
+        ),
+    ]);
+    h.exit("a", Exit::Exited(1));
+    h.exit("a", Exit::Exited(1));
+    h.exit("b", Exit::Exited(1));
+    assert_eq!((h.state("a"), h.state("b")), ("failed", "failed"));
+    h.take_log();
+    h.advance(Duration::from_secs(24 * 3600));
+    assert!(h.take_log().is_empty());
+    assert_eq!(h.core.status(h.now)[0].next_retry_ms, None);
+}

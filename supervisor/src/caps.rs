@@ -67,7 +67,7 @@ pub fn name(cap: u8) -> &'static str {
 }
 
 /// What zedinit needs on top of its services' capabilities, and why.
-pub const ZEDINIT_OWN: [(&str, &str); 6] = [
+pub const ZEDINIT_OWN: [(&str, &str); 7] = [
     (
         "CAP_SYS_ADMIN",
         "mount namespaces, bind mounts and pivot_root for each service's own root",
@@ -85,6 +85,10 @@ pub const ZEDINIT_OWN: [(&str, &str); 6] = [
     (
         "CAP_CHOWN",
         "giving a service's mkdir directories and heartbeat file to its uid",
+    ),
+    (
+        "CAP_SYS_CHROOT",
+        "an exec readiness probe entering its service's mount namespace (setns(2))",
     ),
 ];
 

@@ -880,7 +880,12 @@ impl<E: Executor> Core<E> {
             .services
             .values()
             .filter_map(Service::heartbeat_deadline);
-        phases.chain(execs).chain(retries).chain(readiness).chain(heartbeats).min()
+        phases
+            .chain(execs)
+            .chain(retries)
+            .chain(readiness)
+            .chain(heartbeats)
+            .min()
     }
 
     /// A beat from the service: its file was touched, or it sent WATCHDOG=1.

@@ -335,7 +335,9 @@ impl<'a> Cx<'a> {
                 "backoff-max" => self.duration_into(&dotted, value, &mut restart.backoff_max),
                 "stable-after" => self.duration_into(&dotted, value, &mut restart.stable_after),
                 "retry-failed-after" => match value.get_ref() {
-                    DeValue::String(s) if s.as_ref() == "never" => restart.retry_failed_after = None,
+                    DeValue::String(s) if s.as_ref() == "never" => {
+                        restart.retry_failed_after = None
+                    }
                     _ => {
                         let mut after = crate::spec::DEFAULT_RETRY_FAILED_AFTER;
                         self.duration_into(&dotted, value, &mut after);

@@ -116,14 +116,15 @@ fn a_root_service_without_capabilities_cannot_signal_zedinit() {
             out.display()
         ),
     );
-    lab.write_service(
-        "victim",
-        "command = [\"/bin/sleep\", \"1000\"]\n",
-    );
+    lab.write_service("victim", "command = [\"/bin/sleep\", \"1000\"]\n");
     lab.start();
     lab.wait_state("rogue", "done");
     assert_ne!(lab.read("out/rc").trim(), "0", "kill was refused");
-    assert!(lab.read("out/term").contains("not permitted"), "{}", lab.read("out/term"));
+    assert!(
+        lab.read("out/term").contains("not permitted"),
+        "{}",
+        lab.read("out/term")
+    );
     let (code, out, err) = lab.supctl(&["health"]);
     assert_eq!(code, 0, "zedinit still answers and is healthy: {out} {err}");
     assert_eq!(lab.state("victim"), "running", "no shutdown began");
@@ -149,7 +150,11 @@ fn a_service_in_its_own_pid_namespace_sees_only_itself() {
     lab.start();
     lab.wait_state("alone", "running");
     wait_until("the service's report", || !lab.read("out/count").is_empty());
-    assert_eq!(lab.read("out/pid").trim(), "1", "it is PID 1 of its namespace");
+    assert_eq!(
+        lab.read("out/pid").trim(),
+        "1",
+        "it is PID 1 of its namespace"
+    );
     // The shell and `ls` (and grep): nothing of zedinit's or the other service's.
     let count: u32 = lab.read("out/count").trim().parse().expect("count");
     assert!(count <= 3, "only its own processes are visible: {count}");
@@ -183,7 +188,10 @@ fn an_exec_probe_runs_with_its_services_confinement() {
     // Ready only if the probe saw the service's private /run.
     lab.wait_state("probed", "ready");
     let probe = lab.read("out/probe");
-    assert!(probe.contains("Uid:\t65534\t65534\t65534\t65534"), "{probe}");
+    assert!(
+        probe.contains("Uid:\t65534\t65534\t65534\t65534"),
+        "{probe}"
+    );
     assert!(probe.contains("CapEff:\t0000000000000000"), "{probe}");
     assert!(probe.contains("NoNewPrivs:\t1"), "{probe}");
 }
@@ -211,7 +219,10 @@ fn a_bind_through_an_image_symlink_lands_inside_the_service_root() {
     }
     if std::fs::read_link("/var/run").is_err() {
         eprintln!("SKIP: this machine's /var/run is not a symlink");
-        assert!(std::env::var("CI").is_err(), "CI: /var/run must be a symlink");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI: /var/run must be a symlink"
+        );
         return;
     }
     let mut lab = Lab::new();
@@ -282,10 +293,7 @@ fn a_start_whose_exec_fails_is_reported_and_its_dependents_wait() {
         "after-missing",
         "command = [\"/bin/sleep\", \"1000\"]\nrequires = [\"missing\"]\n",
     );
-    lab.write_service(
-        "unconfined-ok",
-        "command = [\"sleep\", \"1000\"]\n",
-    );
+    lab.write_service("unconfined-ok", "command = [\"sleep\", \"1000\"]\n");
     lab.start();
     lab.wait_state("missing", "failed");
     let status = lab.status();

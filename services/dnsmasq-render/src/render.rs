@@ -221,6 +221,8 @@ timeout = "5s"
 capabilities = ["CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SETUID", "CAP_SETGID"]
 # The bridge lives in the host's network namespace.
 net = "host"
+# Its own pid namespace: dnsmasq needs no other process (it reaps its own helpers).
+pid = "new"
 readonly = true
 binds = [
     # Its configuration, hosts and reservations (reread as they change).

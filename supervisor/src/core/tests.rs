@@ -839,8 +839,11 @@ fn dependents_start_only_once_the_child_has_execd() {
     let mut h = Harness::with(
         &[
             ("db", LONGRUN),
-            ("app", r#"command = ["/bin/x"]
-requires = ["db"]"#),
+            (
+                "app",
+                r#"command = ["/bin/x"]
+requires = ["db"]"#,
+            ),
         ],
         exec_later(&["db"]),
     );
@@ -861,18 +864,28 @@ requires = ["db"]"#),
 #[test]
 fn a_failed_exec_is_a_failed_start_with_its_step_named() {
     let mut h = Harness::with(
-        &[("svc", r#"command = ["/bin/x"]
+        &[(
+            "svc",
+            r#"command = ["/bin/x"]
 [restart]
-policy = "never""#)],
+policy = "never""#,
+        )],
         exec_later(&["svc"]),
     );
     let pid = h.pid("svc");
-    h.core.exec.reports.insert(pid, Err("step \"mkdir\": Too many levels of symbolic links".into()));
+    h.core.exec.reports.insert(
+        pid,
+        Err("step \"mkdir\": Too many levels of symbolic links".into()),
+    );
     h.core.on_exec_report(pid, h.now);
     // The child exits 127 after reporting.
     h.exit("svc", Exit::Exited(127));
     assert_eq!(h.state("svc"), "failed");
-    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
+    let note = h
+        .core
+        .service("svc")
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
     assert!(note.starts_with("cannot start: step \"mkdir\""), "{note}");
 }
 
@@ -881,10 +894,20 @@ fn an_exit_read_before_the_report_still_finds_the_exec_error() {
     let mut h = Harness::with(&[("svc", LONGRUN)], exec_later(&["svc"]));
     let pid = h.pid("svc");
     // SIGCHLD came first: the exit is handled before the pipe's event.
-    h.core.exec.reports.insert(pid, Err("/bin/x: No such file or directory".into()));
+    h.core
+        .exec
+        .reports
+        .insert(pid, Err("/bin/x: No such file or directory".into()));
     h.exit("svc", Exit::Exited(127));
-    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
-    assert!(note.contains("cannot start: /bin/x: No such file"), "{note}");
+    let note = h
+        .core
+        .service("svc")
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
+    assert!(
+        note.contains("cannot start: /bin/x: No such file"),
+        "{note}"
+    );
     // A failed start is retried by policy (the first retry at once).
     assert_eq!(h.take_log(), ["spawn svc", "spawn svc"]);
 }
@@ -893,13 +916,20 @@ fn an_exit_read_before_the_report_still_finds_the_exec_error() {
 fn a_child_that_never_reaches_exec_is_killed_at_its_deadline() {
     let mut h = Harness::with(&[("svc", LONGRUN)], exec_later(&["svc"]));
     h.take_log();
-    assert!(h.core.next_deadline().is_some(), "the exec deadline is a timer");
+    assert!(
+        h.core.next_deadline().is_some(),
+        "the exec deadline is a timer"
+    );
     h.advance(EXEC_DEADLINE - Duration::from_millis(1));
     assert!(h.take_log().is_empty());
     h.advance(Duration::from_millis(1));
     assert_eq!(h.take_log(), ["SIGKILL svc"]);
     h.exit("svc", Exit::Signaled(Signal::SIGKILL));
-    let note = h.core.service("svc").and_then(|s| s.note.clone()).unwrap_or_default();
+    let note = h
+        .core
+        .service("svc")
+        .and_then(|s| s.note.clone())
+        .unwrap_or_default();
     assert!(note.contains("did not reach exec within 30s"), "{note}");
 }
 
@@ -920,13 +950,21 @@ retry-failed-after = "2m""#,
     assert_eq!(h.state("dl"), "failed");
     assert!(!h.core.health().healthy);
     let status = h.core.status(h.now);
-    assert_eq!(status[0].next_retry_ms, Some(120_000), "NEXT-RETRY shows the cool-down");
+    assert_eq!(
+        status[0].next_retry_ms,
+        Some(120_000),
+        "NEXT-RETRY shows the cool-down"
+    );
     h.take_log();
     h.advance(Duration::from_secs(119));
     assert_eq!(h.state("dl"), "failed");
     assert!(h.take_log().is_empty());
     h.advance(Duration::from_secs(1));
-    assert_eq!(h.take_log(), ["spawn dl"], "tried again with a fresh history");
+    assert_eq!(
+        h.take_log(),
+        ["spawn dl"],
+        "tried again with a fresh history"
+    );
     // Running is up: the watchdog may be fed again.
     assert_eq!(h.state("dl"), "running");
     assert!(h.core.health().healthy, "{:?}", h.core.health());
@@ -954,7 +992,10 @@ timeout = "1h""#,
     assert_eq!(h.state("db"), "starting");
     let health = h.core.health();
     assert!(!health.healthy, "not up yet: {health:?}");
-    assert!(health.reasons[0].contains("being tried again"), "{health:?}");
+    assert!(
+        health.reasons[0].contains("being tried again"),
+        "{health:?}"
+    );
     let pid = h.pid("db");
     h.core.on_notify("db", Some(pid), "READY=1", h.now);
     h.core.reconcile(h.now);

@@ -343,8 +343,10 @@ fn terminates_by_default(signal: Signal) -> bool {
     )
 }
 
-/// Whether process `pid` has a handler for (or ignores) `signal`: its SigCgt and SigIgn
-/// masks in /proc/<pid>/status. Unknown (gone, unreadable): assume it does.
+/// Whether process `pid` will take `signal` itself: it has a handler, ignores it, or
+/// blocks it (a signalfd reader: a blocked signal is queued even for a namespace's init,
+/// kernel/signal.c `sig_ignored`). Its SigCgt, SigIgn and SigBlk masks in
+/// /proc/<pid>/status; unknown (gone, unreadable): assume it does.
 fn catches(pid: i32, signal: Signal) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
@@ -356,8 +358,8 @@ fn catches(pid: i32, signal: Signal) -> bool {
             .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
     };
     let bit = 1u64 << (signal as i32 - 1);
-    match (mask("SigCgt:"), mask("SigIgn:")) {
-        (Some(caught), Some(ignored)) => (caught | ignored) & bit != 0,
+    match (mask("SigCgt:"), mask("SigIgn:"), mask("SigBlk:")) {
+        (Some(caught), Some(ignored), Some(blocked)) => (caught | ignored | blocked) & bit != 0,
         _ => true,
     }
 }

@@ -683,6 +683,55 @@ fn a_dependency_on_a_broken_file_says_so_rather_than_unknown() {
     assert!(e.message.contains("whose definition is invalid"), "{e}");
 }
 
+#[test]
+fn mkdir_paths_that_climb_or_hide_a_component_are_refused_naming_the_key() {
+    for bad in [
+        "/run/../escaped",
+        "/..",
+        "/run/./x",
+        "/run//x",
+        "/run/x/",
+        "/",
+    ] {
+        let errors = errors_of(
+            "r",
+            &format!("command = [\"/x\"]\n[run]\nmkdir = [{}]", toml_quoted(bad)),
+        );
+        assert_eq!(errors.len(), 1, "{bad}: {errors:#?}");
+        assert_eq!(errors[0].key.as_deref(), Some("run.mkdir"), "{bad}");
+        assert_eq!(errors[0].line, Some(3), "{bad}");
+        assert!(
+            errors[0].message.contains("must be a name"),
+            "{bad}: {}",
+            errors[0]
+        );
+        let errors = errors_of(
+            "r",
+            &format!(
+                "command = [\"/x\"]\n[run]\nmkdir = [{{ path = {}, mode = \"0700\" }}]",
+                toml_quoted(bad)
+            ),
+        );
+        assert_eq!(errors.len(), 1, "{bad} in a table: {errors:#?}");
+        assert_eq!(errors[0].key.as_deref(), Some("run.mkdir"), "{bad}");
+        assert!(
+            errors[0].message.contains("must be a name"),
+            "{bad}: {}",
+            errors[0]
+        );
+    }
+    let text = "command = [\"/x\"]\n[run]\nmkdir = [\"/run/a..b\", { path = \"/run/.hidden/x\" }]";
+    let def =
+        parse_definition("r", Path::new("/defs/r.toml"), text).expect("dots inside names are fine");
+    let run = def.spec.run.expect("run");
+    assert_eq!(run.mkdir[0].path, PathBuf::from("/run/a..b"));
+    assert_eq!(run.mkdir[1].path, PathBuf::from("/run/.hidden/x"));
+}
+
+fn toml_quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
 /// The one error `load_dirs` reports for `name.toml` in `dir`, which must not load.
 fn refused(dir: &Path, name: &str) -> DefinitionError {
     let loaded = load_dirs(&[dir.to_path_buf()]);

@@ -281,6 +281,12 @@ impl EventLoop {
     /// Notify sockets whose rest is over go back into the epoll set (unless the socket
     /// was removed or replaced meanwhile).
     fn wake_rested_notify(&mut self, now: Instant) {
+        if self.notify_gate.next_wake().is_none_or(|end| end > now) {
+            return;
+        }
+        // A socket made again since the loop last registered (its service removed and
+        // added back) gets its new token first, so the old one finds nothing here.
+        self.register_new_fds();
         while let Some(token) = self.notify_gate.pop_rested(now) {
             let Some(name) = self.notify_tokens.get(&token) else {
                 continue;

@@ -9,6 +9,7 @@ use crate::control::Supervisor;
 use crate::log;
 use crate::memory::CodePages;
 use crate::server::{Changes, Server};
+use crate::sys::notify::{self, NotifyGate};
 use crate::sys::spawn::OsExecutor;
 use crate::sys::{codepages, proc, reap, signals};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
@@ -70,6 +71,8 @@ pub struct EventLoop {
     /// epoll token → service name, for notify sockets.
     notify_tokens: std::collections::BTreeMap<u64, String>,
     next_notify_token: u64,
+    /// Reads notify sockets a bounded amount at a time and rests flooding ones.
+    notify_gate: NotifyGate,
     /// Set while the listener is out of the epoll set (accept hit EMFILE).
     listener_paused_until: Option<Instant>,
     /// Log bytes handled since the heap was last trimmed.
@@ -108,6 +111,7 @@ impl EventLoop {
             children_left: true,
             notify_tokens: std::collections::BTreeMap::new(),
             next_notify_token: FIRST_NOTIFY_TOKEN,
+            notify_gate: NotifyGate::default(),
             listener_paused_until: None,
             trim_debt: 0,
             trimmed_once: false,
@@ -194,6 +198,7 @@ impl EventLoop {
             self.server.next_deadline(),
             self.listener_paused_until,
             self.code_pages.deadline(),
+            self.notify_gate.next_wake(),
             match self.stage {
                 Stage::Sweeping { deadline, .. } => Some(deadline),
                 _ => None,
@@ -245,13 +250,7 @@ impl EventLoop {
                     self.sup.core.on_exec_report(pid, now);
                 }
             }
-            token if token >= FIRST_NOTIFY_TOKEN => {
-                if let Some(name) = self.notify_tokens.get(&token).cloned() {
-                    for (sender, message) in self.sup.core.exec.notify.receive(&name) {
-                        self.sup.core.on_notify(&name, sender, &message, now);
-                    }
-                }
-            }
+            token if token >= FIRST_NOTIFY_TOKEN => self.read_notify(token, now),
             conn => {
                 let hangup = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
                 self.server
@@ -259,6 +258,56 @@ impl EventLoop {
             }
         }
         self.apply(changes);
+    }
+
+    /// A few datagrams from one notify socket, each handled as it is read; a service
+    /// past its budget has its socket taken out of the epoll set until the window ends.
+    fn read_notify(&mut self, token: u64, now: Instant) {
+        let Some(name) = self.notify_tokens.get(&token).cloned() else {
+            return;
+        };
+        for _ in 0..notify::READS_PER_WAKE {
+            let notify = &self.sup.core.exec.notify;
+            let Some((sender, message)) = self.notify_gate.read_one(notify, &name) else {
+                return;
+            };
+            self.sup.core.on_notify(&name, sender, &message, now);
+            if self.notify_gate.spend(token, now).is_some() {
+                log::warn(format_args!(
+                    "{name}: notify budget spent ({} messages within {:?}); its notify socket rests until that time is up",
+                    notify::BUDGET,
+                    notify::BUDGET_WINDOW
+                ));
+                if let Some(fd) = self.sup.core.exec.notify.fd(&name) {
+                    let _ = self.epoll.delete(fd);
+                }
+                return;
+            }
+        }
+    }
+
+    /// Notify sockets whose rest is over go back into the epoll set (unless the socket
+    /// was removed or replaced meanwhile).
+    fn wake_rested_notify(&mut self, now: Instant) {
+        if self.notify_gate.next_wake().is_none_or(|end| end > now) {
+            return;
+        }
+        // A socket made again since the loop last registered (its service removed and
+        // added back) gets its new token first, so the old one finds nothing here.
+        self.register_new_fds();
+        while let Some(token) = self.notify_gate.pop_rested(now) {
+            let Some(name) = self.notify_tokens.get(&token) else {
+                continue;
+            };
+            if let Some(fd) = self.sup.core.exec.notify.fd(name) {
+                if let Err(e) = self
+                    .epoll
+                    .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                {
+                    log::warn(format_args!("{name}: notify socket: epoll: {e}"));
+                }
+            }
+        }
     }
 
     fn reap(&mut self) {
@@ -283,6 +332,7 @@ impl EventLoop {
         let now = Instant::now();
         self.sup.core.on_tick(now);
         self.sup.core.reconcile(now);
+        self.wake_rested_notify(now);
         let mut changes = Changes::default();
         self.server.on_tick(&mut self.sup, now, &mut changes);
         if self.listener_paused_until.is_some_and(|t| t <= now) {

@@ -682,3 +682,141 @@ fn a_dependency_on_a_broken_file_says_so_rather_than_unknown() {
         .expect("user reported");
     assert!(e.message.contains("whose definition is invalid"), "{e}");
 }
+
+#[test]
+fn mkdir_paths_that_climb_or_hide_a_component_are_refused_naming_the_key() {
+    for bad in [
+        "/run/../escaped",
+        "/..",
+        "/run/./x",
+        "/run//x",
+        "/run/x/",
+        "/",
+    ] {
+        let errors = errors_of(
+            "r",
+            &format!("command = [\"/x\"]\n[run]\nmkdir = [{}]", toml_quoted(bad)),
+        );
+        assert_eq!(errors.len(), 1, "{bad}: {errors:#?}");
+        assert_eq!(errors[0].key.as_deref(), Some("run.mkdir"), "{bad}");
+        assert_eq!(errors[0].line, Some(3), "{bad}");
+        assert!(
+            errors[0].message.contains("must be a name"),
+            "{bad}: {}",
+            errors[0]
+        );
+        let errors = errors_of(
+            "r",
+            &format!(
+                "command = [\"/x\"]\n[run]\nmkdir = [{{ path = {}, mode = \"0700\" }}]",
+                toml_quoted(bad)
+            ),
+        );
+        assert_eq!(errors.len(), 1, "{bad} in a table: {errors:#?}");
+        assert_eq!(errors[0].key.as_deref(), Some("run.mkdir"), "{bad}");
+        assert!(
+            errors[0].message.contains("must be a name"),
+            "{bad}: {}",
+            errors[0]
+        );
+    }
+    let text = "command = [\"/x\"]\n[run]\nmkdir = [\"/run/a..b\", { path = \"/run/.hidden/x\" }]";
+    let def =
+        parse_definition("r", Path::new("/defs/r.toml"), text).expect("dots inside names are fine");
+    let run = def.spec.run.expect("run");
+    assert_eq!(run.mkdir[0].path, PathBuf::from("/run/a..b"));
+    assert_eq!(run.mkdir[1].path, PathBuf::from("/run/.hidden/x"));
+}
+
+fn toml_quoted(s: &str) -> String {
+    format!("\"{s}\"")
+}
+
+/// The one error `load_dirs` reports for `name.toml` in `dir`, which must not load.
+fn refused(dir: &Path, name: &str) -> DefinitionError {
+    let loaded = load_dirs(&[dir.to_path_buf()]);
+    assert!(!loaded.definitions.contains_key(name), "{name} loaded");
+    let mut errors = loaded
+        .errors
+        .into_iter()
+        .filter(|e| e.file == dir.join(format!("{name}.toml")));
+    let e = errors.next().expect("an error for the file");
+    assert!(errors.next().is_none(), "one error for the file");
+    e
+}
+
+#[test]
+fn a_fifo_definition_is_refused_without_waiting_for_a_writer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "good", "command = [\"/x\"]");
+    nix::unistd::mkfifo(
+        &dir.path().join("zz.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .expect("mkfifo");
+    // With no writer, a blocking open would never return: this test would hang.
+    let e = refused(dir.path(), "zz");
+    assert!(e.message.contains("a FIFO, not a regular file"), "{e}");
+    assert!(
+        load_dirs(&[dir.path().to_path_buf()])
+            .definitions
+            .contains_key("good"),
+        "the others still load"
+    );
+}
+
+#[test]
+fn a_symlink_definition_is_refused_even_to_a_device_or_a_regular_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Read through, /dev/zero never ends: PID 1 would grow until the OOM killer came.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.toml")).expect("symlink");
+    let e = refused(dir.path(), "zero");
+    assert!(e.message.contains("a symlink"), "{e}");
+    write(dir.path(), ".elsewhere", "command = [\"/x\"]");
+    std::os::unix::fs::symlink(".elsewhere.toml", dir.path().join("linked.toml")).expect("symlink");
+    let e = refused(dir.path(), "linked");
+    assert!(e.message.contains("a symlink"), "{e}");
+}
+
+#[test]
+fn a_directory_named_like_a_definition_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::create_dir(dir.path().join("d.toml")).expect("mkdir");
+    let e = refused(dir.path(), "d");
+    assert!(e.message.contains("a directory, not a regular file"), "{e}");
+}
+
+#[test]
+fn an_oversized_definition_is_refused_and_one_at_the_cap_is_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = MAX_DEFINITION_BYTES as usize;
+    let command = "command = [\"/x\"]\n";
+    let padded = |len: usize| format!("{command}{}", "#".repeat(len - command.len()));
+    write(dir.path(), "big", &padded(cap + 1));
+    let e = refused(dir.path(), "big");
+    assert!(e.message.contains("larger than 1048576 bytes"), "{e}");
+    write(dir.path(), "big", &padded(cap));
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    assert!(
+        loaded.definitions.contains_key("big"),
+        "{:?}",
+        loaded.errors
+    );
+}
+
+#[test]
+fn a_regular_definition_still_loads_and_bad_utf8_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(
+        dir.path(),
+        "ok",
+        "command = [\"/usr/bin/true\"]\ncritical = true",
+    );
+    fs::write(dir.path().join("latin1.toml"), b"command = [\"/caf\xe9\"]").expect("write");
+    let loaded = load_dirs(&[dir.path().to_path_buf()]);
+    let ok = &loaded.definitions["ok"].spec;
+    assert_eq!(ok.command, vec!["/usr/bin/true".to_string()]);
+    assert!(ok.critical);
+    let e = refused(dir.path(), "latin1");
+    assert!(e.message.contains("not UTF-8"), "{e}");
+}

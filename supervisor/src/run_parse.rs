@@ -4,6 +4,7 @@ use super::{Cx, DefinitionError, a_type};
 use crate::caps;
 use crate::spec::{Bind, IdRef, Mkdir, Rlimit, RunSpec};
 use std::ops::Range;
+use std::path::PathBuf;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -236,11 +237,17 @@ impl Cx<'_> {
             None
         };
         match item.get_ref() {
-            DeValue::String(p) if p.starts_with('/') => Some(Mkdir {
-                path: p.to_string().into(),
-                owner: None,
-                mode: 0o755,
-            }),
+            DeValue::String(p) if p.starts_with('/') => match mkdir_path(p) {
+                Ok(path) => Some(Mkdir {
+                    path,
+                    owner: None,
+                    mode: 0o755,
+                }),
+                Err(e) => {
+                    self.error(&item.span(), key, e);
+                    None
+                }
+            },
             DeValue::Table(t) => {
                 let mut m = Mkdir {
                     path: Default::default(),
@@ -249,9 +256,13 @@ impl Cx<'_> {
                 };
                 for (k, v) in t.iter() {
                     match (k.get_ref().as_ref(), v.get_ref()) {
-                        ("path", DeValue::String(p)) if p.starts_with('/') => {
-                            m.path = p.to_string().into()
-                        }
+                        ("path", DeValue::String(p)) if p.starts_with('/') => match mkdir_path(p) {
+                            Ok(path) => m.path = path,
+                            Err(e) => {
+                                self.error(&v.span(), key, e);
+                                return None;
+                            }
+                        },
                         ("owner", DeValue::String(o)) => {
                             let (u, g) = match o.split_once(':') {
                                 Some((u, g)) => (u, Some(g)),
@@ -280,6 +291,23 @@ impl Cx<'_> {
             }
             _ => bad(self),
         }
+    }
+}
+
+/// A mkdir path must name one directory plainly: each component a name, never `..`
+/// (which would climb out of the service's root, audit finding 15), `.` or empty (`//`,
+/// a trailing `/`), so the directory made is the one the definition shows.
+fn mkdir_path(text: &str) -> Result<PathBuf, String> {
+    let plain = text.strip_prefix('/').is_some_and(|rest| {
+        rest.split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+    });
+    if plain {
+        Ok(PathBuf::from(text))
+    } else {
+        Err(format!(
+            "{text:?}: each part of a mkdir path must be a name (no \"..\", \".\", \"//\" or trailing \"/\")"
+        ))
     }
 }
 

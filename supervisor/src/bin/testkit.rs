@@ -11,6 +11,9 @@
 //!                      optionally sleep forever
 //!   notify-to PATH MSG send MSG to the datagram socket at PATH and exit
 //!   notify-every MS MSG  send MSG to $NOTIFY_SOCKET every MS milliseconds, forever
+//!   notify-flood N     N processes (this one and N-1 children) each sending 4 KiB
+//!                      datagrams ("STATUS=flooding" and padding) to $NOTIFY_SOCKET as
+//!                      fast as the socket takes them, forever
 //!   listen ADDR        listen on TCP ADDR and accept (and drop) connections forever
 //!   connect ADDR FILE  append "connected" or "refused" to FILE after one TCP connect
 //!   probe OUT [--write DIR]... [--exists PATH]... [--stat PATH]...
@@ -123,6 +126,7 @@ fn main() {
                 std::thread::sleep(pause);
             }
         }
+        ["notify-flood", n] => notify_flood(n.parse().expect("notify-flood N")),
         ["listen", addr] => {
             let listener = std::net::TcpListener::bind(addr).expect("bind");
             for conn in listener.incoming() {
@@ -142,9 +146,31 @@ fn main() {
         _ => {
             eprintln!(
                 "usage: zedctr-testkit orphans N | stamp FILE [sleep] | ignore-term | on-term FILE NAME | exit CODE \
-                 | notify MSG [sleep] | notify-to PATH MSG | listen ADDR | connect ADDR FILE"
+                 | notify MSG [sleep] | notify-to PATH MSG | notify-every MS MSG | notify-flood N \
+                 | listen ADDR | connect ADDR FILE | probe OUT ..."
             );
             std::process::exit(2);
+        }
+    }
+}
+
+/// A hostile service's notify flood: `senders` processes, blocking sends (a full socket
+/// makes them wait, and they go on as soon as zedinit reads again).
+fn notify_flood(senders: usize) -> ! {
+    let path = std::env::var("NOTIFY_SOCKET").expect("NOTIFY_SOCKET is set");
+    for _ in 1..senders {
+        // SAFETY: single-threaded so far; the child only runs the send loop below.
+        if unsafe { libc::fork() } == 0 {
+            break;
+        }
+    }
+    let mut message = b"STATUS=flooding\nPADDING=".to_vec();
+    message.resize(4096, b'x');
+    let socket = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    loop {
+        if socket.send_to(&message, &path).is_err() {
+            // The socket went away (the service is being removed): don't spin.
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
     }
 }

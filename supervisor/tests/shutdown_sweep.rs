@@ -12,10 +12,17 @@ use nix::unistd::Pid;
 use std::process::{Child, Command, Stdio};
 use zedctr::sys::proc;
 
+/// Shell words that move the current shell out of its service's cgroup (into the
+/// cgroup2 root, as a root process with the cgroup filesystem can), so that the kill of
+/// its service's cgroup does not reach it: only such a stray is left for the sweep.
+/// (`0` moves the writer itself: the subshell, not the shell whose pid `$$` would be.)
+const LEAVE_CGROUP: &str = "for f in /sys/fs/cgroup/unified/cgroup.procs /sys/fs/cgroup/cgroup.procs; do [ -w $f ] && echo 0 > $f 2>/dev/null && break; done; ";
+
 /// A service whose main process records its SIGTERM in `order` as "svc", and which
 /// leaves a stray behind, recording its own SIGTERM as "stray": started by a shell that
-/// exits at once (so it is an orphan, re-parented to zedinit) and in a session of its
-/// own (so stopping the service, which signals its process group, can't reach it).
+/// exits at once (so it is an orphan, re-parented to zedinit), out of the service's
+/// cgroup and in a session of its own (so neither stopping the service, which signals
+/// its process group, nor the kill of its cgroup can reach it).
 fn service_with_a_stray(lab: &Lab, order: &str) {
     let tk = TESTKIT;
     lab.write_service(
@@ -23,7 +30,7 @@ fn service_with_a_stray(lab: &Lab, order: &str) {
         &format!(
             "command = {}",
             sh(&format!(
-                "sh -c 'setsid {tk} on-term {order} stray &'; exec {tk} on-term {order} svc"
+                "sh -c '({LEAVE_CGROUP}exec setsid {tk} on-term {order} stray) &'; exec {tk} on-term {order} svc"
             ))
         ),
     );
@@ -169,7 +176,7 @@ fn as_a_subreaper_the_sweep_signals_only_zedinits_own_children() {
         &format!(
             "command = {}",
             sh(&format!(
-                "sh -c 'setsid {TESTKIT} ignore-term &'; exec {TESTKIT} on-term {order} deaf"
+                "sh -c '({LEAVE_CGROUP}exec setsid {TESTKIT} ignore-term) &'; exec {TESTKIT} on-term {order} deaf"
             ))
         ),
     );

@@ -79,7 +79,7 @@ impl Tuning {
                         .filter_map(|m| localds::Method::parse(m).ok())
                         .collect(),
                     budget: self.mdns_budget,
-                    refused: Vec::new(),
+                    set_aside: Vec::new(),
                 },
             }),
         }

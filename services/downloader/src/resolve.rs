@@ -145,7 +145,7 @@ async fn resolve_local(
         local.options.clone(),
         host.to_string(),
     );
-    options.refused = refused.0.clone();
+    options.set_aside = refused.0.clone();
     let found = tokio::task::spawn_blocking(move || {
         let loaded = netinst::load_dir(&dir);
         if loaded.instances.is_empty() {

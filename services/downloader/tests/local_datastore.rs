@@ -126,7 +126,7 @@ fn the_same_name_on_two_bridges_prefers_the_lease_and_fails_over_when_its_server
     let (ip0, ip1) = (lab.ip(0, 5), lab.ip(1, 5));
     let log0 = lab.httpd(&a0, &ip0, 80, &dir);
     let log1 = lab.httpd(&a1, &ip1, 80, &dir);
-    lab.lease(1, &ip1);
+    lab.lease(1, &ip1, "twin");
     let out = lab.dir.path().join("a.img");
     ok(&fetch(&lab, "http://twin.local/img", &sha, &out, &[]));
     assert!(

@@ -291,12 +291,7 @@ async fn job(
         }
         Err(DownloadError::Cancelled) => {}
         Err(e) => {
-            let retries = rep.status().retries;
-            let message = if e.is_retryable() && retries > 0 {
-                format!("gave up after {retries} retries: {e}")
-            } else {
-                e.to_string()
-            };
+            let message = e.to_string();
             eprintln!("downloader: {key}: error: {message}");
             rep.fail(&message);
             failed.store(true, Ordering::SeqCst);

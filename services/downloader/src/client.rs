@@ -36,6 +36,9 @@ pub fn parse_ca_chain(pem: &str) -> Result<Vec<Certificate>, DownloadError> {
 ///   `Host` header, SNI and certificate checks see the configured host.
 /// - `tls_certs_only()`: a configured chain replaces the system roots (the datastore
 ///   says whom to trust), as EVE's downloader does with a datastore's CA.
+/// - `redirect(Policy::none())`: a 3xx comes back as it is and ends the attempt
+///   ([`DownloadError::Redirect`]). Following it would leave the pinned endpoint for any
+///   URL the server names, the device's own loopback services included (audit finding 5).
 /// - `connect_timeout`: a connect that hangs is a stall too. Body stalls are timed by the
 ///   engine per chunk, with its own clear error.
 pub fn build(
@@ -47,6 +50,7 @@ pub fn build(
     ensure_crypto_provider();
     let mut builder = Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("zedctr-downloader/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(stall_timeout)
         // One connection per attempt: a retry must not reuse a half-dead one.

@@ -4,9 +4,12 @@
 //! for the rest with `Range`, streams into the `.part` while hashing, and stops on a
 //! stall (no byte for `stall_timeout`) or on more bytes than declared. Only a complete
 //! body whose sha256 matches is committed ([`PartFile::commit`]). Failures that may go
-//! away by themselves are retried after a jittered exponential delay; `retries` bounds
-//! the consecutive attempts that made no progress (an attempt that received bytes
-//! resets the count: a flaky link that keeps moving is not given up on).
+//! away by themselves are retried after a jittered exponential delay, capped
+//! ([`DownloadError::verdict`] says which); `retries` bounds the consecutive attempts
+//! that made no progress, or is unlimited (an attempt whose transfer broke after
+//! receiving bytes resets the count: a flaky link that keeps moving is not given up on).
+//! A `.local` endpoint whose answer failed the download is set aside for the next
+//! lookups ([`SetAside`]): another app may have answered for the name.
 //!
 //! The engine reports through an [`Observer`] (status files for `serve`, a progress bar
 //! for `fetch`) and stops promptly when its `CancellationToken` fires, keeping the
@@ -14,11 +17,11 @@
 
 use crate::backoff::{Backoff, XorShift};
 use crate::client;
-use crate::error::{DownloadError, chain};
+use crate::error::{DownloadError, Verdict, chain, from_send};
 use crate::part::{PartFile, available_space, hash_file};
-use crate::resolve::{Endpoint, Refused, Resolver};
+use crate::resolve::{Endpoint, Resolver, SetAside};
 use crate::status::State;
-use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, HeaderMap, RANGE};
+use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, HeaderMap, LOCATION, RANGE};
 use reqwest::{Certificate, StatusCode, Url};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,7 +49,7 @@ pub struct Settings {
     /// No byte (or no connect, no response headers) for this long ends the attempt.
     pub stall_timeout: Duration,
     /// Consecutive attempts without progress allowed after the first.
-    pub retries: u32,
+    pub retries: RetryLimit,
     pub backoff: Backoff,
     pub resolver: Resolver,
 }
@@ -55,10 +58,42 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             stall_timeout: Duration::from_secs(30),
-            retries: 5,
+            retries: RetryLimit::Unlimited,
             backoff: Backoff::default(),
             resolver: Resolver::System,
         }
+    }
+}
+
+/// How many consecutive attempts without progress may follow a failed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryLimit {
+    /// For as long as the download is wanted (a service: someone removes the request).
+    Unlimited,
+    AtMost(u32),
+}
+
+impl RetryLimit {
+    /// Whether `failures` consecutive failed retries already used the allowance.
+    pub fn reached(self, failures: u32) -> bool {
+        match self {
+            RetryLimit::Unlimited => false,
+            RetryLimit::AtMost(n) => failures >= n,
+        }
+    }
+}
+
+impl std::str::FromStr for RetryLimit {
+    type Err = String;
+
+    /// `unlimited` or a number.
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "unlimited" {
+            return Ok(RetryLimit::Unlimited);
+        }
+        text.parse()
+            .map(RetryLimit::AtMost)
+            .map_err(|_| format!("{text:?}: a number of retries, or `unlimited`"))
     }
 }
 
@@ -97,13 +132,14 @@ pub async fn download(
     let mut retries = 0u32;
     let mut restarted_after_mismatch = false;
     let mut part: Option<PartFile> = None;
-    let mut refused = Refused::default();
+    let mut set_aside = SetAside::default();
     loop {
         let mut received = 0u64;
+        let mut served_by = None;
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(DownloadError::Cancelled),
-            r = attempt(job, settings, obs, &mut part, &mut received, &mut refused) => r,
+            r = attempt(job, settings, obs, &mut part, &mut received, &mut served_by, &mut set_aside) => r,
         };
         let err = match result {
             Ok(outcome) => return Ok(outcome),
@@ -122,27 +158,41 @@ pub async fn download(
                 p.truncate().await?;
             }
         }
-        let mut retry = err.is_retryable();
-        if let DownloadError::HashMismatch { .. } = err {
+        let from_local = served_by.as_ref().is_some_and(|ep| ep.bridge.is_some());
+        let verdict = err.verdict(from_local);
+        let mut retry = verdict != Verdict::Final;
+        if let (Verdict::RetryElsewhere, Some(ep)) = (verdict, &served_by) {
+            set_aside.add(ep);
+        }
+        if let DownloadError::HashMismatch { resumed: true, .. } = err {
             // One fresh start when kept bytes were involved; never a loop.
             retry = retry && !restarted_after_mismatch;
             restarted_after_mismatch = true;
         }
-        if received > 0 {
+        // Progress resets the count only when the transfer itself broke: bytes that
+        // failed the download (a wrong hash, too many) are no progress.
+        if received > 0 && verdict == Verdict::Retry && !err.discards_part() {
             failures = 0;
         }
-        if !retry || failures >= settings.retries {
+        let limit_reached = retry && settings.retries.reached(failures);
+        if !retry || limit_reached {
             if let Some(p) = part.take() {
                 if p.is_empty() {
                     // Nothing worth keeping: don't leave an empty `.part` behind.
                     let _ = p.remove().await;
                 }
             }
+            if limit_reached && retries > 0 {
+                return Err(DownloadError::GaveUp {
+                    retries,
+                    last: Box::new(err),
+                });
+            }
             return Err(err);
         }
         let delay = settings.backoff.delay(failures, &mut rng);
-        failures += 1;
-        retries += 1;
+        failures = failures.saturating_add(1);
+        retries = retries.saturating_add(1);
         obs.retrying(&err, retries, delay);
         tokio::select! {
             biased;
@@ -167,14 +217,16 @@ async fn settle_after(part: &mut Option<PartFile>, err: DownloadError) -> Downlo
 
 /// One try. `part` persists across tries (opened and locked once); `received` counts
 /// the body bytes this try got, so the caller can tell progress from a dead end;
-/// `refused` gathers the endpoints that refused connections, for the next tries' lookups.
+/// `served_by` is the endpoint that answered (whose answer a failure is about);
+/// `set_aside` gathers the endpoints that refused connections, for the next lookups.
 async fn attempt(
     job: &Job,
     settings: &Settings,
     obs: &mut dyn Observer,
     part_slot: &mut Option<PartFile>,
     received: &mut u64,
-    refused: &mut Refused,
+    served_by: &mut Option<Endpoint>,
+    set_aside: &mut SetAside,
 ) -> Result<Outcome, DownloadError> {
     if part_slot.is_none() {
         let p = PartFile::open(&job.target).await?;
@@ -190,7 +242,7 @@ async fn attempt(
     let stall = settings.stall_timeout;
 
     obs.state(State::Resolving);
-    let endpoint = timeout(stall, settings.resolver.resolve(&job.url, refused))
+    let endpoint = timeout(stall, settings.resolver.resolve(&job.url, set_aside))
         .await
         .map_err(|_| DownloadError::Resolve {
             host: job.url.host_str().unwrap_or_default().to_string(),
@@ -235,11 +287,20 @@ async fn attempt(
             request = request.header(RANGE, format!("bytes={from}-"));
         }
         match timeout(stall, request.send()).await {
-            Ok(Ok(response)) => break response,
+            Ok(Ok(response)) => {
+                *served_by = Some(ep.clone());
+                break response;
+            }
             Ok(Err(e)) if e.is_connect() => {
-                refused.add(ep);
+                set_aside.add(ep);
+                let err = from_send(&e);
+                if let DownloadError::Certificate { .. } = err {
+                    // A TLS handshake is part of reqwest's connect: this one answered.
+                    *served_by = Some(ep.clone());
+                    return Err(err);
+                }
                 if next >= candidates.len() {
-                    return Err(DownloadError::Transport(chain(&e)));
+                    return Err(err);
                 }
                 eprintln!(
                     "downloader: cannot connect to {} ({}); trying the next bridge",
@@ -247,7 +308,10 @@ async fn attempt(
                     chain(&e)
                 );
             }
-            Ok(Err(e)) => return Err(DownloadError::Transport(chain(&e))),
+            Ok(Err(e)) => {
+                *served_by = Some(ep.clone());
+                return Err(from_send(&e));
+            }
             Err(_) => return Err(DownloadError::Stalled(stall)),
         }
     };
@@ -274,6 +338,12 @@ async fn attempt(
         return Err(DownloadError::Protocol(format!(
             "server refused to resume at byte {from}; starting over"
         )));
+    } else if status.is_redirection() {
+        return Err(DownloadError::Redirect {
+            status,
+            url: job.url.to_string(),
+            location: location(response.headers()),
+        });
     } else {
         return Err(DownloadError::HttpStatus {
             status,
@@ -396,6 +466,20 @@ fn check_space(part: &Path, needed: u64) -> Result<(), DownloadError> {
         }),
         _ => Ok(()),
     }
+}
+
+/// A redirect's `Location`, for a message: the server's text, so quoted with its
+/// control characters escaped, and cut at 200 characters.
+fn location(headers: &HeaderMap) -> String {
+    let Some(value) = headers.get(LOCATION) else {
+        return "none (no Location header)".into();
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let mut shown: String = text.chars().take(200).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
 }
 
 /// `Content-Range: bytes START-END/TOTAL` (RFC 9110 §14.4) → (START, TOTAL if known).

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use downloader::backoff::Backoff;
 use downloader::client::parse_ca_chain;
-use downloader::engine::{Job, Settings};
+use downloader::engine::{Job, RetryLimit, Settings};
 use downloader::fetch::{self, FetchEnd, FetchOptions};
 use downloader::heartbeat;
 use downloader::resolve::{LocalDatastore, Resolver};
@@ -42,13 +42,15 @@ struct Tuning {
     /// No data for this long ends an attempt (also bounds connect and response headers).
     #[arg(long, default_value = "30s", value_parser = duration)]
     stall_timeout: Duration,
-    /// Retries after a failed attempt, counted since the last attempt that made progress.
-    #[arg(long, default_value_t = 5)]
-    retries: u32,
+    /// Retries after a failed attempt, counted since the last attempt that made
+    /// progress: a number, or `unlimited` [default: serve unlimited, fetch 5]
+    #[arg(long)]
+    retries: Option<RetryLimit>,
     /// First retry delay; doubles each time (with jitter) up to --backoff-max.
     #[arg(long, default_value = "1s", value_parser = duration)]
     backoff_base: Duration,
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    /// The longest retry delay (each is a random point in the upper half of its step).
+    #[arg(long, default_value = "5m", value_parser = duration)]
     backoff_max: Duration,
     /// Network instances: a `.local` datastore host is looked up by mDNS on their bridges
     #[arg(long, default_value = netinst::DEFAULT_DIR)]
@@ -61,11 +63,17 @@ struct Tuning {
     mdns_budget: Duration,
 }
 
+/// `serve` retries transient failures for as long as the request exists (nobody is there
+/// to retry by hand; removing the request stops it). `fetch` has a person waiting: five
+/// retries without progress, then the cause, unless they ask for more.
+const SERVE_RETRIES: RetryLimit = RetryLimit::Unlimited;
+const FETCH_RETRIES: RetryLimit = RetryLimit::AtMost(5);
+
 impl Tuning {
-    fn settings(&self) -> Settings {
+    fn settings(&self, default_retries: RetryLimit) -> Settings {
         Settings {
             stall_timeout: self.stall_timeout,
-            retries: self.retries,
+            retries: self.retries.unwrap_or(default_retries),
             backoff: Backoff {
                 base: self.backoff_base,
                 max: self.backoff_max.max(self.backoff_base),
@@ -79,7 +87,7 @@ impl Tuning {
                         .filter_map(|m| localds::Method::parse(m).ok())
                         .collect(),
                     budget: self.mdns_budget,
-                    refused: Vec::new(),
+                    set_aside: Vec::new(),
                 },
             }),
         }
@@ -200,7 +208,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         status_dir: args.status_dir,
         download_dir: args.download_dir,
         max_concurrent: args.max_concurrent,
-        settings: args.tuning.settings(),
+        settings: args.tuning.settings(SERVE_RETRIES),
         heartbeat_file: heartbeat::from_env(),
         heartbeat_interval: args.heartbeat_interval,
     };
@@ -232,7 +240,7 @@ async fn run_fetch(args: FetchArgs) -> anyhow::Result<ExitCode> {
             ca_chain,
             target: args.output,
         },
-        settings: args.tuning.settings(),
+        settings: args.tuning.settings(FETCH_RETRIES),
         tty: std::io::stderr().is_terminal(),
     };
     let interrupt = shutdown_signal()?;

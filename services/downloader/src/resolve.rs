@@ -60,14 +60,16 @@ pub enum Resolver {
     WithLocal(LocalDatastore),
 }
 
-/// Endpoints of this download that refused connections: a retry's lookup of a `.local`
-/// host sets them aside while another bridge can answer (DESIGN.md: fail over, and
-/// re-resolve on connect failure).
+/// `.local` endpoints of this download that refused connections, or answered with
+/// something that failed it (a wrong hash, a refused status, a redirect...: an app may
+/// have answered for a name not its own). A retry's lookup prefers any other answer, on
+/// this bridge or another, and comes back to these only when nothing else answers
+/// (DESIGN.md: fail over, and re-resolve on failure).
 #[derive(Debug, Clone, Default)]
-pub struct Refused(Vec<(String, std::net::Ipv4Addr)>);
+pub struct SetAside(Vec<(String, std::net::Ipv4Addr)>);
 
-impl Refused {
-    /// Notes that `endpoint` refused (only `.local` endpoints, found on a bridge, count).
+impl SetAside {
+    /// Sets `endpoint` aside (only `.local` endpoints, found on a bridge, count).
     pub fn add(&mut self, endpoint: &Endpoint) {
         if let (Some(bridge), IpAddr::V4(ip)) = (&endpoint.bridge, endpoint.addr.ip()) {
             let key = (bridge.clone(), ip);
@@ -79,9 +81,13 @@ impl Refused {
 }
 
 impl Resolver {
-    /// Resolves the URL's host. An IP literal is its own answer. `refused`: endpoints
-    /// that refused connections in earlier attempts.
-    pub async fn resolve(&self, url: &Url, refused: &Refused) -> Result<Endpoint, DownloadError> {
+    /// Resolves the URL's host. An IP literal is its own answer. `set_aside`: endpoints
+    /// that failed earlier attempts.
+    pub async fn resolve(
+        &self,
+        url: &Url,
+        set_aside: &SetAside,
+    ) -> Result<Endpoint, DownloadError> {
         let port = url
             .port_or_known_default()
             .ok_or_else(|| DownloadError::Protocol(format!("{url}: no port for this scheme")))?;
@@ -93,7 +99,7 @@ impl Resolver {
         };
         match self {
             Resolver::WithLocal(local) if localds::is_local(&host) => {
-                resolve_local(local, &host, port, refused).await
+                resolve_local(local, &host, port, set_aside).await
             }
             Resolver::System | Resolver::WithLocal(_) => {
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -138,14 +144,14 @@ async fn resolve_local(
     local: &LocalDatastore,
     host: &str,
     port: u16,
-    refused: &Refused,
+    set_aside: &SetAside,
 ) -> Result<Endpoint, DownloadError> {
     let (dir, mut options, name) = (
         local.instances_dir.clone(),
         local.options.clone(),
         host.to_string(),
     );
-    options.refused = refused.0.clone();
+    options.set_aside = set_aside.0.clone();
     let found = tokio::task::spawn_blocking(move || {
         let loaded = netinst::load_dir(&dir);
         if loaded.instances.is_empty() {
@@ -195,13 +201,13 @@ mod tests {
     async fn literals_need_no_lookup() {
         let url = Url::parse("http://10.1.2.3:8080/x").expect("url");
         let ep = Resolver::System
-            .resolve(&url, &Refused::default())
+            .resolve(&url, &SetAside::default())
             .await
             .expect("resolve");
         assert_eq!(ep.addr, "10.1.2.3:8080".parse().expect("addr"));
         let url = Url::parse("https://[fd00::1]/x").expect("url");
         let ep = Resolver::System
-            .resolve(&url, &Refused::default())
+            .resolve(&url, &SetAside::default())
             .await
             .expect("resolve");
         assert_eq!(ep.addr, "[fd00::1]:443".parse().expect("addr"));
@@ -211,7 +217,7 @@ mod tests {
     async fn localhost_resolves_through_the_system() {
         let url = Url::parse("http://localhost:9/x").expect("url");
         let ep = Resolver::System
-            .resolve(&url, &Refused::default())
+            .resolve(&url, &SetAside::default())
             .await
             .expect("resolve");
         assert!(ep.addr.ip().is_loopback());

@@ -18,7 +18,7 @@ use crate::error::DownloadError;
 use crate::heartbeat;
 use crate::part::part_path;
 use crate::request::{self, Request, RequestError};
-use crate::status::Reporter;
+use crate::status::{self, Reporter};
 use crate::watch::DirWatch;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
@@ -222,6 +222,17 @@ async fn job(
     failed: Arc<AtomicBool>,
 ) {
     let opts = &shared.opts;
+    if key.len() > status::MAX_KEY_BYTES {
+        // No status can be written for it (`status::MAX_KEY_BYTES`): say so where zedinit
+        // keeps our log, and don't download what nobody could be told about.
+        eprintln!(
+            "downloader: {key}: request refused: its name is {} bytes, at most {} (the status file could not be written); use a shorter <key>.json",
+            key.len(),
+            status::MAX_KEY_BYTES
+        );
+        failed.store(true, Ordering::SeqCst);
+        return;
+    }
     let req = match parsed {
         Ok(req) => req,
         Err(e) => {
@@ -291,12 +302,7 @@ async fn job(
         }
         Err(DownloadError::Cancelled) => {}
         Err(e) => {
-            let retries = rep.status().retries;
-            let message = if e.is_retryable() && retries > 0 {
-                format!("gave up after {retries} retries: {e}")
-            } else {
-                e.to_string()
-            };
+            let message = e.to_string();
             eprintln!("downloader: {key}: error: {message}");
             rep.fail(&message);
             failed.store(true, Ordering::SeqCst);
@@ -339,12 +345,8 @@ fn remove_orphans(opts: &ServeOptions, jobs: &HashMap<String, Running>) {
     if let Ok(entries) = std::fs::read_dir(&opts.status_dir) {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            // `<key>.json`, or a `.<key>.json.tmp` a crash left behind.
-            let key = match name.strip_prefix('.') {
-                Some(tmp) => tmp.strip_suffix(".json.tmp"),
-                None => name.strip_suffix(".json"),
-            };
-            let orphan = key.is_some_and(|k| !jobs.contains_key(k));
+            // `<key>.json`, or a temporary a crash left behind (`status::key_of`).
+            let orphan = status::key_of(&name).is_some_and(|k| !jobs.contains_key(k));
             if orphan {
                 remove_quietly(&entry.path());
             }

@@ -87,6 +87,25 @@ pub fn progress_due(since_last: Duration, last_written: u64, current: u64, total
         && (current.abs_diff(last_written) as f64) * 100.0 / (total as f64) >= MIN_STEP_PERCENT
 }
 
+/// The longest request key whose status file can be written. `confkit::replace_file`
+/// writes `.<key>.json.<pid>.tmp` first; a file name has at most 255 bytes (NAME_MAX)
+/// and a pid at most 7 digits (PID_MAX_LIMIT, 4194304): 255 - 18 = 237. A longer key
+/// (the request file's own name allows 250) would download with no status ever written.
+pub const MAX_KEY_BYTES: usize = 237;
+
+/// The request key a file of the status directory belongs to: `<key>.json`, or the
+/// temporary `.<key>.json.<pid>.tmp` a crash left behind. None for anything else.
+pub fn key_of(file_name: &str) -> Option<&str> {
+    if let Some(tmp) = file_name.strip_prefix('.') {
+        let (name, pid) = tmp.strip_suffix(".tmp")?.rsplit_once('.')?;
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        return name.strip_suffix(".json").filter(|k| !k.is_empty());
+    }
+    file_name.strip_suffix(".json").filter(|k| !k.is_empty())
+}
+
 /// Writes `status` to `<dir>/<key>.json` atomically.
 pub fn write_atomic(dir: &Path, status: &Status) -> std::io::Result<()> {
     let path = dir.join(format!("{}.json", status.key));
@@ -251,6 +270,28 @@ mod tests {
         assert_eq!(percent(999, 1000), 99);
         assert_eq!(percent(1000, 1000), 100);
         assert_eq!(percent(u64::MAX, u64::MAX), 100);
+    }
+
+    #[test]
+    fn status_files_and_leftover_temporaries_name_their_key() {
+        assert_eq!(key_of("img.json"), Some("img"));
+        assert_eq!(key_of(".img.json.4321.tmp"), Some("img"));
+        assert_eq!(key_of(".a.b.json.7.tmp"), Some("a.b"));
+        for other in [
+            ".json",
+            "img.txt",
+            ".img.json.tmp",
+            ".img.json.x1.tmp",
+            "..json.1.tmp",
+        ] {
+            assert_eq!(key_of(other), None, "{other}");
+        }
+        // The temporary confkit writes is the one recognised.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("k.json");
+        confkit::replace_file(&path, b"{}").expect("write");
+        let tmp = format!(".k.json.{}.tmp", std::process::id());
+        assert_eq!(key_of(&tmp), Some("k"));
     }
 
     #[test]

@@ -355,3 +355,95 @@ fn a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone() {
     assert!(!dirs.target(&sha256_hex(&medium)).exists());
     assert_eq!(std::fs::read(&earlier).expect("earlier file"), small);
 }
+
+#[test]
+fn a_redirect_is_refused_and_not_followed() {
+    if !root_or_skip("a_redirect_is_refused_and_not_followed") {
+        return;
+    }
+    let lab = Lab::new(8);
+    let data = payload(10_000, 10);
+    // A service of the device itself, on the client's loopback, that would even serve
+    // the right bytes: a followed redirect would "succeed" through it.
+    let internal_addr = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 18002);
+    let body = data.clone();
+    let internal = TinyServer::start_in(
+        &lab.cli_ns,
+        internal_addr,
+        Arc::new(move |_, _, stream, _| respond(stream, &body, 0)),
+    );
+    let location = format!("http://{internal_addr}/internal/admin?do=reboot");
+    let target = location.clone();
+    let datastore = TinyServer::start(
+        &lab,
+        8008,
+        Arc::new(move |_, _, stream, _| {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }),
+    );
+    let dirs = Dirs::new(&lab);
+    let _serve = Serve::start(&lab, &dirs, &[]);
+    let url = datastore.url("/image.bin");
+    dirs.request(KEY, request_json("x", &url, &data));
+    let s = StatusTrail::new(&dirs, KEY).wait("an outcome", |s| {
+        s.state == State::Error || s.state == State::Downloaded
+    });
+    assert_eq!(s.state, State::Error, "{s:?}");
+    let msg = s.last_error.expect("last_error").message;
+    assert!(
+        msg.starts_with(&format!(
+            "HTTP 302 Found from {url}: redirect to \"{location}\" refused"
+        )),
+        "{msg}"
+    );
+    assert_eq!(s.retries, 0, "a redirect is not retried");
+    assert_eq!(datastore.requests().len(), 1);
+    assert!(
+        internal.requests().is_empty(),
+        "the redirect was followed: {:?}",
+        internal.requests()
+    );
+    let sha = sha256_hex(&data);
+    assert!(!dirs.target(&sha).exists() && !dirs.part(&sha).exists());
+}
+
+#[test]
+fn a_server_that_appears_after_many_failures_is_used_without_anyone_asking() {
+    if !root_or_skip("a_server_that_appears_after_many_failures_is_used_without_anyone_asking") {
+        return;
+    }
+    let lab = Lab::new(9);
+    let www = lab.path("www");
+    std::fs::create_dir_all(&www).expect("www");
+    let data = payload(100_000, 11);
+    std::fs::write(www.join("image.bin"), &data).expect("write");
+    let dirs = Dirs::new(&lab);
+    // serve's own retry limit (none); short delays so the test is quick.
+    let _serve = Serve::start(
+        &lab,
+        &dirs,
+        &[("--backoff-base", "20ms"), ("--backoff-max", "100ms")],
+    );
+    let port = 8009;
+    let url = format!("http://{}:{port}/image.bin", lab.srv_ip);
+    dirs.request(KEY, request_json("x", &url, &data));
+    // Nobody listens: connects are refused, over and over, well past the old limit of 5.
+    let failing = StatusTrail::new(&dirs, KEY).wait("8 retries", |s| s.retries >= 8);
+    assert_ne!(failing.state, State::Error, "gave up: {failing:?}");
+    let why = failing.last_error.expect("last_error").message;
+    assert!(why.to_lowercase().contains("connection refused"), "{why}");
+    // The server comes up; the next retry finds it.
+    let httpd = Server::httpd(&lab, &www, port, "httpd.log");
+    let done = StatusTrail::new(&dirs, KEY).wait("downloaded", |s| {
+        s.state == State::Downloaded || s.state == State::Error
+    });
+    assert_eq!(done.state, State::Downloaded, "{done:?}");
+    assert_eq!(
+        std::fs::read(dirs.target(&sha256_hex(&data))).expect("target"),
+        data
+    );
+    assert!(httpd.log().contains("response:200"), "{}", httpd.log());
+}

@@ -1,11 +1,15 @@
 //! `.local` datastores end to end: `downloader fetch` in a device namespace finds the app
 //! by mDNS on the bridges (real avahi-daemons), downloads from it bound to the bridge's
-//! address, fails over between bridges, follows a changed address, and for HTTPS checks
-//! the configured chain and the app's IP in the certificate.
+//! address, fails over between bridges, follows a changed address, for HTTPS checks
+//! the configured chain and the app's IP in the certificate, and sets aside an app that
+//! answered for the name with bytes that fail the download.
 
-use localds::testlab::{App, Lab, require_root, sh};
+use localds::testlab::{App, Claim, Lab, require_root, sh};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 const DOWNLOADER: &str = env!("CARGO_BIN_EXE_downloader");
 
@@ -126,7 +130,7 @@ fn the_same_name_on_two_bridges_prefers_the_lease_and_fails_over_when_its_server
     let (ip0, ip1) = (lab.ip(0, 5), lab.ip(1, 5));
     let log0 = lab.httpd(&a0, &ip0, 80, &dir);
     let log1 = lab.httpd(&a1, &ip1, 80, &dir);
-    lab.lease(1, &ip1);
+    lab.lease(1, &ip1, "twin");
     let out = lab.dir.path().join("a.img");
     ok(&fetch(&lab, "http://twin.local/img", &sha, &out, &[]));
     assert!(
@@ -299,5 +303,109 @@ fn https_to_a_local_datastore_checks_the_chain_and_the_ip_san() {
             .contains("certificate"),
         "{}",
         String::from_utf8_lossy(&r.stderr)
+    );
+}
+
+#[test]
+fn an_app_answering_for_another_with_wrong_bytes_is_set_aside_until_the_real_one_serves() {
+    if !require_root(
+        "an_app_answering_for_another_with_wrong_bytes_is_set_aside_until_the_real_one_serves",
+    ) {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    // An impostor claims every name for itself, at once, and serves other bytes.
+    let impostor = lab.bare_app(0, 5);
+    let impostor_ip = lab.ip(0, 5);
+    lab.responder(
+        &impostor,
+        impostor_ip.parse().expect("ip"),
+        Claim {
+            ip: impostor_ip.parse().expect("ip"),
+            wrong_id: false,
+        },
+    );
+    let (bad, _) = www(&lab, "bad");
+    let impostor_log = lab.httpd(&impostor, &impostor_ip, 80, &bad);
+    let (good, sha) = www(&lab, "good");
+
+    // Alone, it is retried (not final at the first mismatch), then given up on clearly.
+    let out = lab.dir.path().join("alone.img");
+    let r = fetch(&lab, "http://victim.local/img", &sha, &out, &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && !out.exists(), "{err}");
+    assert!(err.contains("retry 1"), "{err}");
+    assert!(
+        err.contains("gave up after 1 retries: sha256 mismatch"),
+        "{err}"
+    );
+
+    // Again, and the real app comes up after the first mismatch: it serves the file.
+    let out = lab.dir.path().join("got.img");
+    let mut child = lab
+        .in_device(Path::new(DOWNLOADER))
+        .args(["fetch", "http://victim.local/img", "--sha256", &sha, "-o"])
+        .arg(&out)
+        .arg("--network-instances")
+        .arg(lab.instances())
+        .args(["--backoff-base", "100ms", "--backoff-max", "1s"])
+        .args(["--stall-timeout", "10s", "--retries", "40"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("downloader fetch");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let lines2 = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            lines2.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        }
+    });
+    let said = |text: &str| {
+        lines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|l| l.contains(text))
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !said("sha256 mismatch") {
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            panic!("no mismatch reported: {:?}", lines.lock());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let real = lab.app(0, 7, &App::new("victim"));
+    let real_ip = lab.ip(0, 7);
+    let real_log = lab.httpd(&real, &real_ip, 80, &good);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fetch did not end: {:?}", lines.lock());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = reader.join();
+    let said_all = lines.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+    assert!(status.success(), "{said_all}");
+    assert!(out.exists());
+    assert!(
+        std::fs::read_to_string(&real_log)
+            .unwrap_or_default()
+            .contains(&lab.ip(0, 1)),
+        "the real app did not serve it: {said_all}"
+    );
+    assert!(
+        !std::fs::read_to_string(&impostor_log)
+            .unwrap_or_default()
+            .is_empty()
     );
 }

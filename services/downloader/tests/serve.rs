@@ -207,3 +207,32 @@ fn serve_touches_the_heartbeat_file() {
     });
     assert!(matches!(serve.0.try_wait(), Ok(None)));
 }
+
+#[test]
+fn a_request_key_too_long_for_its_status_file_is_refused_in_the_log() {
+    if !root_or_skip("a_request_key_too_long_for_its_status_file_is_refused_in_the_log") {
+        return;
+    }
+    let lab = Lab::new(15);
+    let www = lab.path("www");
+    std::fs::create_dir_all(&www).expect("www");
+    let data = payload(10_000, 26);
+    std::fs::write(www.join("ok.bin"), &data).expect("write");
+    let httpd = Server::httpd(&lab, &www, 8015, "httpd.log");
+    let dirs = Dirs::new(&lab);
+    let serve = Serve::start(&lab, &dirs, &[]);
+    // The longest key that fits gets its status and its file.
+    let longest = "k".repeat(downloader::status::MAX_KEY_BYTES);
+    dirs.request(&longest, request_json("a", &httpd.url("/ok.bin"), &data));
+    StatusTrail::new(&dirs, &longest).wait("downloaded", |s| s.state == State::Downloaded);
+    // One byte more (its request file's name is still a valid 243 bytes): refused, said.
+    let too_long = "k".repeat(downloader::status::MAX_KEY_BYTES + 1);
+    let requests_before = httpd.log().matches("url:").count();
+    dirs.request(&too_long, request_json("b", &httpd.url("/ok.bin"), &data));
+    wait_until(DEADLINE, "the refusal in the log", || {
+        serve.log().contains(&format!(
+            "{too_long}: request refused: its name is 238 bytes"
+        ))
+    });
+    assert_eq!(httpd.log().matches("url:").count(), requests_before);
+}

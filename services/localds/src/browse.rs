@@ -19,8 +19,13 @@ pub enum Heard {
 }
 
 /// Runs the browses of `methods` until `deadline` or `stop`, sending matching IPv4
-/// answers (bridge index by the interface they came in on, address inside that
-/// bridge's subnet). Blocks; always shuts the daemon down.
+/// answers (bridge index by the interface they came in on, an app address of that
+/// bridge: `resolve::is_app_address`). Blocks; always shuts the daemon down.
+///
+/// Unlike the A query, a browse can't check who answered: multicast responses carry
+/// id 0 (RFC 6762 §18.1) and mdns-sd merges records without telling their sender. The A
+/// query comes first in the preference order, and whatever an answer leads to is
+/// verified by its sha256 (the downloader sets an endpoint aside when it fails).
 pub fn browse(
     host: &str,
     methods: &[Method],
@@ -72,7 +77,8 @@ pub fn browse(
                     let via: Vec<&str> =
                         v4.interface_ids().iter().map(|i| i.name.as_str()).collect();
                     let bridge = bridges.iter().position(|(name, net)| {
-                        net.contains(ip) && (via.is_empty() || via.contains(&name.as_str()))
+                        crate::resolve::is_app_address(net, ip)
+                            && (via.is_empty() || via.contains(&name.as_str()))
                     });
                     if let Some(b) = bridge {
                         if out.send(Heard::Answer(*method, b, ip)).is_err() {

@@ -2,8 +2,9 @@
 //!
 //! Methods run together; the answer is taken by preference (A query > _workstation >
 //! _http > _https, or the configured order) as soon as no better method can still
-//! answer. Among bridges answering the same method: the one whose dnsmasq lease holds
-//! the address first, then network-instance order; all are kept for failover.
+//! answer. Among bridges answering the same method: the one whose dnsmasq lease names
+//! the host at that address first, then network-instance order; all are kept for
+//! failover. Addresses set aside (they failed this download before) come last.
 
 use std::net::Ipv4Addr;
 
@@ -60,20 +61,22 @@ pub struct Heard {
     pub finished: Vec<(Method, usize)>,
     /// The total budget ran out: everything is finished.
     pub out_of_time: bool,
-    /// (bridge index, address) that refused connections in this download's earlier
-    /// attempts: set aside while another bridge may still answer, taken only if nothing
-    /// else does (the server there may be back).
-    pub refused: Vec<(usize, Ipv4Addr)>,
+    /// (bridge index, address) that failed this download's earlier attempts (refused
+    /// connections, or answered with something that failed the download): set aside
+    /// while another answer may still come, on this bridge or another; taken only if
+    /// nothing else answers (the server there may be back, or fixed).
+    pub set_aside: Vec<(usize, Ipv4Addr)>,
 }
 
 impl Heard {
+    /// Whether `bridge` can say no more for `method`: it finished, time is up, or it
+    /// gave a usable answer (one set aside does not count: another may follow).
     fn finished(&self, method: Method, bridge: usize) -> bool {
         self.out_of_time
             || self.finished.contains(&(method, bridge))
-            || self
-                .answers
-                .iter()
-                .any(|(m, b, _)| *m == method && *b == bridge)
+            || self.answers.iter().any(|(m, b, ip)| {
+                *m == method && *b == bridge && !self.set_aside.contains(&(*b, *ip))
+            })
     }
 }
 
@@ -89,7 +92,8 @@ pub enum Decision {
 }
 
 /// `methods` in preference order; `bridges` is the number of bridges (network-instance
-/// order); `leased(bridge, ip)` says whether that bridge's dnsmasq leased `ip`.
+/// order); `leased(bridge, ip)` says whether that bridge's dnsmasq leased `ip` to a
+/// client of the host's name.
 pub fn decide(
     methods: &[Method],
     bridges: usize,
@@ -97,26 +101,26 @@ pub fn decide(
     leased: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
     for (i, &method) in methods.iter().enumerate() {
-        let (usable, refused) = answers_for(heard, method);
+        let (usable, set_aside) = answers_for(heard, method);
         let all_finished = (0..bridges).all(|b| heard.finished(method, b));
         if usable.is_empty() {
             if !all_finished {
                 // A better method, or another bridge, may still answer.
                 return Decision::Wait;
             }
-            if refused.is_empty() {
+            if set_aside.is_empty() {
                 continue;
             }
-            // Every bridge has answered this method, and only with refused addresses.
-            // A worse method that has already found a usable one wins; otherwise those
-            // refused after all (a server may be back), by the same order.
+            // Every bridge has finished this method, with only addresses set aside. A
+            // worse method that has already found a usable one wins; otherwise those set
+            // aside after all (a server may be back), by the same order.
             for &later in &methods[i + 1..] {
-                let (usable, also_refused) = answers_for(heard, later);
+                let (usable, also_set_aside) = answers_for(heard, later);
                 if !usable.is_empty() {
-                    return take(later, usable, also_refused, &leased);
+                    return take(later, usable, also_set_aside, &leased);
                 }
             }
-            return take(method, refused, Vec::new(), &leased);
+            return take(method, set_aside, Vec::new(), &leased);
         }
         // Take at once if a lease confirms one; otherwise let the other bridges finish
         // this method so the lease and order rules can choose among them.
@@ -124,23 +128,23 @@ pub fn decide(
         if !confirmed && !all_finished {
             return Decision::Wait;
         }
-        return take(method, usable, refused, &leased);
+        return take(method, usable, set_aside, &leased);
     }
     Decision::NotFound
 }
 
-/// Takes `method`'s answers: `usable` first, then `refused` (tried if every usable one
+/// Takes `method`'s answers: `usable` first, then `set_aside` (tried if every usable one
 /// fails to connect), each by lease, then network-instance order.
 fn take(
     method: Method,
     mut usable: Addresses,
-    mut refused: Addresses,
+    mut set_aside: Addresses,
     leased: &impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
-    for list in [&mut usable, &mut refused] {
+    for list in [&mut usable, &mut set_aside] {
         list.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
     }
-    usable.extend(refused);
+    usable.extend(set_aside);
     Decision::Take {
         method,
         candidates: usable,
@@ -150,14 +154,13 @@ fn take(
 /// (bridge index, address) pairs, best first once ordered.
 type Addresses = Vec<(usize, Ipv4Addr)>;
 
-/// `method`'s answers, one address per bridge in arrival order: (usable, refused).
-/// A refused answer still means its bridge has said what it knows.
+/// `method`'s answers, one address per bridge in arrival order: (usable, set aside).
 fn answers_for(heard: &Heard, method: Method) -> (Addresses, Addresses) {
     let mut usable: Addresses = Vec::new();
-    let mut refused: Addresses = Vec::new();
+    let mut set_aside: Addresses = Vec::new();
     for (m, b, ip) in &heard.answers {
-        let list = if heard.refused.contains(&(*b, *ip)) {
-            &mut refused
+        let list = if heard.set_aside.contains(&(*b, *ip)) {
+            &mut set_aside
         } else {
             &mut usable
         };
@@ -165,7 +168,7 @@ fn answers_for(heard: &Heard, method: Method) -> (Addresses, Addresses) {
             list.push((*b, *ip));
         }
     }
-    (usable, refused)
+    (usable, set_aside)
 }
 
 #[cfg(test)]
@@ -279,30 +282,33 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_address_waits_for_the_other_bridges_and_is_the_last_resort() {
+    fn an_address_set_aside_waits_for_the_other_bridges_and_is_the_last_resort() {
         let bad = (1, ip(7));
         let mut heard = Heard {
             answers: vec![(AQuery, 1, ip(7))],
-            refused: vec![bad],
+            set_aside: vec![bad],
             ..Heard::default()
         };
         let leased_on_1 = |b: usize, _: Ipv4Addr| b == 1;
-        // Leased, but it refused: no taking at once; bridge 0 may still answer.
+        // Leased, but set aside: no taking at once; bridge 0 may still answer.
         assert_eq!(decide(&[AQuery], 2, &heard, leased_on_1), Decision::Wait);
         heard.answers.push((AQuery, 0, ip(5)));
+        // Bridge 1 may still give another address than the one set aside.
+        assert_eq!(decide(&[AQuery], 2, &heard, leased_on_1), Decision::Wait);
+        heard.finished.push((AQuery, 1));
         assert_eq!(
             decide(&[AQuery], 2, &heard, leased_on_1),
             Decision::Take {
                 method: AQuery,
                 candidates: vec![(0, ip(5)), (1, ip(7))]
             },
-            "the refused one last, in case the other fails too"
+            "the one set aside last, in case the other fails too"
         );
-        // Nobody else answers: the refused address after all.
+        // Nobody else answers: the address set aside after all.
         let alone = Heard {
             answers: vec![(AQuery, 1, ip(7))],
-            finished: vec![(AQuery, 0)],
-            refused: vec![bad],
+            finished: vec![(AQuery, 0), (AQuery, 1)],
+            set_aside: vec![bad],
             ..Heard::default()
         };
         assert_eq!(
@@ -312,12 +318,15 @@ mod tests {
                 candidates: vec![(1, ip(7))]
             }
         );
-        // One bridge: nothing else can answer, so no wait for the browses either.
-        let single = Heard {
+        // One bridge: its A query may still give another address; once it is finished,
+        // the one set aside, with no wait for the browses.
+        let mut single = Heard {
             answers: vec![(AQuery, 0, ip(5))],
-            refused: vec![(0, ip(5))],
+            set_aside: vec![(0, ip(5))],
             ..Heard::default()
         };
+        assert_eq!(decide(&ALL, 1, &single, no_lease), Decision::Wait);
+        single.finished.push((AQuery, 0));
         assert_eq!(
             decide(&ALL, 1, &single, no_lease),
             Decision::Take {
@@ -325,12 +334,12 @@ mod tests {
                 candidates: vec![(0, ip(5))]
             }
         );
-        // Only refused answers to the best method, but a worse one already found a
+        // Only answers set aside for the best method, but a worse one already found a
         // usable address on the other bridge: that one.
         let worse = Heard {
             answers: vec![(AQuery, 1, ip(7)), (Workstation, 0, ip(5))],
-            finished: vec![(AQuery, 0)],
-            refused: vec![bad],
+            finished: vec![(AQuery, 0), (AQuery, 1)],
+            set_aside: vec![bad],
             ..Heard::default()
         };
         assert_eq!(
@@ -338,6 +347,25 @@ mod tests {
             Decision::Take {
                 method: Workstation,
                 candidates: vec![(0, ip(5))]
+            }
+        );
+    }
+
+    #[test]
+    fn another_address_on_the_same_bridge_beats_the_one_set_aside() {
+        // An impostor answered first and failed the download; the app answers next.
+        let mut heard = Heard {
+            answers: vec![(AQuery, 0, ip(9))],
+            set_aside: vec![(0, ip(9))],
+            ..Heard::default()
+        };
+        assert_eq!(decide(&[AQuery], 1, &heard, no_lease), Decision::Wait);
+        heard.answers.push((AQuery, 0, ip(5)));
+        assert_eq!(
+            decide(&[AQuery], 1, &heard, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5)), (0, ip(9))]
             }
         );
     }

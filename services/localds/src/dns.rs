@@ -19,6 +19,11 @@ pub fn a_query(id: u16, name: &str) -> Option<Vec<u8>> {
     Some(p)
 }
 
+/// A packet's id, if it is long enough to have one.
+pub fn id(packet: &[u8]) -> Option<u16> {
+    Some(u16::from_be_bytes([*packet.first()?, *packet.get(1)?]))
+}
+
 /// The A records for `name` (case-insensitive, trailing dot ignored) in a response.
 pub fn a_answers(packet: &[u8], name: &str) -> Vec<Ipv4Addr> {
     let want = normalize(name);

@@ -1,9 +1,10 @@
 //! localds: resolve a `.local` host the way the downloader does, for a person or a test.
 //!
 //!   localds resolve HOST [--instances DIR] [--methods a-query,workstation,http,https]
-//!                        [--budget-ms N] [--refused BRIDGE=IP]...
-//! `--refused`: an address that refused connections on that bridge (as the downloader's
-//! retries pass it): used only if no other bridge answers.
+//!                        [--budget-ms N] [--set-aside BRIDGE=IP]...
+//! `--set-aside`: an address on that bridge that failed a download before (refused
+//! connections, or served what failed it), as the downloader's retries pass it: used
+//! only if nothing else answers.
 //! Prints the result as JSON; exit 0 found, 1 not found, 2 usage.
 
 use localds::{Method, Options};
@@ -16,7 +17,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             eprintln!(
-                "localds: {e}\nusage: localds resolve HOST [--instances DIR] [--methods LIST] [--budget-ms N] [--refused BRIDGE=IP]..."
+                "localds: {e}\nusage: localds resolve HOST [--instances DIR] [--methods LIST] [--budget-ms N] [--set-aside BRIDGE=IP]..."
             );
             2
         }
@@ -51,12 +52,12 @@ fn run(args: &[String]) -> Result<i32, String> {
                         .map_err(|_| format!("bad --budget-ms {value:?}"))?,
                 )
             }
-            "--refused" => {
+            "--set-aside" => {
                 let (bridge, ip) = value
                     .split_once('=')
                     .and_then(|(b, ip)| Some((b.to_string(), ip.parse().ok()?)))
-                    .ok_or(format!("bad --refused {value:?} (BRIDGE=IPv4)"))?;
-                opts.refused.push((bridge, ip));
+                    .ok_or(format!("bad --set-aside {value:?} (BRIDGE=IPv4)"))?;
+                opts.set_aside.push((bridge, ip));
             }
             other => return Err(format!("unknown flag {other:?}")),
         }

@@ -1,8 +1,15 @@
 //! Resolving a `.local` datastore host on the network-instance bridges: every method
 //! started together within one budget, the answer chosen by [`crate::choose::decide`].
+//!
+//! What an answer must be to count (audit finding 10): an address of an app on that
+//! bridge ([`is_app_address`]: never the bridge's own, which would make the device
+//! connect to itself), heard on that bridge; for the A query also from that very
+//! address with the query's id (`aquery`). A dnsmasq lease confirms an answer only when
+//! it names the host asked for ([`lease_names`]), not merely holds the address.
 
 use crate::browse::{self, Heard as BrowseHeard};
 use crate::choose::{Decision, Heard, Method, decide};
+use crate::dns::normalize;
 use netinst::NetworkInstance;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -23,9 +30,10 @@ pub struct Options {
     /// In preference order.
     pub methods: Vec<Method>,
     pub budget: Duration,
-    /// (bridge, address) pairs that refused connections before (a retry after a connect
-    /// failure): used only if no other bridge answers (`choose::Heard::refused`).
-    pub refused: Vec<(String, Ipv4Addr)>,
+    /// (bridge, address) pairs that failed this download before (refused connections,
+    /// or served what failed it): used only if nothing else answers
+    /// (`choose::Heard::set_aside`).
+    pub set_aside: Vec<(String, Ipv4Addr)>,
 }
 
 impl Default for Options {
@@ -33,7 +41,7 @@ impl Default for Options {
         Options {
             methods: Method::ALL.to_vec(),
             budget: DEFAULT_BUDGET,
-            refused: Vec::new(),
+            set_aside: Vec::new(),
         }
     }
 }
@@ -79,6 +87,24 @@ impl std::fmt::Display for NotFound {
     }
 }
 
+/// Whether `ip` may be the answer on a bridge whose address is `net`: a host address of
+/// its subnet (not the network or broadcast address) other than the bridge's own.
+pub fn is_app_address(net: &netinst::Ipv4Net, ip: Ipv4Addr) -> bool {
+    net.is_host(ip) && ip != net.addr
+}
+
+/// Whether a lease's host name (as the app's DHCP client sent it) names `host`: the same
+/// name, case aside, with or without `.local`.
+pub fn lease_names(lease_hostname: Option<&str>, host: &str) -> bool {
+    let Some(name) = lease_hostname else {
+        return false;
+    };
+    let want = normalize(host);
+    let want = want.strip_suffix(".local").unwrap_or(&want);
+    let have = normalize(name);
+    have.strip_suffix(".local").unwrap_or(&have) == want
+}
+
 enum Msg {
     Answer(Method, usize, Ipv4Addr),
     Finished(Method, usize),
@@ -112,15 +138,21 @@ pub fn resolve(
     if opts.methods.contains(&Method::AQuery) {
         for (b, (name, net)) in bridges.iter().enumerate() {
             let (tx, host, net, name) = (tx.clone(), host.to_string(), *net, name.clone());
+            let stop = stop.clone();
             workers.push(std::thread::spawn(move || {
-                match crate::aquery::query(&host, net.addr, deadline, |ip| net.contains(ip)) {
-                    Ok(Some(ip)) => tx.send(Msg::Answer(Method::AQuery, b, ip)),
-                    Ok(None) => tx.send(Msg::Finished(Method::AQuery, b)),
-                    Err(e) => {
-                        let _ = tx.send(Msg::Note(format!("a-query on {name}: {e}")));
-                        tx.send(Msg::Finished(Method::AQuery, b))
-                    }
+                let result = crate::aquery::query(
+                    &host,
+                    &name,
+                    net.addr,
+                    deadline,
+                    &stop,
+                    |ip| is_app_address(&net, ip),
+                    |ip| tx.send(Msg::Answer(Method::AQuery, b, ip)).is_ok(),
+                );
+                if let Err(e) = result {
+                    let _ = tx.send(Msg::Note(format!("a-query on {name}: {e}")));
                 }
+                tx.send(Msg::Finished(Method::AQuery, b))
             }));
         }
     }
@@ -157,10 +189,15 @@ pub fn resolve(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let leases: Vec<netinst::Leases> = instances.iter().map(|i| i.read_leases()).collect();
-    let leased = |b: usize, ip: Ipv4Addr| leases.get(b).is_some_and(|l| l.holds(ip, now_epoch));
+    let leased = |b: usize, ip: Ipv4Addr| {
+        leases
+            .get(b)
+            .and_then(|l| l.lease_for(ip, now_epoch))
+            .is_some_and(|l| lease_names(l.hostname.as_deref(), host))
+    };
     let mut heard = Heard {
-        refused: opts
-            .refused
+        set_aside: opts
+            .set_aside
             .iter()
             .filter_map(|(bridge, ip)| {
                 let b = bridges.iter().position(|(name, _)| name == bridge)?;
@@ -221,5 +258,40 @@ pub fn resolve(
             notes,
             elapsed_ms,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_app_addresses_of_the_bridge_subnet_are_answers() {
+        let net = netinst::Ipv4Net::parse("10.77.0.1/24").expect("net");
+        let ip = |last| Ipv4Addr::new(10, 77, 0, last);
+        assert!(is_app_address(&net, ip(5)));
+        assert!(is_app_address(&net, ip(254)));
+        assert!(!is_app_address(&net, ip(1)), "the bridge's own address");
+        assert!(!is_app_address(&net, ip(0)), "the network address");
+        assert!(!is_app_address(&net, ip(255)), "the broadcast address");
+        assert!(!is_app_address(&net, Ipv4Addr::new(10, 78, 0, 5)));
+        assert!(!is_app_address(&net, Ipv4Addr::LOCALHOST));
+        // /31 (RFC 3021): both addresses are hosts; the bridge's is still not an answer.
+        let p2p = netinst::Ipv4Net::parse("10.9.0.0/31").expect("net");
+        assert!(is_app_address(&p2p, Ipv4Addr::new(10, 9, 0, 1)));
+        assert!(!is_app_address(&p2p, Ipv4Addr::new(10, 9, 0, 0)));
+    }
+
+    #[test]
+    fn a_lease_confirms_only_the_name_it_was_given() {
+        assert!(lease_names(Some("dsapp"), "dsapp.local"));
+        assert!(lease_names(Some("DSApp"), "dsapp.local."));
+        assert!(lease_names(Some("dsapp.local"), "dsapp.local"));
+        assert!(!lease_names(Some("other"), "dsapp.local"));
+        assert!(!lease_names(Some("dsapp-2"), "dsapp.local"));
+        assert!(
+            !lease_names(None, "dsapp.local"),
+            "no name in the lease (`*`)"
+        );
     }
 }

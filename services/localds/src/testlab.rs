@@ -5,9 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `localds` binary, set by the caller (tests know it as CARGO_BIN_EXE_localds).
@@ -64,6 +66,8 @@ pub struct Lab {
     pub bridges: Vec<String>,
     pub subnet: u8,
     daemons: Vec<Child>,
+    /// Responder threads: their stop flag and handle.
+    responders: Vec<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Lab {
@@ -81,6 +85,7 @@ impl Lab {
             bridges: vec![],
             subnet,
             daemons: vec![],
+            responders: vec![],
         };
         sh(&format!("ip netns add {dev} && ip -n {dev} link set lo up"));
         std::fs::create_dir_all(lab.instances()).expect("instances dir");
@@ -110,6 +115,13 @@ impl Lab {
 
     /// An app namespace on bridge `b` at 10.S.b.`last`, running avahi as `app` says.
     pub fn app(&mut self, b: usize, last: u8, app: &App) -> String {
+        let ns = self.bare_app(b, last);
+        self.avahi(&ns, app);
+        ns
+    }
+
+    /// An app namespace on bridge `b` at 10.S.b.`last`, with nothing running in it.
+    pub fn bare_app(&mut self, b: usize, last: u8) -> String {
         let ns = format!("{}a{}", &self.dev[..self.dev.len() - 1], self.apps.len());
         let (dev, br, s) = (&self.dev, &self.bridges[b], self.subnet);
         let veth = format!("{}v{}", &self.dev[..self.dev.len() - 1], self.apps.len());
@@ -121,7 +133,12 @@ impl Lab {
             b + 1
         ));
         self.apps.push(ns.clone());
-        let state = self.dir.path().join(&ns);
+        ns
+    }
+
+    /// Starts avahi-daemon in app namespace `ns` as `app` says; returns once it is up.
+    pub fn avahi(&mut self, ns: &str, app: &App) {
+        let state = self.dir.path().join(ns);
         std::fs::create_dir_all(state.join("services")).expect("state");
         for ty in app.services {
             let port = if *ty == "_https._tcp" { 443 } else { 80 };
@@ -148,7 +165,7 @@ impl Lab {
         .expect("conf");
         let log = std::fs::File::create(state.join("avahi.log")).expect("log");
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns, "unshare", "--mount", "--propagation", "private", "sh", "-ec"])
+            .args(["netns", "exec", ns, "unshare", "--mount", "--propagation", "private", "sh", "-ec"])
             .arg(format!(
                 "mount -t tmpfs -o mode=0755 lab-run /run; mount --bind {} /etc/avahi/services; exec avahi-daemon --file={} --no-rlimits",
                 state.join("services").display(),
@@ -170,7 +187,6 @@ impl Lab {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        ns
     }
 
     /// `localds resolve` in the device namespace; (exit code, JSON).
@@ -212,10 +228,11 @@ impl Lab {
         (out.status.code().unwrap_or(-1), json, took)
     }
 
-    pub fn lease(&self, b: usize, ip: &str) {
+    /// A dnsmasq lease on bridge `b`: `ip` to a client that called itself `hostname`.
+    pub fn lease(&self, b: usize, ip: &str, hostname: &str) {
         std::fs::write(
             self.dir.path().join(format!("{}.leases", self.bridges[b])),
-            format!("0 02:00:00:00:00:01 {ip} app *\n"),
+            format!("0 02:00:00:00:00:01 {ip} {hostname} *\n"),
         )
         .expect("lease");
     }
@@ -234,6 +251,12 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        for (stop, _) in &self.responders {
+            stop.store(true, Ordering::Relaxed);
+        }
+        for (_, thread) in self.responders.drain(..) {
+            let _ = thread.join();
+        }
         self.stop_avahi();
         for ns in self.apps.iter().chain(std::iter::once(&self.dev)) {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
@@ -303,4 +326,85 @@ impl Lab {
         c.args(["netns", "exec", &self.dev]).arg(program);
         c
     }
+}
+
+/// What a hostile responder ([`Lab::responder`]) says to every A query it hears.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim {
+    /// The address it gives for whatever name is asked.
+    pub ip: Ipv4Addr,
+    /// Answer with another id than the query's.
+    pub wrong_id: bool,
+}
+
+impl Lab {
+    /// A hostile mDNS responder in app namespace `ns` (one without avahi), listening on
+    /// its address `own_ip`: it answers every A query for any name, by unicast from port
+    /// 5353 to the querier, as `claim` says, at once. Stopped with the lab. Returns the
+    /// number of queries it has answered so far, shared.
+    pub fn responder(&mut self, ns: &str, own_ip: Ipv4Addr, claim: Claim) -> Arc<AtomicU32> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicU32::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let netns = format!("/run/netns/{ns}");
+        let (stop2, answered2) = (stop.clone(), answered.clone());
+        let thread = std::thread::spawn(move || {
+            enter_netns(&netns);
+            let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5353))
+                .expect("bind udp/5353 in the responder's namespace");
+            socket
+                .join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 251), &own_ip)
+                .expect("join 224.0.0.251");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+            let _ = ready_tx.send(());
+            let mut buf = [0u8; 9000];
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                if let Some(reply) = claim_reply(&buf[..n], claim) {
+                    if socket.send_to(&reply, from).is_ok() {
+                        answered2.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("responder started");
+        self.responders.push((stop, thread));
+        answered
+    }
+}
+
+/// The reply to a query (None for anything else): its question, and one A record for
+/// the name asked with `claim.ip`, cache-flush set as responders do.
+fn claim_reply(query: &[u8], claim: Claim) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut end = 12;
+    while *query.get(end)? != 0 {
+        end += 1 + usize::from(query[end]);
+    }
+    let question = query.get(12..end + 5)?;
+    let id = u16::from_be_bytes([query[0], query[1]]) ^ u16::from(claim.wrong_id);
+    let mut p = id.to_be_bytes().to_vec();
+    p.extend_from_slice(&[0x84, 0x00, 0, 1, 0, 1, 0, 0, 0, 0]);
+    p.extend_from_slice(question);
+    p.extend_from_slice(&[0xc0, 12, 0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4]);
+    p.extend_from_slice(&claim.ip.octets());
+    Some(p)
+}
+
+/// setns(2) into a network namespace: affects only the calling thread.
+fn enter_netns(path: &str) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // SAFETY: setns on a namespace file we opened; it changes only this thread's
+    // network namespace, and the thread exists only to serve in it.
+    let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(ret, 0, "setns {path}: {}", std::io::Error::last_os_error());
 }

@@ -1,10 +1,13 @@
 //! The `.local` datastore against real avahi-daemons (see `localds::testlab`): each
 //! method alone, exact host match, IPv6-first answers, not found within the budget, the
-//! same name on two bridges (lease, order, a refused address set aside), a changed app
-//! address. The resolver runs as `localds
-//! resolve` inside the device namespace, as the downloader's lookup does.
+//! same name on two bridges (a lease naming the host, order, an address set aside), a
+//! changed app address; and hostile answers (a purpose-built responder in an app
+//! namespace): the bridge's own address, another address than the sender's, a wrong
+//! query id. The resolver runs as `localds resolve` inside the device namespace, as the
+//! downloader's lookup does.
 
-use localds::testlab::{App, Lab, require_root, sh};
+use localds::testlab::{App, Claim, Lab, require_root, sh};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 fn setup() {
@@ -144,19 +147,24 @@ fn the_same_name_on_two_bridges_prefers_the_lease_then_instance_order() {
         "{}",
         r.1
     );
-    lab.lease(1, &b);
+    // A lease of that address to a client of another name confirms nothing.
+    lab.lease(1, &b, "someone-else");
+    let r = lab.resolve("twin.local", "a-query", 4000);
+    expect_found(&r, "a-query", &a);
+    assert_eq!(r.1["candidates"][1]["leased"], false, "{}", r.1);
+    lab.lease(1, &b, "twin");
     let r = lab.resolve("twin.local", "a-query", 4000);
     expect_found(&r, "a-query", &b);
     assert_eq!(r.1["candidates"][0]["leased"], true);
-    // A retry after the leased address refused connections: the other bridge's answer
-    // is waited for and taken, even though the refused one is leased and answers first.
-    let refused = vec!["--refused".to_string(), format!("{}={b}", lab.bridges[1])];
+    // A retry after the leased address failed: the other bridge's answer is waited for
+    // and taken, even though the one set aside is leased and answers first.
+    let refused = vec!["--set-aside".to_string(), format!("{}={b}", lab.bridges[1])];
     let r = lab.resolve_with("twin.local", "a-query", 4000, &refused);
     expect_found(&r, "a-query", &a);
-    // Refused on both bridges: the best of them after all (its server may be back).
+    // Set aside on both bridges: the best of them after all (its server may be back).
     let both = [
         refused.clone(),
-        vec!["--refused".to_string(), format!("{}={a}", lab.bridges[0])],
+        vec!["--set-aside".to_string(), format!("{}={a}", lab.bridges[0])],
     ]
     .concat();
     let r = lab.resolve_with("twin.local", "a-query", 4000, &both);
@@ -190,4 +198,108 @@ fn a_changed_app_address_is_found_again() {
         assert!(start.elapsed() < Duration::from_secs(20), "still {}", r.1);
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+fn ip(lab: &Lab, b: usize, last: u8) -> Ipv4Addr {
+    lab.ip(b, last).parse().expect("ip")
+}
+
+#[test]
+fn an_answer_with_the_bridges_own_address_is_refused() {
+    setup();
+    if !require_root("an_answer_with_the_bridges_own_address_is_refused") {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    let ns = lab.bare_app(0, 5);
+    let (own, bridge) = (ip(&lab, 0, 5), ip(&lab, 0, 1));
+    let heard = lab.responder(
+        &ns,
+        own,
+        Claim {
+            ip: bridge,
+            wrong_id: false,
+        },
+    );
+    let (code, json, _) = lab.resolve("victim.local", "a-query", 2500);
+    assert!(
+        heard.load(std::sync::atomic::Ordering::Relaxed) > 0,
+        "the responder never heard the query"
+    );
+    assert_eq!(
+        code, 1,
+        "the device's own bridge address was taken as the app's: {json}"
+    );
+}
+
+#[test]
+fn answers_for_another_address_or_with_another_id_are_refused() {
+    setup();
+    if !require_root("answers_for_another_address_or_with_another_id_are_refused") {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    // One app names an address not its own; another answers with its own, under a
+    // wrong query id.
+    let liar = lab.bare_app(0, 5);
+    let liar_ip = ip(&lab, 0, 5);
+    let other = ip(&lab, 0, 9);
+    let liar_heard = lab.responder(
+        &liar,
+        liar_ip,
+        Claim {
+            ip: other,
+            wrong_id: false,
+        },
+    );
+    let stray = lab.bare_app(0, 6);
+    let stray_ip = ip(&lab, 0, 6);
+    let stray_heard = lab.responder(
+        &stray,
+        stray_ip,
+        Claim {
+            ip: stray_ip,
+            wrong_id: true,
+        },
+    );
+    let (code, json, _) = lab.resolve("victim.local", "a-query", 2500);
+    for heard in [&liar_heard, &stray_heard] {
+        assert!(heard.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    }
+    assert_eq!(code, 1, "a hostile answer was taken: {json}");
+    // The real app, answering for itself, is found among them.
+    lab.app(0, 7, &App::new("victim"));
+    expect_found(
+        &lab.resolve("victim.local", "a-query", 4000),
+        "a-query",
+        &lab.ip(0, 7),
+    );
+}
+
+#[test]
+fn an_address_set_aside_gives_way_to_another_answer_on_the_same_bridge() {
+    setup();
+    if !require_root("an_address_set_aside_gives_way_to_another_answer_on_the_same_bridge") {
+        return;
+    }
+    let mut lab = Lab::new(1);
+    // An app claims the name for itself, at once: it may well answer before the real one.
+    let impostor = lab.bare_app(0, 5);
+    let impostor_ip = ip(&lab, 0, 5);
+    lab.responder(
+        &impostor,
+        impostor_ip,
+        Claim {
+            ip: impostor_ip,
+            wrong_id: false,
+        },
+    );
+    lab.app(0, 7, &App::new("victim"));
+    // Its answer failed a download: the real app's is taken.
+    let aside = vec![
+        "--set-aside".to_string(),
+        format!("{}={impostor_ip}", lab.bridges[0]),
+    ];
+    let r = lab.resolve_with("victim.local", "a-query", 4000, &aside);
+    expect_found(&r, "a-query", &lab.ip(0, 7));
 }

@@ -435,11 +435,11 @@ pub struct Serve {
 }
 
 /// Fast retries and a short stall timeout, so failures resolve within a test's time.
-const SERVE_DEFAULTS: [(&str, &str); 5] = [
+/// The retry limit is serve's own default (unlimited), as shipped.
+const SERVE_DEFAULTS: [(&str, &str); 4] = [
     ("--stall-timeout", "5s"),
     ("--backoff-base", "100ms"),
     ("--backoff-max", "1s"),
-    ("--retries", "10"),
     ("--heartbeat-interval", "1s"),
 ];
 
@@ -553,11 +553,16 @@ pub type Handler = dyn Fn(usize, &str, &mut TcpStream, &AtomicBool) + Send + Syn
 
 impl TinyServer {
     pub fn start(lab: &Lab, port: u16, handler: Arc<Handler>) -> TinyServer {
-        let addr = SocketAddrV4::new(lab.srv_ip, port);
+        TinyServer::start_in(&lab.srv_ns, SocketAddrV4::new(lab.srv_ip, port), handler)
+    }
+
+    /// The same in any namespace of the lab, on any address there (the client's
+    /// loopback: a service of the device itself).
+    pub fn start_in(ns: &str, addr: SocketAddrV4, handler: Arc<Handler>) -> TinyServer {
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (bound_tx, bound_rx) = mpsc::channel();
-        let path = format!("/run/netns/{}", lab.srv_ns);
+        let path = format!("/run/netns/{ns}");
         let (stop2, requests2) = (stop.clone(), requests.clone());
         let thread = std::thread::spawn(move || {
             enter_netns(&path);

@@ -722,7 +722,11 @@ impl Loaded {
 /// second. Graph problems are checked too (see [`crate::graph::validate`]).
 pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
-    for dir in dirs {
+    for (index, dir) in dirs.iter().enumerate() {
+        // The first directory is the image's own (static); the later ones are written
+        // at run time (dnsmasq-render: root without capabilities), and what they hold is
+        // confined.
+        let generated = index > 0;
         let files = match confkit::toml_files(dir) {
             Ok(Some(files)) => files,
             Ok(None) => continue,
@@ -761,6 +765,18 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
                 }
             };
             match parse_definition(&name, &file, &text) {
+                Ok(def) if generated && def.spec.run.is_none() => {
+                    loaded.errors.push(whole_file(
+                        &file,
+                        format!(
+                            "refused: a definition in {} (after the first definitions \
+                             directory, where generated ones go) must have [run]: \
+                             its writer must not be able to run a program with all of \
+                             zedinit's privileges",
+                            dir.display()
+                        ),
+                    ));
+                }
                 Ok(def) => {
                     loaded.definitions.insert(name, def);
                 }

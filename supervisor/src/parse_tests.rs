@@ -407,6 +407,38 @@ fn the_same_name_in_two_directories_keeps_the_first() {
 }
 
 #[test]
+fn a_generated_definition_without_run_is_refused() {
+    let (static_dir, generated) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    write(static_dir.path(), "dev", "command = [\"/dev-only\"]");
+    write(generated.path(), "bare", "command = [\"/bin/sh\"]");
+    write(
+        generated.path(),
+        "confined",
+        "command = [\"/usr/sbin/dnsmasq\"]\n[run]\ncapabilities = []",
+    );
+    let loaded = load_dirs(&[
+        static_dir.path().to_path_buf(),
+        generated.path().to_path_buf(),
+    ]);
+    assert!(
+        loaded.definitions.contains_key("dev"),
+        "the image's own may be unconfined"
+    );
+    assert!(loaded.definitions.contains_key("confined"));
+    assert!(!loaded.definitions.contains_key("bare"));
+    assert_eq!(loaded.errors.len(), 1);
+    assert_eq!(loaded.errors[0].file, generated.path().join("bare.toml"));
+    assert!(
+        loaded.errors[0].message.contains("must have [run]"),
+        "{}",
+        loaded.errors[0]
+    );
+}
+
+#[test]
 fn cycle_finder_handles_separate_and_nested_cycles() {
     let edges: BTreeMap<String, Vec<String>> = [
         ("a", vec!["b"]),

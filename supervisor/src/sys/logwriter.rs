@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Bytes of lines waiting for the writer before new ones are dropped.
 pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
@@ -119,8 +120,17 @@ impl LogWriter {
 struct OpenLog {
     file: Option<File>,
     size: u64,
-    failed: bool,
+    /// Could not be opened: tried again from then on (a disk mounted late, a full
+    /// directory made room).
+    retry_at: Option<Instant>,
+    /// Lines that could not be written since the last that could, and why: said in the
+    /// file itself once writing works again.
+    lost_lines: u64,
+    lost_why: String,
 }
+
+/// How long a log file that could not be opened rests before it is tried again.
+const REOPEN_AFTER: Duration = Duration::from_secs(30);
 
 /// Bytes written after which the writer, once its queue is empty, gives freed heap
 /// back to the kernel: a burst's lines were allocated by PID 1's loop and are freed
@@ -224,13 +234,45 @@ fn write_out(
 ) {
     let path = dir.join(format!("{service}.log"));
     let log = files.entry(service.clone()).or_insert_with(|| open(&path));
-    if log.failed {
-        return;
+    let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    if log.file.is_none() && log.retry_at.is_none_or(|t| t <= Instant::now()) {
+        let (lost_lines, lost_why) = (log.lost_lines, std::mem::take(&mut log.lost_why));
+        *log = open(&path);
+        log.lost_lines = lost_lines;
+        // The first reason is the one owed to the reader.
+        if !lost_why.is_empty() {
+            log.lost_why = lost_why;
+        }
     }
     let Some(file) = &mut log.file else {
+        log.lost_lines += lines;
+        if log.lost_why.is_empty() {
+            log.lost_why = "the file could not be opened".into();
+        }
         return;
     };
-    if file.write_all(bytes).is_err() {
+    if log.lost_lines > 0 {
+        let marker = format!(
+            "{} zedinit: {} lines of {service} lost ({})\n",
+            crate::logs::utc_timestamp(std::time::SystemTime::now()),
+            log.lost_lines,
+            log.lost_why
+        );
+        if file.write_all(marker.as_bytes()).is_ok() {
+            log.size += marker.len() as u64;
+            log.lost_lines = 0;
+            log.lost_why.clear();
+        }
+    }
+    if let Err(e) = file.write_all(bytes) {
+        if log.lost_lines == 0 {
+            log::warn(format_args!(
+                "cannot write {}: {e}; its lines are counted as lost until it works again",
+                path.display()
+            ));
+        }
+        log.lost_lines += lines;
+        log.lost_why = format!("write error: {e}");
         return;
     }
     log.size += bytes.len() as u64;
@@ -247,25 +289,39 @@ fn write_out(
     }
 }
 
+/// Opens (or makes) a log file: readable by root and its group only (a service's
+/// output may hold what others should not read), never through a symlink.
 fn open(path: &std::path::Path) -> OpenLog {
-    match OpenOptions::new().create(true).append(true).open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path);
+    match opened {
         Ok(file) => {
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
             OpenLog {
                 file: Some(file),
                 size,
-                failed: false,
+                retry_at: None,
+                lost_lines: 0,
+                lost_why: String::new(),
             }
         }
         Err(e) => {
             log::warn(format_args!(
-                "cannot open {}: {e}; its lines are kept in memory only",
-                path.display()
+                "cannot open {}: {e}; its lines are kept in memory only, trying again in {}s",
+                path.display(),
+                REOPEN_AFTER.as_secs()
             ));
             OpenLog {
                 file: None,
                 size: 0,
-                failed: true,
+                retry_at: Some(Instant::now() + REOPEN_AFTER),
+                lost_lines: 0,
+                lost_why: format!("cannot open: {e}"),
             }
         }
     }
@@ -324,5 +380,42 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_opened_is_tried_again_and_says_what_was_lost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let service: Arc<str> = Arc::from("svc");
+        let policy = FilePolicy {
+            max_size: 1 << 20,
+            keep: 1,
+        };
+        // Something else sits where the file goes.
+        let path = dir.path().join("svc.log");
+        std::fs::create_dir(&path).expect("dir in the way");
+        let mut files = BTreeMap::new();
+        write_out(&mut files, dir.path(), &service, policy, b"one\ntwo\n");
+        write_out(&mut files, dir.path(), &service, policy, b"three\n");
+        assert_eq!(files[&service].lost_lines, 3);
+        std::fs::remove_dir(&path).expect("rmdir");
+        // Not before its rest is over...
+        write_out(&mut files, dir.path(), &service, policy, b"four\n");
+        assert!(!path.exists());
+        // ...then opened again, with what was lost said first.
+        files.get_mut(&service).expect("entry").retry_at = Some(Instant::now());
+        write_out(&mut files, dir.path(), &service, policy, b"five\n");
+        let text = std::fs::read_to_string(&path).expect("log");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with(
+                "zedinit: 4 lines of svc lost (cannot open: Is a directory (os error 21))"
+            ),
+            "{text}"
+        );
+        assert_eq!(lines[1], "five");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640, "not world-readable");
     }
 }

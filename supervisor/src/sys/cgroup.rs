@@ -7,13 +7,17 @@
 //! a container, an old kernel without `cgroup.kill`), zedinit says why once and falls
 //! back to process groups and sessions (README, "Process tracking").
 //!
-//! Layout: `<cgroup2 mount><zedinit's own cgroup>/zedinit.<nonce>/svc.<service>`; the
-//! nonce keeps two zedinits that share a cgroup (tests, nested labs) apart.
+//! Layout: `<cgroup2 mount><zedinit's own cgroup>/zedinit.<nonce>/svc.<service>.<run>`:
+//! the nonce keeps two zedinits that share a cgroup (tests, nested labs) apart, and each
+//! run of a service gets a cgroup of its own, removed once empty. A killed cgroup is
+//! never reused: on the kernels here a child cloned into a cgroup after its
+//! `cgroup.kill` is killed at birth too (clone3 CLONE_INTO_CGROUP and `kill_seq`).
 
 use crate::log;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Largest `cgroup.procs` zedinit reads (a service with thousands of processes is still
@@ -25,6 +29,10 @@ pub struct Cgroups {
     base: Option<PathBuf>,
     /// The kernel has `cgroup.kill` (5.14+); else processes are killed one by one.
     has_kill: bool,
+    /// Runs made so far (names each run's cgroup).
+    runs: u64,
+    /// Cgroups of ended runs not yet empty: removed when they are.
+    retired: Vec<PathBuf>,
 }
 
 impl Cgroups {
@@ -40,6 +48,8 @@ impl Cgroups {
                 Cgroups {
                     base: Some(base),
                     has_kill,
+                    runs: 0,
+                    retired: Vec::new(),
                 }
             }
             Err(why) => {
@@ -56,6 +66,8 @@ impl Cgroups {
         Cgroups {
             base: None,
             has_kill: false,
+            runs: 0,
+            retired: Vec::new(),
         }
     }
 
@@ -79,34 +91,23 @@ impl Cgroups {
         Ok(base)
     }
 
-    fn dir(&self, service: &str) -> Option<PathBuf> {
-        // Service names are [A-Za-z0-9@._-]: no `/`; the prefix keeps `cgroup.*` apart.
-        self.base.as_ref().map(|b| b.join(format!("svc.{service}")))
-    }
-
-    /// The service's `cgroup.procs`, opened for the child to write `0` into (moving
-    /// itself) before it runs anything of the service. `None` without cgroups.
-    pub fn procs_for(&self, service: &str) -> Result<Option<OwnedFd>, String> {
-        let Some(dir) = self.dir(service) else {
+    /// A new cgroup for a run of `service` and its directory, for the child to be cloned
+    /// into. `None` without cgroups.
+    pub fn make_run(&mut self, service: &str) -> Result<Option<(PathBuf, OwnedFd)>, String> {
+        self.sweep();
+        let Some(base) = &self.base else {
             return Ok(None);
         };
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("cgroup {}: {e}", dir.display())),
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("cgroup.procs"))
-            .map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
-        Ok(Some(OwnedFd::from(file)))
+        self.runs += 1;
+        // Service names are [A-Za-z0-9@._-]: no `/`; the prefix keeps `cgroup.*` apart.
+        let dir = base.join(format!("svc.{service}.{}", self.runs));
+        std::fs::create_dir(&dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
+        let fd = open_dir(&dir)?;
+        Ok(Some((dir, fd)))
     }
 
-    /// The pids in the service's cgroup (empty without cgroups).
-    pub fn pids(&self, service: &str) -> Vec<i32> {
-        let Some(dir) = self.dir(service) else {
-            return Vec::new();
-        };
+    /// The pids in a cgroup.
+    pub fn pids(&self, dir: &Path) -> Vec<i32> {
         let mut text = String::new();
         let read = File::open(dir.join("cgroup.procs"))
             .and_then(|f| f.take(PROCS_READ_CAP).read_to_string(&mut text));
@@ -116,34 +117,39 @@ impl Cgroups {
         text.lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
-    /// SIGKILL to every process of the service. Returns false without cgroups.
-    pub fn kill(&self, service: &str) -> bool {
-        let Some(dir) = self.dir(service) else {
-            return false;
-        };
+    /// SIGKILL to every process in a run's cgroup.
+    pub fn kill(&self, dir: &Path) {
         if self.has_kill {
             let written = std::fs::OpenOptions::new()
                 .write(true)
                 .open(dir.join("cgroup.kill"))
                 .and_then(|mut f| f.write_all(b"1"));
             if written.is_ok() {
-                return true;
+                return;
             }
         }
         // Without cgroup.kill: one by one (a fork in between is caught by the next kill:
         // every exit of a service's main process and every stop deadline kills again).
-        for pid in self.pids(service) {
+        for pid in self.pids(dir) {
             // SAFETY: kill(2) with a pid read from the service's own cgroup.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        true
     }
 
-    /// Whether `pid` is in the service's cgroup.
-    pub fn contains(&self, service: &str, pid: i32) -> bool {
-        let Some(dir) = self.dir(service) else {
-            return false;
-        };
+    /// The run is over (its processes killed): its cgroup goes once empty.
+    pub fn retire(&mut self, dir: PathBuf) {
+        self.retired.push(dir);
+        self.sweep();
+    }
+
+    fn sweep(&mut self) {
+        // rmdir fails (EBUSY) while a killed process is still exiting: kept for later.
+        self.retired
+            .retain(|d| std::fs::remove_dir(d).is_err() && d.exists());
+    }
+
+    /// Whether `pid` is in the cgroup `dir`.
+    pub fn contains(&self, dir: &Path, pid: i32) -> bool {
         let Some(base) = &self.base else {
             return false;
         };
@@ -153,16 +159,9 @@ impl Cgroups {
         let Some(own) = own_cgroup(&text) else {
             return false;
         };
-        // Compare the path below the mount: the suffix `zedinit.<nonce>/svc.<name>`.
+        // Compare the path below the mount: the suffix `zedinit.<nonce>/svc.<run>`.
         let tail = dir.strip_prefix(base.parent().unwrap_or(Path::new("/")));
         tail.is_ok_and(|t| own.ends_with(&*t.to_string_lossy()))
-    }
-
-    /// Removes the service's cgroup once it is empty (busy: left for the next call).
-    pub fn remove(&self, service: &str) {
-        if let Some(dir) = self.dir(service) {
-            let _ = std::fs::remove_dir(dir);
-        }
     }
 
     /// Removes zedinit's directory and the (empty) service cgroups in it, at exit.
@@ -177,6 +176,15 @@ impl Cgroups {
         }
         let _ = std::fs::remove_dir(base);
     }
+}
+
+fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+        .map(OwnedFd::from)
+        .map_err(|e| format!("cgroup {}: {e}", dir.display()))
 }
 
 /// The mount point of the cgroup2 filesystem in `/proc/self/mountinfo` text (pure v2:

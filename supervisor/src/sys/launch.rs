@@ -46,8 +46,9 @@ pub struct Launch {
     pub confinement: Confinement,
     /// Start in a new pid namespace (`[run] pid = "new"`): the child is its PID 1.
     pub new_pid_ns: bool,
-    /// The service's `cgroup.procs`, written by the child to move itself.
-    pub cgroup_procs: Option<OwnedFd>,
+    /// The service's cgroup directory: the child is cloned into it (clone3
+    /// CLONE_INTO_CGROUP), or, on kernels without that, moves itself in.
+    pub cgroup: Option<OwnedFd>,
     /// zedinit's real uid is not 0 (its signal shield): give the child uid 0 back.
     reset_uid: bool,
 }
@@ -97,7 +98,7 @@ impl Launch {
             stderr: None,
             confinement: Confinement::None,
             new_pid_ns: false,
-            cgroup_procs: None,
+            cgroup: None,
             // SAFETY: getuid/geteuid only read the caller's credentials.
             reset_uid: unsafe { libc::getuid() != 0 && libc::geteuid() == 0 },
         })
@@ -137,21 +138,49 @@ impl Launch {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
         )
         .map_err(|e| format!("pipe: {e}"))?;
-        let mut flags = libc::SIGCHLD as libc::c_ulong;
+        let mut flags = 0u64;
         if self.new_pid_ns {
-            flags |= libc::CLONE_NEWPID as libc::c_ulong;
+            flags |= libc::CLONE_NEWPID as u64;
         }
-        // SAFETY: clone(2) without CLONE_VM and with no new stack behaves as fork(2): the
+        // Straight into the service's cgroup: moving a process between cgroups later
+        // takes a global lock that waits for an RCU grace period (milliseconds per child,
+        // which start-up would pay once per service); being born there does not.
+        let mut args = CloneArgs {
+            flags: flags
+                | if self.cgroup.is_some() {
+                    CLONE_INTO_CGROUP
+                } else {
+                    0
+                },
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: self.cgroup.as_ref().map_or(0, |fd| fd.as_raw_fd() as u64),
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3(2) without CLONE_VM and with no stack behaves as fork(2): the
         // child gets a copy of this address space and returns 0. The child runs only
         // `child_main`, which makes syscalls on memory prepared before this call and
         // never returns.
-        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+        let mut pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &mut args as *mut CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        let mut moves_itself = false;
+        if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+            // Before Linux 5.7: plain clone, and the child moves itself into its cgroup.
+            moves_itself = self.cgroup.is_some();
+            let flags = flags | libc::SIGCHLD as u64;
+            // SAFETY: as above, clone(2) without CLONE_VM or a stack is fork(2).
+            pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+        }
         if pid < 0 {
             return Err(format!("clone: {}", std::io::Error::last_os_error()));
         }
         if pid == 0 {
             // SAFETY: in the child; see above.
-            unsafe { self.child_main(write.as_raw_fd()) }
+            unsafe { self.child_main(write.as_raw_fd(), moves_itself) }
         }
         // The child's copies of stdio and the cgroup fd are closed as `self` drops.
         drop(write);
@@ -162,10 +191,10 @@ impl Launch {
     ///
     /// # Safety
     /// Call only in a freshly cloned child, which then runs nothing else.
-    unsafe fn child_main(&self, report: RawFd) -> ! {
+    unsafe fn child_main(&self, report: RawFd, moves_itself: bool) -> ! {
         // SAFETY: syscalls on prepared memory; see each step.
         unsafe {
-            if let Err((step, errno)) = self.child_steps() {
+            if let Err((step, errno)) = self.child_steps(moves_itself) {
                 let mut buf = [0u8; REPORT_LEN];
                 buf[0] = step;
                 buf[1..].copy_from_slice(&errno.to_ne_bytes());
@@ -177,7 +206,7 @@ impl Launch {
 
     /// # Safety
     /// Child side only (see [`Launch::child_main`]).
-    unsafe fn child_steps(&self) -> Result<(), (u8, c_int)> {
+    unsafe fn child_steps(&self, moves_itself: bool) -> Result<(), (u8, c_int)> {
         let setup = |ret: c_int| {
             if ret < 0 {
                 Err((SETUP_STEP, errno()))
@@ -198,9 +227,17 @@ impl Launch {
                 std::ptr::null_mut(),
             ))?;
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            if let Some(procs) = &self.cgroup_procs {
+            if let (true, Some(dir)) = (moves_itself, &self.cgroup) {
                 // "0" moves the writer itself (cgroup v2 `cgroup.procs`).
-                if libc::write(procs.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                let procs = libc::openat(
+                    dir.as_raw_fd(),
+                    c"cgroup.procs".as_ptr(),
+                    libc::O_WRONLY | libc::O_CLOEXEC,
+                );
+                setup(procs)?;
+                let moved = libc::write(procs, b"0".as_ptr().cast(), 1);
+                libc::close(procs);
+                if moved != 1 {
                     return Err((SETUP_STEP, errno()));
                 }
             }
@@ -243,6 +280,26 @@ impl Launch {
         }
     }
 }
+
+/// clone3(2)'s arguments (`struct clone_args`, the size with `cgroup`: 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// linux/sched.h: place the child in the cgroup `clone_args.cgroup` names (5.7+).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 fn errno() -> c_int {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)

@@ -41,6 +41,8 @@ struct Child {
     report: Option<OwnedFd>,
     /// PID 1 of its own pid namespace (`[run] pid = "new"`).
     ns_init: bool,
+    /// This run's cgroup (none where cgroups are not usable).
+    cgroup: Option<PathBuf>,
 }
 
 pub struct OsExecutor {
@@ -173,8 +175,22 @@ impl Executor for OsExecutor {
         self.logs.attach(spec, &mut child)?;
         child.confinement = confinement;
         child.new_pid_ns = new_pid_ns;
-        child.cgroup_procs = self.cgroups.procs_for(&spec.name)?;
-        let (pid, report) = child.start()?;
+        let cgroup = match self.cgroups.make_run(&spec.name)? {
+            Some((path, fd)) => {
+                child.cgroup = Some(fd);
+                Some(path)
+            }
+            None => None,
+        };
+        let (pid, report) = match child.start() {
+            Ok(started) => started,
+            Err(e) => {
+                if let Some(path) = cgroup {
+                    self.cgroups.retire(path);
+                }
+                return Err(e);
+            }
+        };
         let token = self.next_report_token;
         self.next_report_token += 1;
         self.report_tokens.insert(token, pid);
@@ -186,6 +202,7 @@ impl Executor for OsExecutor {
                 program: spec.command[0].clone(),
                 report: Some(report),
                 ns_init: new_pid_ns,
+                cgroup,
             },
         );
         Ok(Spawned {
@@ -241,7 +258,10 @@ impl Executor for OsExecutor {
             child.confinement = Confinement::Join(Box::new(join));
         }
         child.quiet()?;
-        child.cgroup_procs = self.cgroups.procs_for(&spec.name)?;
+        // In its service's cgroup: a stop or exit of the service ends it too.
+        if let Some(path) = self.children.get(&main_pid).and_then(|c| c.cgroup.as_ref()) {
+            child.cgroup = std::fs::File::open(path).ok().map(OwnedFd::from);
+        }
         // The probe's exec report is not awaited: a probe that cannot run exits 127,
         // which is a failed check like any other.
         let (pid, _report) = child.start()?;
@@ -252,8 +272,8 @@ impl Executor for OsExecutor {
         if pid == main_pid {
             return true;
         }
-        if let Some(child) = self.service_of(main_pid) {
-            if self.cgroups.contains(&child.service, pid) {
+        if let Some(cgroup) = self.service_of(main_pid).and_then(|c| c.cgroup.as_ref()) {
+            if self.cgroups.contains(cgroup, pid) {
                 return true;
             }
         }
@@ -266,8 +286,12 @@ impl Executor for OsExecutor {
         if let Some(child) = self.children.remove(&pgid) {
             self.report_tokens.retain(|_, p| *p != pgid);
             // What left the process group (setsid, setpgid) is still in the cgroup.
-            if !self.cgroups.kill(&child.service) {
-                kill_session(pgid);
+            match child.cgroup {
+                Some(cgroup) => {
+                    self.cgroups.kill(&cgroup);
+                    self.cgroups.retire(cgroup);
+                }
+                None => kill_session(pgid),
             }
         }
     }
@@ -280,14 +304,15 @@ impl Executor for OsExecutor {
         self.notify.remove(name);
         self.logs.forget(name);
         self.heartbeats.forget(name);
-        self.cgroups.remove(name);
     }
 
     fn signal_group(&mut self, pgid: i32, signal: Signal) {
         let mut signal = signal;
         if let Some(child) = self.children.get(&pgid) {
             if signal == Signal::SIGKILL {
-                self.cgroups.kill(&child.service);
+                if let Some(cgroup) = &child.cgroup {
+                    self.cgroups.kill(cgroup);
+                }
             } else if child.ns_init && terminates_by_default(signal) && !catches(pgid, signal) {
                 // The init of a pid namespace ignores a signal it has no handler for,
                 // even from zedinit (pid_namespaces(7)): its default action, ending

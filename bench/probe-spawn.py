@@ -11,6 +11,7 @@ Runs, interleaved, zedinit and three 20-line C PID 1s that start the same 5 chil
 first on a quiet machine, then with one busy loop per CPU. Root:
 
     bench/probe-spawn.py [ROUNDS]
+    ZEDINIT_BEFORE=/path/to/older/zedinit bench/probe-spawn.py [ROUNDS]   # adds it, interleaved
 """
 import os
 import shutil
@@ -26,8 +27,14 @@ import supervisors as S  # noqa: E402
 VARIANTS = {"fork": "spawn", "fork+wait": "spawn-sync", "posix_spawn": "spawn-vfork"}
 
 
+BEFORE = os.environ.get("ZEDINIT_BEFORE")
+
+
 class Probe(S.Bench):
     def prepare(self, init, services, d):
+        if init == "zedinit-before":
+            argv = super().prepare("zedinit", services, d)
+            return [BEFORE] + argv[1:]
         if init in VARIANTS:
             argv = list(services.values())[0]
             return [self.helper, VARIANTS[init], str(len(services)), self.helper] + argv
@@ -35,7 +42,7 @@ class Probe(S.Bench):
 
 
 def run(bench, rounds):
-    names = ["zedinit"] + list(VARIANTS)
+    names = ["zedinit"] + (["zedinit-before"] if BEFORE else []) + list(VARIANTS)
     res = {n: [] for n in names}
     for r in range(rounds):
         order = S.rotated(names, r)

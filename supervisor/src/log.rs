@@ -1,6 +1,7 @@
-//! zedinit's own messages, to stderr, without ever blocking PID 1.
+//! zedinit's own messages, to stderr, and services' output copied to stdout/stderr
+//! (`--service-output stdout`), without ever blocking PID 1.
 //!
-//! What "non-blocking" takes depends on what fd 2 is (fstat at [`init`]):
+//! What "non-blocking" takes depends on what fd 2 (or 1) is (fstat at [`init`]):
 //! - a pipe or FIFO (a container runtime's log pipe): a second, non-blocking open file
 //!   description of the same pipe via `/proc/self/fd/2`, so children that inherit fd 2
 //!   keep a blocking one; a line that does not fit is dropped and counted;
@@ -11,7 +12,6 @@
 use std::fmt::Arguments;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,24 +23,30 @@ enum Sink {
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
+static OUT_SINK: OnceLock<Sink> = OnceLock::new();
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static PREFIX: OnceLock<&'static str> = OnceLock::new();
 
-/// Picks the sink for fd 2. Before this (and in tests) messages go to plain stderr.
-pub fn init(prefix: &'static str) {
-    let _ = PREFIX.set(prefix);
-    let kind = std::fs::metadata("/proc/self/fd/2").map(|m| m.file_type());
-    let sink = match kind {
+fn sink_for(fd: i32) -> Sink {
+    let path = format!("/proc/self/fd/{fd}");
+    match std::fs::metadata(&path).map(|m| m.file_type()) {
         Ok(t) if t.is_fifo() => std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
-            .open("/proc/self/fd/2")
+            .open(&path)
             .map(Sink::Pipe)
             .unwrap_or(Sink::Direct),
         Ok(t) if t.is_socket() => Sink::Socket,
         _ => Sink::Direct,
-    };
-    let _ = SINK.set(sink);
+    }
+}
+
+/// Picks the sinks for fd 2 and fd 1. Before this (and in tests) messages go to plain
+/// stderr.
+pub fn init(prefix: &'static str) {
+    let _ = PREFIX.set(prefix);
+    let _ = SINK.set(sink_for(2));
+    let _ = OUT_SINK.set(sink_for(1));
 }
 
 /// Lines dropped because stderr was full.
@@ -51,12 +57,26 @@ pub fn dropped() -> u64 {
 fn emit(level: &str, args: Arguments<'_>) {
     let prefix = PREFIX.get().copied().unwrap_or("zedinit");
     let line = format!("{prefix}: {level}{args}\n");
-    let complete = match SINK.get() {
+    write_to(SINK.get(), 2, &line);
+}
+
+/// A service's output line (already tagged, escaped and newline-terminated) to
+/// zedinit's stdout (`to_stderr`: stderr), never blocking: dropped and counted when the
+/// reader does not keep up.
+pub fn service_line(line: &str, to_stderr: bool) {
+    if to_stderr {
+        write_to(SINK.get(), 2, line);
+    } else {
+        write_to(OUT_SINK.get(), 1, line);
+    }
+}
+
+fn write_to(sink: Option<&Sink>, fd: i32, line: &str) {
+    let complete = match sink {
         Some(Sink::Pipe(file)) => (&*file)
             .write(line.as_bytes())
             .is_ok_and(|n| n == line.len()),
         Some(Sink::Socket) => {
-            let fd = std::io::stderr().as_raw_fd();
             // SAFETY: sending from a buffer we own on our own fd, without waiting.
             let n = unsafe {
                 libc::send(
@@ -67,6 +87,9 @@ fn emit(level: &str, args: Arguments<'_>) {
                 )
             };
             n == line.len() as isize
+        }
+        Some(Sink::Direct) | None if fd == 1 => {
+            std::io::stdout().write_all(line.as_bytes()).is_ok()
         }
         Some(Sink::Direct) | None => std::io::stderr().write_all(line.as_bytes()).is_ok(),
     };

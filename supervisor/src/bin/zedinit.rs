@@ -8,7 +8,7 @@ use zedctr::core::Core;
 use zedctr::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
 use zedctr::server::{self, Server};
 use zedctr::sys::cgroup::Cgroups;
-use zedctr::sys::logpipes::LogHub;
+use zedctr::sys::logpipes::{LogHub, ServiceOutput};
 use zedctr::sys::signals;
 use zedctr::sys::spawn::OsExecutor;
 use zedctr::{log, parse};
@@ -18,20 +18,25 @@ struct Args {
     socket: PathBuf,
     log_dir: PathBuf,
     heartbeat_dir: PathBuf,
+    service_output: ServiceOutput,
 }
 
-const USAGE: &str = "usage: zedinit [--services-dir DIR]... [--control-socket PATH]\n\
+const USAGE: &str = "usage: zedinit [--services-dir DIR]... [--control-socket PATH] [--service-output files|stdout|both]\n\
   --services-dir DIR     read service definitions (*.toml) from DIR; repeatable\n\
                          (default: /etc/zedctr/services and /run/zedctr/services)\n\
   --control-socket PATH  control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)\n\
   --log-dir DIR          services' log files (default: /var/log/zedctr)\n\
-  --heartbeat-dir DIR    services' <name>.touch heartbeat files (default: /run)";
+  --heartbeat-dir DIR    services' <name>.touch heartbeat files (default: /run)\n\
+  --service-output WHERE services' output besides `supctl logs`: files (per-service files\n\
+                         in the log dir; the default), stdout (zedinit's stdout/stderr,\n\
+                         tagged <service>.out/.err: a container's log), or both";
 
 fn parse_args() -> Result<Args, String> {
     let mut dirs = Vec::new();
     let mut socket = None;
     let mut log_dir = PathBuf::from(zedctr::DEFAULT_LOG_DIR);
     let mut heartbeat_dir = PathBuf::from("/run");
+    let mut service_output = ServiceOutput::parse("files");
     let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
         let arg = arg.to_string_lossy().into_owned();
@@ -50,6 +55,15 @@ fn parse_args() -> Result<Args, String> {
             "--control-socket" => socket = Some(value("--control-socket")?),
             "--log-dir" => log_dir = value("--log-dir")?,
             "--heartbeat-dir" => heartbeat_dir = value("--heartbeat-dir")?,
+            "--service-output" => {
+                let v = value("--service-output")?;
+                service_output = ServiceOutput::parse(&v.to_string_lossy());
+                if service_output.is_none() {
+                    return Err(format!(
+                        "--service-output: {v:?} is not files, stdout or both"
+                    ));
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -65,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         socket: zedctr::client::socket_path(socket),
         log_dir,
         heartbeat_dir,
+        service_output: service_output.ok_or("--service-output")?,
     })
 }
 
@@ -146,7 +161,11 @@ fn run(args: Args) -> i32 {
         .parent()
         .unwrap_or(std::path::Path::new("/run/zedctr"))
         .to_path_buf();
-    let logs = LogHub::new(args.log_dir.clone(), zedctr::event_loop::FIRST_LOG_TOKEN);
+    let logs = LogHub::new(
+        args.log_dir.clone(),
+        zedctr::event_loop::FIRST_LOG_TOKEN,
+        args.service_output,
+    );
     let exec = OsExecutor::new(
         &run_dir,
         &args.heartbeat_dir,

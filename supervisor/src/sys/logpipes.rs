@@ -24,6 +24,37 @@ struct Pipe {
     policy: FilePolicy,
 }
 
+/// Where services' output goes besides its ring (`zedinit --service-output`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceOutput {
+    /// `<log dir>/<service>.log`, rotated.
+    pub files: bool,
+    /// zedinit's stdout (`.out` lines) and stderr (`.err`), tagged and escaped: what a
+    /// container runtime collects (on EVE: memlogd → newlogd → the controller).
+    pub stdout: bool,
+}
+
+impl ServiceOutput {
+    /// `files`, `stdout` or `both`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "files" => Some(ServiceOutput {
+                files: true,
+                stdout: false,
+            }),
+            "stdout" => Some(ServiceOutput {
+                files: false,
+                stdout: true,
+            }),
+            "both" => Some(ServiceOutput {
+                files: true,
+                stdout: true,
+            }),
+            _ => None,
+        }
+    }
+}
+
 pub struct LogHub {
     rings: BTreeMap<String, Ring>,
     pipes: BTreeMap<u64, Pipe>,
@@ -32,11 +63,12 @@ pub struct LogHub {
     writer: LogWriter,
     /// Bytes of output read since [`LogHub::take_bytes_seen`] was last called.
     bytes_seen: u64,
+    output: ServiceOutput,
 }
 
 impl LogHub {
     /// `dir`: where log files go; `first_token`: the epoll tokens pipes may use.
-    pub fn new(dir: PathBuf, first_token: u64) -> Self {
+    pub fn new(dir: PathBuf, first_token: u64, output: ServiceOutput) -> Self {
         LogHub {
             rings: BTreeMap::new(),
             pipes: BTreeMap::new(),
@@ -44,6 +76,7 @@ impl LogHub {
             next_token: first_token,
             writer: LogWriter::new(dir),
             bytes_seen: 0,
+            output,
         }
     }
 
@@ -152,6 +185,18 @@ impl LogHub {
             .iter()
             .map(|l| format_line(&service, stream, l, &stamp))
             .collect();
+        if self.output.stdout {
+            // No timestamp: the reader (the runtime's log pipe) stamps each line.
+            for l in &raw {
+                let text = String::from_utf8_lossy(l);
+                let line = format!(
+                    "{service}.{}: {}\n",
+                    stream.tag(),
+                    crate::escape::for_terminal(&text)
+                );
+                crate::log::service_line(&line, stream == Stream::Err);
+            }
+        }
         drop(raw);
         if let Some(ring) = self.rings.get_mut(&*service) {
             for line in &lines {
@@ -159,7 +204,9 @@ impl LogHub {
             }
         }
         deliver(&service, &lines);
-        self.writer.push(&service, policy, lines);
+        if self.output.files {
+            self.writer.push(&service, policy, lines);
+        }
     }
 
     pub fn take_bytes_seen(&mut self) -> u64 {

@@ -91,9 +91,14 @@ impl Lab {
     /// Like `start`, but runs the shell `setup` first inside zedinit's new mount
     /// namespace (to give zedinit mounts of its own, as a container runtime would).
     pub fn start_after(&mut self, setup: &str) {
+        self.start_with(setup, "");
+    }
+
+    /// Like `start_after`, with more zedinit arguments (shell words, as written).
+    pub fn start_with(&mut self, setup: &str, more_args: &str) {
         let log = std::fs::File::create(self.path("zedinit.log")).expect("log file");
         let script = format!(
-            "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\" --heartbeat-dir \"$4\""
+            "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\" --heartbeat-dir \"$4\" {more_args}"
         );
         let child = Command::new("unshare")
             .args([

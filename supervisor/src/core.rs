@@ -56,11 +56,12 @@ pub trait Executor {
     /// Starts a readiness probe (`tcp`, `exec`) as a child, with the confinement of the
     /// service whose main process is `main_pid`; it exits 0 when ready.
     fn spawn_probe(&mut self, spec: &ServiceSpec, main_pid: i32) -> Result<i32, String>;
-    /// Whether `path` exists as the service (main process `main_pid`) sees it: in its
-    /// own root when it is confined.
-    fn file_in_service(&self, spec: &ServiceSpec, main_pid: i32, path: &Path) -> bool {
-        let _ = (spec, main_pid);
-        self.path_exists(path)
+    /// Whether a `file` readiness check needs a probe process: a confined service's
+    /// files are in its own root, which only a process that enters its mount namespace
+    /// sees (with its credentials). Otherwise the path is checked in place.
+    fn file_check_needs_probe(&self, spec: &ServiceSpec) -> bool {
+        let _ = spec;
+        false
     }
     /// Whether process `pid` belongs to the service whose main process is `main_pid`
     /// (it is that process, or in its session or process group).
@@ -979,8 +980,20 @@ impl<E: Executor> Core<E> {
         }
         match &ready.check {
             ReadyCheck::Notify => {}
+            ReadyCheck::File(_) if self.exec.file_check_needs_probe(&svc.spec) => {
+                match self.exec.spawn_probe(&svc.spec, pid) {
+                    Ok(probe) => {
+                        svc.readiness.probe_pid = Some(probe);
+                        svc.readiness.next_probe = None;
+                    }
+                    Err(e) => {
+                        log::warn(format_args!("{name}: readiness probe: {e}"));
+                        svc.readiness.next_probe = Some(now + ready.interval);
+                    }
+                }
+            }
             ReadyCheck::File(path) => {
-                if self.exec.file_in_service(&svc.spec, pid, path) {
+                if self.exec.path_exists(path) {
                     let how = format!("{} exists", path.display());
                     self.mark_ready(name, &how);
                 } else {
@@ -1021,6 +1034,7 @@ impl<E: Executor> Core<E> {
         if exit.success() {
             let how = match &svc.spec.ready.as_ref().map(|r| &r.check) {
                 Some(ReadyCheck::Tcp(addr)) => format!("{addr} accepts connections"),
+                Some(ReadyCheck::File(path)) => format!("{} exists", path.display()),
                 _ => "check command exited 0".to_string(),
             };
             self.mark_ready(&name, &how);

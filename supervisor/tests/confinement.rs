@@ -204,9 +204,10 @@ fn a_ready_file_is_looked_for_in_the_services_own_root() {
     let mut lab = Lab::new();
     lab.write_service(
         "filed",
-        "command = [\"/bin/sh\", \"-c\", \"touch /run/filed.ready; exec /bin/sleep 1000\"]\n\
-         [ready]\nfile = \"/run/filed.ready\"\ntimeout = \"20s\"\ninterval = \"50ms\"\n\
-         [run]\ncapabilities = []\n",
+        "command = [\"/bin/sh\", \"-c\", \"sleep 0.2; touch /run/own/filed.ready; exec /bin/sleep 1000\"]\n\
+         [ready]\nfile = \"/run/own/filed.ready\"\ntimeout = \"20s\"\ninterval = \"50ms\"\n\
+         [run]\nuid = 65534\ngid = 65534\ncapabilities = []\n\
+         mkdir = [{ path = \"/run/own\", owner = \"65534:65534\" }]\n",
     );
     lab.start();
     lab.wait_state("filed", "ready");

@@ -51,6 +51,8 @@ pub struct Launch {
     pub cgroup: Option<OwnedFd>,
     /// zedinit's real uid is not 0 (its signal shield): give the child uid 0 back.
     reset_uid: bool,
+    /// Instead of exec: exit 0 if this path exists (in the child's namespaces), else 1.
+    check_file: Option<CString>,
 }
 
 fn cstring(s: &str, what: &str) -> Result<CString, String> {
@@ -101,7 +103,16 @@ impl Launch {
             cgroup: None,
             // SAFETY: getuid/geteuid only read the caller's credentials.
             reset_uid: unsafe { libc::getuid() != 0 && libc::geteuid() == 0 },
+            check_file: None,
         })
+    }
+
+    /// Makes the child a `file` readiness check: after its confinement it exits 0 if
+    /// `path` exists, 1 if not, and execs nothing.
+    pub fn check_file(&mut self, path: &std::path::Path) -> Result<(), String> {
+        let text = path.to_str().ok_or("ready.file is not UTF-8")?;
+        self.check_file = Some(cstring(text, "ready.file")?);
+        Ok(())
     }
 
     pub fn stdout(&mut self, fd: OwnedFd) {
@@ -261,6 +272,13 @@ impl Launch {
             };
             if let Err(step) = applied {
                 return Err((step, errno()));
+            }
+            if let Some(path) = &self.check_file {
+                libc::_exit(if libc::access(path.as_ptr(), libc::F_OK) == 0 {
+                    0
+                } else {
+                    1
+                });
             }
             // As execvp(3): ENOENT goes on to the next directory; another error is kept
             // (EACCES of one candidate beats ENOENT of the later ones).

@@ -229,8 +229,14 @@ impl Executor for OsExecutor {
     }
 
     fn spawn_probe(&mut self, spec: &ServiceSpec, main_pid: i32) -> Result<i32, String> {
+        let mut check_file = None;
         let argv = match spec.ready.as_ref().map(|r| &r.check) {
             Some(ReadyCheck::Exec(argv)) => argv.clone(),
+            // No program: the child looks for the file in the service's root and exits.
+            Some(ReadyCheck::File(path)) => {
+                check_file = Some(path.clone());
+                vec![path.display().to_string()]
+            }
             Some(ReadyCheck::Tcp(addr)) => vec![
                 self.self_exe.display().to_string(),
                 PROBE_TCP_FLAG.to_string(),
@@ -249,11 +255,14 @@ impl Executor for OsExecutor {
             // zedinit's own binary, which the service's root need not hold).
             let with_mounts = matches!(
                 spec.ready.as_ref().map(|r| &r.check),
-                Some(ReadyCheck::Exec(_))
+                Some(ReadyCheck::Exec(_) | ReadyCheck::File(_))
             );
             join = Some(confine::prepare_join(run, main_pid, with_mounts)?);
         }
         let mut child = Launch::new(&argv, &env, SERVICE_PATH)?;
+        if let Some(path) = check_file {
+            child.check_file(&path)?;
+        }
         if let Some(join) = join {
             child.confinement = Confinement::Join(Box::new(join));
         }
@@ -341,15 +350,8 @@ impl Executor for OsExecutor {
         path.exists()
     }
 
-    fn file_in_service(&self, spec: &ServiceSpec, main_pid: i32, path: &Path) -> bool {
-        if spec.run.is_none() {
-            return path.exists();
-        }
-        // The service's own root (its private /run, its binds), not zedinit's.
-        let inside = path.strip_prefix("/").unwrap_or(path);
-        PathBuf::from(format!("/proc/{main_pid}/root"))
-            .join(inside)
-            .exists()
+    fn file_check_needs_probe(&self, spec: &ServiceSpec) -> bool {
+        spec.run.is_some()
     }
 }
 

@@ -137,9 +137,11 @@ impl Launch {
         Ok(())
     }
 
-    /// Clones the child and returns at once: its pid and the report pipe's read end
-    /// (non-blocking; end-of-file with no bytes means exec succeeded).
-    pub fn start(self) -> Result<(i32, OwnedFd), String> {
+    /// Clones the child and returns at once: its pid, the report pipe's read end
+    /// (non-blocking; end-of-file with no bytes means exec succeeded), and whether it is
+    /// in its cgroup (a cgroup the kernel refuses to clone into is said and left out:
+    /// the service runs, tracked by its process group).
+    pub fn start(self) -> Result<Started, String> {
         let (read, write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .map_err(|e| format!("pipe: {e}"))?;
@@ -157,27 +159,32 @@ impl Launch {
         // takes a global lock that waits for an RCU grace period (milliseconds per child,
         // which start-up would pay once per service); being born there does not.
         let mut args = CloneArgs {
-            flags: flags
-                | if self.cgroup.is_some() {
-                    CLONE_INTO_CGROUP
-                } else {
-                    0
-                },
+            flags,
             exit_signal: libc::SIGCHLD as u64,
-            cgroup: self.cgroup.as_ref().map_or(0, |fd| fd.as_raw_fd() as u64),
             ..CloneArgs::default()
         };
+        if let Some(fd) = &self.cgroup {
+            args.flags |= CLONE_INTO_CGROUP;
+            args.cgroup = fd.as_raw_fd() as u64;
+        }
+        let mut in_cgroup = self.cgroup.is_some();
         // SAFETY: clone3(2) without CLONE_VM and with no stack behaves as fork(2): the
         // child gets a copy of this address space and returns 0. The child runs only
         // `child_main`, which makes syscalls on memory prepared before this call and
         // never returns.
-        let mut pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone3,
-                &mut args as *mut CloneArgs,
-                std::mem::size_of::<CloneArgs>(),
-            )
-        };
+        let mut pid = unsafe { clone3(&mut args) };
+        let error = std::io::Error::last_os_error().raw_os_error();
+        if pid < 0 && in_cgroup && error != Some(libc::ENOSYS) && error != Some(libc::EAGAIN) {
+            crate::log::warn(format_args!(
+                "cannot start a child in its cgroup ({}); it runs without one",
+                std::io::Error::last_os_error()
+            ));
+            args.flags &= !CLONE_INTO_CGROUP;
+            args.cgroup = 0;
+            in_cgroup = false;
+            // SAFETY: as above.
+            pid = unsafe { clone3(&mut args) };
+        }
         let mut moves_itself = false;
         if pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
             // Before Linux 5.7: plain clone, and the child moves itself into its cgroup.
@@ -195,7 +202,11 @@ impl Launch {
         }
         // The child's copies of stdio and the cgroup fd are closed as `self` drops.
         drop(write);
-        Ok((pid as i32, read))
+        Ok(Started {
+            pid: pid as i32,
+            report: read,
+            in_cgroup,
+        })
     }
 
     /// The child: never returns.
@@ -296,6 +307,29 @@ impl Launch {
             }
             Err((EXEC_STEP, kept))
         }
+    }
+}
+
+/// A child just cloned.
+pub struct Started {
+    pub pid: i32,
+    /// The exec report pipe's read end.
+    pub report: OwnedFd,
+    pub in_cgroup: bool,
+}
+
+/// clone3(2) with no stack: returns twice, like fork(2).
+///
+/// # Safety
+/// The caller must run only async-signal-safe code in the child.
+unsafe fn clone3(args: &mut CloneArgs) -> libc::c_long {
+    // SAFETY: the kernel reads `args`, of the size given.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
     }
 }
 

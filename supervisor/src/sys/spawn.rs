@@ -182,7 +182,7 @@ impl Executor for OsExecutor {
             }
             None => None,
         };
-        let (pid, report) = match child.start() {
+        let started = match child.start() {
             Ok(started) => started,
             Err(e) => {
                 if let Some(path) = cgroup {
@@ -190,6 +190,14 @@ impl Executor for OsExecutor {
                 }
                 return Err(e);
             }
+        };
+        let (pid, report) = (started.pid, started.report);
+        let cgroup = match cgroup {
+            Some(path) if !started.in_cgroup => {
+                self.cgroups.retire(path);
+                None
+            }
+            other => other,
         };
         let token = self.next_report_token;
         self.next_report_token += 1;
@@ -273,8 +281,7 @@ impl Executor for OsExecutor {
         }
         // The probe's exec report is not awaited: a probe that cannot run exits 127,
         // which is a failed check like any other.
-        let (pid, _report) = child.start()?;
-        Ok(pid)
+        Ok(child.start()?.pid)
     }
 
     fn belongs_to(&self, pid: i32, main_pid: i32) -> bool {

@@ -1,6 +1,6 @@
 //! `zedwatchdog`: the command line and the loop. Exit codes: 0 stopped by SIGTERM or
 //! SIGINT (the device disarmed unless --keep-armed), 1 the device could not be opened or
-//! fed, 2 usage.
+//! fed (or inotify could not be had), 2 usage.
 
 use clap::{Parser, ValueEnum};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -131,22 +131,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         set_timeout(cli, &device, seconds);
     }
     let timeout = device.timeout().ok();
-    let support = device.support();
-    let status = device.boot_status();
-    let reason = match recorder.as_mut() {
-        Some(recorder) => recorder.boot(&cli.device, &support, &status, SystemTime::now()),
-        None => boot::summary(
-            boot::watchdog_reset(
-                status.as_ref().ok().copied(),
-                support.as_ref().ok().map(|s| s.options),
-            ),
-            None,
-        ),
-    };
-    if let Err(e) = &status {
-        say(&format!("{}: no boot status: {e}", cli.device.display()));
-    }
-    say(&format!("previous boot: {reason}"));
+    previous_boot(cli, &device, recorder.as_mut());
     // What was last said: the reasons to withhold (none: feeding), ages aside.
     let mut last_said: Option<Vec<String>> = None;
     let mut noted: BTreeSet<String> = BTreeSet::new();
@@ -193,6 +178,27 @@ fn run(cli: &Cli) -> Result<(), String> {
             Wake::Stop => return stop(cli, device, recorder.as_mut()),
         }
     }
+}
+
+/// Reads the driver's boot status and says why the previous boot ended (with a state
+/// directory, `last-boot.json` is written after the first round).
+fn previous_boot(cli: &Cli, device: &Device, recorder: Option<&mut Recorder>) {
+    let support = device.support();
+    let status = device.boot_status();
+    let reason = match recorder {
+        Some(recorder) => recorder.boot(&cli.device, &support, &status, SystemTime::now()),
+        None => boot::summary(
+            boot::watchdog_reset(
+                status.as_ref().ok().copied(),
+                support.as_ref().ok().map(|s| s.options),
+            ),
+            None,
+        ),
+    };
+    if let Err(e) = &status {
+        say(&format!("{}: no boot status: {e}", cli.device.display()));
+    }
+    say(&format!("previous boot: {reason}"));
 }
 
 fn set_timeout(cli: &Cli, device: &Device, seconds: i32) {

@@ -353,7 +353,7 @@ impl<E: Executor> Core<E> {
                 // Wait for dependents to be gone first: all of them at shutdown, the
                 // ones that require it otherwise.
                 let waiting = self.active_dependents(name, !self.shutting_down);
-                if !waiting.is_empty() {
+                if !waiting.is_empty() || (self.shutting_down && self.must_stay_up(svc)) {
                     continue;
                 }
                 None
@@ -414,6 +414,38 @@ impl<E: Executor> Core<E> {
             })
             .map(|s| s.spec.name.clone())
             .collect()
+    }
+
+    /// A `stop-last` service at shutdown stays up while any other service still has a
+    /// process, except the ones it depends on (directly or not): those stop after it, so
+    /// waiting for them would wait forever. Other `stop-last` services don't hold it.
+    fn must_stay_up(&self, svc: &Service) -> bool {
+        if !svc.spec.stop_last {
+            return false;
+        }
+        let needed = self.dependencies_of(&svc.spec.name);
+        self.services.values().any(|other| {
+            other.phase.is_active()
+                && !other.spec.stop_last
+                && !needed.contains(other.spec.name.as_str())
+        })
+    }
+
+    /// Every service `name` depends on, directly or through others.
+    fn dependencies_of(&self, name: &str) -> BTreeSet<&str> {
+        let mut found = BTreeSet::new();
+        let mut todo = vec![name];
+        while let Some(next) = todo.pop() {
+            let Some(svc) = self.services.get(next) else {
+                continue;
+            };
+            for dep in svc.spec.dependencies() {
+                if found.insert(dep) {
+                    todo.push(dep);
+                }
+            }
+        }
+        found
     }
 
     /// A required service that is durably down (failed, or stopped or removed on request).

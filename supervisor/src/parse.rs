@@ -120,6 +120,7 @@ impl<'a> Cx<'a> {
         let mut requires = Vec::new();
         let mut condition = None;
         let mut critical = false;
+        let mut stop_last = false;
         let mut reload_signal = nix::sys::signal::Signal::SIGHUP;
         let mut restart_table = None;
         let mut stop = StopSpec::default();
@@ -175,6 +176,11 @@ impl<'a> Cx<'a> {
                 "critical" => {
                     if let Some(b) = self.boolean(k, value) {
                         critical = b;
+                    }
+                }
+                "stop-last" => {
+                    if let Some(b) = self.boolean(k, value) {
+                        stop_last = b;
                     }
                 }
                 "reload-signal" => {
@@ -258,6 +264,7 @@ impl<'a> Cx<'a> {
             requires,
             condition,
             critical,
+            stop_last,
             restart,
             stop,
             reload_signal,

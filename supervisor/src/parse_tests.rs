@@ -33,6 +33,7 @@ requires = ["netinst"]
 condition-path-exists = "!/run/nodownload"
 critical = true
 reload-signal = "USR1"
+stop-last = true
 [restart]
 policy = "on-failure"
 backoff-base = "250ms"
@@ -59,6 +60,7 @@ timeout = "3s"
         })
     );
     assert!(s.critical);
+    assert!(s.stop_last);
     assert_eq!(s.reload_signal, nix::sys::signal::Signal::SIGUSR1);
     assert_eq!(s.restart.policy, RestartPolicy::OnFailure);
     assert_eq!(
@@ -80,6 +82,7 @@ timeout = "3s"
     )
     .expect("valid");
     assert_eq!(minimal.spec.restart.policy, RestartPolicy::OnFailure);
+    assert!(!minimal.spec.stop_last);
     assert_eq!(
         minimal.spec.stop.timeout,
         std::time::Duration::from_secs(10)
@@ -126,6 +129,17 @@ fn wrong_value_type() {
         "command = [\"/x\"]\ncritical = \"yes\"",
         Some(2),
         Some("critical"),
+        "true or false",
+    );
+}
+
+#[test]
+fn stop_last_must_be_a_boolean() {
+    one(
+        "w",
+        "command = [\"/x\"]\nstop-last = \"yes\"",
+        Some(2),
+        Some("stop-last"),
         "true or false",
     );
 }

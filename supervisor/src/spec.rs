@@ -98,6 +98,10 @@ pub struct ServiceSpec {
     pub requires: Vec<String>,
     pub condition: Option<PathCondition>,
     pub critical: bool,
+    /// `stop-last`: at shutdown, stopped only once every other service is down (but
+    /// those it depends on, which stop after it): zedwatchdog keeps feeding through the
+    /// whole ordered shutdown.
+    pub stop_last: bool,
     pub restart: RestartSpec,
     pub stop: StopSpec,
     /// Sent by `supctl reload`.

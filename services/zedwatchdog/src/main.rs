@@ -1,17 +1,21 @@
 //! `zedwatchdog`: the command line and the loop. Exit codes: 0 stopped by SIGTERM or
 //! SIGINT (the device disarmed unless --keep-armed), 1 the device could not be opened or
-//! fed, 2 usage.
+//! fed (or inotify could not be had), 2 usage.
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::collections::BTreeSet;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 use zedwatchdog::device::Device;
-use zedwatchdog::{observe, verdict};
+use zedwatchdog::observe::PidNamespace;
+use zedwatchdog::record::{self, Recorder};
+use zedwatchdog::registry::Registry;
+use zedwatchdog::{boot, observe, verdict};
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +51,28 @@ struct Cli {
     /// On SIGTERM, leave the watchdog armed (the device reboots unless something else feeds it)
     #[arg(long)]
     keep_armed: bool,
+    /// Whose pids the registered pid files hold: host (one not found is dead), private
+    /// (one not found may live where we can't see: noted), auto (host when our pid
+    /// namespace is the kernel's initial one)
+    #[arg(long, value_enum, default_value_t = Namespace::Auto)]
+    pid_namespace: Namespace,
+    /// Keep why feeding stopped (withholding.json) and why the last boot ended
+    /// (last-boot.json) here, across reboots; nothing is kept without it
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Namespace {
+    Auto,
+    Host,
+    Private,
+}
+
+/// What woke the wait between rounds.
+enum Wake {
+    Round,
+    Stop,
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -68,6 +94,20 @@ fn main() -> ExitCode {
     }
 }
 
+fn pid_namespace(cli: &Cli) -> (PidNamespace, String) {
+    match cli.pid_namespace {
+        Namespace::Auto => observe::pid_namespace(),
+        Namespace::Host => (
+            PidNamespace::Host,
+            "the host's (--pid-namespace host): a registered pid not found is dead".into(),
+        ),
+        Namespace::Private => (
+            PidNamespace::Private,
+            "private (--pid-namespace private): a registered pid not found is only noted".into(),
+        ),
+    }
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGTERM);
@@ -77,41 +117,34 @@ fn run(cli: &Cli) -> Result<(), String> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {e}"))?;
     let socket = zedctr::client::socket_path(cli.control_socket.clone());
+    // Everything that can fail or read a disk comes before the device is opened (armed).
+    let mut registry = Registry::open(&cli.registry)?;
+    let (namespace, why) = pid_namespace(cli);
+    say(&format!("pid namespace: {why}"));
+    let mut recorder = cli
+        .state_dir
+        .as_ref()
+        .map(|dir| Recorder::open(dir, record::boot_id()));
     let mut device =
         Device::open(&cli.device).map_err(|e| format!("{}: {e}", cli.device.display()))?;
     if let Some(seconds) = cli.timeout {
-        match device.set_timeout(seconds) {
-            Ok(set) => {
-                say(&format!("{}: timeout {set}s", cli.device.display()));
-                // A round takes up to interval + deadline; a restart of this service adds
-                // its backoff. Less than three rounds of slack reboots a merely slow device.
-                let round = (cli.interval + cli.health_deadline).as_secs_f64();
-                if f64::from(set) < 3.0 * round {
-                    say(&format!(
-                        "warning: a {set}s timeout is less than three rounds ({round:.0}s \
-                         each: --interval + --health-deadline)"
-                    ));
-                }
-            }
-            Err(e) => say(&format!(
-                "{}: cannot set the timeout: {e}",
-                cli.device.display()
-            )),
-        }
+        set_timeout(cli, &device, seconds);
     }
+    let timeout = device.timeout().ok();
+    previous_boot(cli, &device, recorder.as_mut());
     // What was last said: the reasons to withhold (none: feeding), ages aside.
     let mut last_said: Option<Vec<String>> = None;
-    let mut noted: Vec<String> = Vec::new();
+    let mut noted: BTreeSet<String> = BTreeSet::new();
     loop {
         let round = Instant::now();
         let health = observe::health(&socket, cli.health_deadline);
-        let touches = observe::touches(&cli.registry, &cli.run_dir, SystemTime::now());
-        let pids = observe::pids(&cli.registry, &cli.run_dir);
+        let now = SystemTime::now();
+        let touches = observe::touches(&registry.names("file"), &cli.run_dir, now);
+        let pids = observe::pids(&registry.names("pid"), &cli.run_dir, namespace);
         let verdict = verdict::decide(&health, &touches, &pids, cli.touch_budget);
         for note in &verdict.notes {
-            if !noted.contains(note) {
+            if noted.insert(note.clone()) {
                 say(note);
-                noted.push(note.clone());
             }
         }
         if verdict.feed {
@@ -119,15 +152,16 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .feed()
                 .map_err(|e| format!("{}: feeding: {e}", cli.device.display()))?;
         }
-        // Say it when it changes (feeding or not, or why not), not every round; feeding
-        // is the empty list of reasons.
-        // Compared without digits: a stale file's age grows every round, and that alone is
-        // not news.
-        let gist: Vec<String> = verdict
-            .reasons
-            .iter()
-            .map(|r| r.chars().filter(|c| !c.is_ascii_digit()).collect())
-            .collect();
+        // After the feed: a slow disk must not delay it.
+        if let Some(recorder) = recorder.as_mut() {
+            for failure in recorder.after_round(&verdict.reasons, timeout, SystemTime::now()) {
+                if noted.insert(failure.clone()) {
+                    say(&format!("cannot record: {failure}"));
+                }
+            }
+        }
+        // Say it when it changes (feeding or not, or why not), not every round.
+        let gist = record::gist(&verdict.reasons);
         if last_said.as_ref() != Some(&gist) {
             if verdict.feed {
                 say("feeding the watchdog: zedinit healthy, registrations fresh");
@@ -139,31 +173,99 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             last_said = Some(gist);
         }
-        let left = cli.interval.saturating_sub(round.elapsed());
-        if stop_requested(&signals, left)? {
-            if cli.keep_armed {
-                say("stopping; the watchdog stays armed");
-            } else {
-                device
-                    .disarm()
-                    .map_err(|e| format!("{}: disarming: {e}", cli.device.display()))?;
-                say("stopping; the watchdog is disarmed");
-            }
-            return Ok(());
+        match wait(&signals, &mut registry, round + cli.interval)? {
+            Wake::Round => {}
+            Wake::Stop => return stop(cli, device, recorder.as_mut()),
         }
     }
 }
 
-/// Waits up to `timeout` for SIGTERM or SIGINT.
-fn stop_requested(signals: &SignalFd, timeout: Duration) -> Result<bool, String> {
-    let ms = timeout.as_millis().min(u128::from(u32::MAX >> 1)) as u32;
-    let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-    match poll(
-        &mut fds,
-        PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-    ) {
-        Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-        Err(e) => return Err(format!("poll: {e}")),
+/// Reads the driver's boot status and says why the previous boot ended (with a state
+/// directory, `last-boot.json` is written after the first round).
+fn previous_boot(cli: &Cli, device: &Device, recorder: Option<&mut Recorder>) {
+    let support = device.support();
+    let status = device.boot_status();
+    let reason = match recorder {
+        Some(recorder) => recorder.boot(&cli.device, &support, &status, SystemTime::now()),
+        None => boot::summary(
+            boot::watchdog_reset(
+                status.as_ref().ok().copied(),
+                support.as_ref().ok().map(|s| s.options),
+            ),
+            None,
+        ),
+    };
+    if let Err(e) = &status {
+        say(&format!("{}: no boot status: {e}", cli.device.display()));
     }
-    Ok(matches!(signals.read_signal(), Ok(Some(_))))
+    say(&format!("previous boot: {reason}"));
+}
+
+fn set_timeout(cli: &Cli, device: &Device, seconds: i32) {
+    match device.set_timeout(seconds) {
+        Ok(set) => {
+            say(&format!("{}: timeout {set}s", cli.device.display()));
+            // A round takes up to interval + deadline; a restart of this service adds
+            // its backoff. Less than three rounds of slack reboots a merely slow device.
+            let round = (cli.interval + cli.health_deadline).as_secs_f64();
+            if f64::from(set) < 3.0 * round {
+                say(&format!(
+                    "warning: a {set}s timeout is less than three rounds ({round:.0}s \
+                     each: --interval + --health-deadline)"
+                ));
+            }
+        }
+        Err(e) => say(&format!(
+            "{}: cannot set the timeout: {e}",
+            cli.device.display()
+        )),
+    }
+}
+
+/// SIGTERM or SIGINT: disarm (unless --keep-armed), and then no withholding stands.
+fn stop(cli: &Cli, device: Device, recorder: Option<&mut Recorder>) -> Result<(), String> {
+    if cli.keep_armed {
+        say("stopping; the watchdog stays armed");
+        return Ok(());
+    }
+    device
+        .disarm()
+        .map_err(|e| format!("{}: disarming: {e}", cli.device.display()))?;
+    say("stopping; the watchdog is disarmed");
+    if let Some(Err(e)) = recorder.map(Recorder::fed) {
+        say(&format!("cannot record: {e}"));
+    }
+    Ok(())
+}
+
+/// Waits until `until` for the next round; a registration added or removed brings it
+/// forward (it takes effect at once); SIGTERM or SIGINT ends the wait with `Stop`.
+fn wait(signals: &SignalFd, registry: &mut Registry, until: Instant) -> Result<Wake, String> {
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(u128::from(u32::MAX >> 1)) as u32;
+        let mut fds = [
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(registry.fd(), PollFlags::POLLIN),
+        ];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let registry_ready = fds[1]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if matches!(signals.read_signal(), Ok(Some(_))) {
+            return Ok(Wake::Stop);
+        }
+        if registry_ready && registry.on_events()? {
+            return Ok(Wake::Round);
+        }
+        if Instant::now() >= until {
+            return Ok(Wake::Round);
+        }
+    }
 }

@@ -1,8 +1,9 @@
 //! The OS side of a round: ask zedinit for its health within the deadline, and look at
-//! what is registered under `/run/watchdog/{file,pid}/`.
+//! at what is registered under `/run/watchdog/{file,pid}/` (the names come from
+//! `registry`).
 
 use crate::verdict::{Health, Pid, Touch};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 use zedctr::client::Client;
 use zedctr::protocol::Request;
@@ -29,25 +30,51 @@ pub fn health(socket: &Path, deadline: Duration) -> Health {
     }
 }
 
-/// The names registered in `registry/<kind>/` (EVE's convention: the file's name is
-/// that of the file in the run directory to check), sorted.
-fn registered(registry: &Path, kind: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(registry.join(kind)) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
+/// Whose pids the registered pid files hold, as far as our /proc can show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidNamespace {
+    /// Ours is the host's (the kernel's initial one, where EVE's agents run): every
+    /// registered process is visible, so one not found is dead.
+    Host,
+    /// Ours is another (zedinit's own with `pid: new`, a container's): a pid not found
+    /// may be a live process we can't see.
+    Private,
 }
 
-pub fn touches(registry: &Path, run_dir: &Path, now: SystemTime) -> Vec<Touch> {
-    registered(registry, "file")
-        .into_iter()
+/// The inode of the kernel's initial pid namespace (`PROC_PID_INIT_INO` in
+/// include/linux/proc_ns.h, fixed since Linux 3.8): `/proc/self/ns/pid` of a process
+/// in the host's pid namespace.
+pub const INITIAL_PID_NAMESPACE: u64 = 0xEFFF_FFFC;
+
+/// Ours, and how we know. Anything uncertain (no /proc, or a /proc of another
+/// namespace, where `self` does not resolve) is `Private`: never reboot on a guess.
+pub fn pid_namespace() -> (PidNamespace, String) {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() == INITIAL_PID_NAMESPACE => (
+            PidNamespace::Host,
+            "the host's (the initial pid namespace): a registered pid not found is dead".into(),
+        ),
+        Ok(m) => (
+            PidNamespace::Private,
+            format!(
+                "not the host's (pid:[{}]): a registered pid not found may live elsewhere, \
+                 and is only noted",
+                m.ino()
+            ),
+        ),
+        Err(e) => (
+            PidNamespace::Private,
+            format!("unknown (/proc/self/ns/pid: {e}): a registered pid not found is only noted"),
+        ),
+    }
+}
+
+pub fn touches(names: &[String], run_dir: &Path, now: SystemTime) -> Vec<Touch> {
+    names
+        .iter()
         .map(|name| {
-            let path = run_dir.join(&name);
+            let path = run_dir.join(name);
             let age = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
                 .ok()
@@ -60,14 +87,14 @@ pub fn touches(registry: &Path, run_dir: &Path, now: SystemTime) -> Vec<Touch> {
         .collect()
 }
 
-pub fn pids(registry: &Path, run_dir: &Path) -> Vec<Pid> {
-    registered(registry, "pid")
-        .into_iter()
-        .map(|name| pid_of(&run_dir.join(name)))
+pub fn pids(names: &[String], run_dir: &Path, namespace: PidNamespace) -> Vec<Pid> {
+    names
+        .iter()
+        .map(|name| pid_of(&run_dir.join(name), namespace))
         .collect()
 }
 
-fn pid_of(path: &PathBuf) -> Pid {
+fn pid_of(path: &Path, namespace: PidNamespace) -> Pid {
     let shown = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -99,6 +126,9 @@ fn pid_of(path: &PathBuf) -> Pid {
             Pid::Zombie { path: shown, pid }
         }
         Ok(_) => Pid::Running { path: shown, pid },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && namespace == PidNamespace::Host => {
+            Pid::Gone { path: shown, pid }
+        }
         Err(_) => Pid::NotVisible { path: shown, pid },
     }
 }

@@ -4,11 +4,11 @@
 //!   overloaded PID 1 is exactly what a watchdog is for);
 //! - every touch file registered the EVE way (`/run/watchdog/file/<name>` for
 //!   `/run/<name>`) must have been touched within its budget;
-//! - a registered pid file (`/run/watchdog/pid/<name>` for `/run/<name>`) whose process
-//!   we can see must not be a zombie. One we can't see (a process of the host's pid
-//!   namespace while ours is private, or gone) is reported once and ignored: from here
-//!   "not visible" and "dead" look the same, and rebooting a device for what we can't
-//!   see would be a guess.
+//! - a registered pid file (`/run/watchdog/pid/<name>` for `/run/<name>`) must name a
+//!   live process: a zombie withholds, and so does a pid not found when our pid
+//!   namespace is the host's (`observe::pid_namespace`: then it is dead, and EVE
+//!   reboots for it). In another namespace a pid not found may be a live process we
+//!   can't see: it is reported once and ignored, as rebooting for it would be a guess.
 
 use std::time::Duration;
 
@@ -40,6 +40,12 @@ pub enum Pid {
         path: String,
         pid: i32,
     },
+    /// Not found, and our pid namespace is the host's: dead.
+    Gone {
+        path: String,
+        pid: i32,
+    },
+    /// Not found in a pid namespace that is not the host's.
     NotVisible {
         path: String,
         pid: i32,
@@ -87,6 +93,7 @@ pub fn decide(health: &Health, touches: &[Touch], pids: &[Pid], budget: Duration
             Pid::Zombie { path, pid } => {
                 reasons.push(format!("{path}: pid {pid} has exited (a zombie)"))
             }
+            Pid::Gone { path, pid } => reasons.push(format!("{path}: pid {pid} is gone")),
             Pid::NotVisible { path, pid } => notes.push(format!(
                 "{path}: pid {pid} is not visible in this pid namespace: ignored"
             )),
@@ -192,5 +199,21 @@ mod tests {
         );
         assert!(!v.feed);
         assert_eq!(v.reasons, vec!["/run/d.pid: pid 7 has exited (a zombie)"]);
+    }
+
+    #[test]
+    fn a_pid_gone_from_the_hosts_namespace_withholds() {
+        let v = decide(
+            &Health::Healthy,
+            &[],
+            &[Pid::Gone {
+                path: "/run/zedagent.pid".into(),
+                pid: 812,
+            }],
+            BUDGET,
+        );
+        assert!(!v.feed);
+        assert_eq!(v.reasons, vec!["/run/zedagent.pid: pid 812 is gone"]);
+        assert!(v.notes.is_empty());
     }
 }

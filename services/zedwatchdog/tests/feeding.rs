@@ -1,69 +1,27 @@
 //! The real zedwatchdog against the real zedinit (PID 1 of its own pid namespace): it
 //! feeds while zedinit is healthy, stops when a critical service fails and resumes when
 //! it is back, stops while zedinit can't answer in time (SIGSTOPped), honours EVE's
-//! touch-file registrations, notes a pid it can't see without withholding, and disarms
-//! with the magic `V` on SIGTERM.
+//! touch-file and pid registrations as soon as they are made or removed (inotify, also
+//! in directories made later), takes a registered pid that died as a reason in the
+//! host's pid namespace and only notes it in another, records why it stopped feeding
+//! and tells it as the next boot's reason, and disarms with the magic `V` on SIGTERM.
 //!
-//! The device is a FIFO the test reads: this machine has no watchdog driver (no
-//! /dev/watchdog; softdog can't be loaded here), and a FIFO takes writes the way the
-//! kernel's watchdog interface does (any write pings, `V` before close disarms). The
-//! ioctl is not exercised here. Needs root (zedinit in a new pid namespace).
+//! The device is a FIFO the test reads (tests/common): this machine has no watchdog
+//! driver (no /dev/watchdog; softdog can't be loaded here). The FIFO answers no ioctl,
+//! so the boot status is "unknown" here; decoding a driver's answer is unit-tested
+//! (src/boot.rs, src/record.rs). Needs root (zedinit in a new pid namespace).
 
+mod common;
+
+use common::{Shared, require_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use zedctr::client::Client;
 use zedctr::protocol::Request;
-
-const DEADLINE: Duration = Duration::from_secs(30);
-
-fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("CI").as_deref(),
-        Ok("true"),
-        "{test}: needs root (CI=true: a failure)"
-    );
-    eprintln!("\n!!!!! SKIPPED {test}: needs root (unshare --pid). !!!!!\n");
-    false
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out after {DEADLINE:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn zedinit_binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_zedwatchdog")).with_file_name("zedinit");
-    assert!(
-        path.exists(),
-        "{} missing: build the workspace first",
-        path.display()
-    );
-    path
-}
-
-/// Shared with a reader thread.
-#[derive(Clone, Default)]
-struct Shared<T>(Arc<Mutex<T>>);
-
-impl<T: Clone> Shared<T> {
-    fn get(&self) -> T {
-        self.0.lock().expect("lock").clone()
-    }
-}
 
 struct Lab {
     dir: tempfile::TempDir,
@@ -73,41 +31,42 @@ struct Lab {
     said: Shared<Vec<String>>,
 }
 
+/// How a test runs zedwatchdog.
+struct Options<'a> {
+    interval: &'a str,
+    /// Added to the command line.
+    args: &'a [&'a str],
+    /// In a pid namespace of its own (`unshare --pid --fork --mount-proc`).
+    private_pid_namespace: bool,
+}
+
+const DEFAULT: Options<'static> = Options {
+    interval: "200ms",
+    args: &["--pid-namespace", "host"],
+    private_pid_namespace: false,
+};
+
 impl Lab {
+    /// zedinit with a critical service (`victim`) that fails for good when killed. The
+    /// registration directories are left to the test (EVE makes them when it first
+    /// registers).
     fn new() -> Lab {
         let dir = tempfile::tempdir().expect("tempdir");
         let services = dir.path().join("services");
         std::fs::create_dir(&services).expect("services");
-        // A critical service that fails for good when killed (no restarts).
         std::fs::write(
             services.join("victim.toml"),
             "command = [\"/bin/sleep\", \"100000\"]\ncritical = true\n[restart]\npolicy = \"never\"\n",
         )
         .expect("victim");
-        let zedinit = Command::new("unshare")
-            .args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-            .arg(zedinit_binary())
-            .arg("--services-dir")
-            .arg(&services)
-            .arg("--control-socket")
-            .arg(dir.path().join("control.sock"))
-            .arg("--log-dir")
-            .arg(dir.path().join("logs"))
-            .arg("--heartbeat-dir")
-            .arg(dir.path().join("heartbeat"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("zedinit");
-        for sub in ["registry/file", "registry/pid", "run"] {
-            std::fs::create_dir_all(dir.path().join(sub)).expect("dirs");
-        }
+        let zedinit = common::spawn_zedinit(dir.path());
+        std::fs::create_dir_all(dir.path().join("run")).expect("run");
+        let fed = common::fifo_device(&dir.path().join("watchdog"));
         let lab = Lab {
             dir,
             zedinit,
             watchdog: None,
-            fed: Shared::default(),
+            fed,
             said: Shared::default(),
         };
         wait_until("victim running", || lab.state("victim") == "running");
@@ -134,41 +93,46 @@ impl Lab {
     }
 
     fn zedinit_pid(&self) -> Pid {
-        self.try_zedinit_pid().expect("zedinit's pid")
+        common::zedinit_pid(&self.zedinit).expect("zedinit's pid")
     }
 
-    fn try_zedinit_pid(&self) -> Option<Pid> {
-        let unshare = self.zedinit.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).ok()?;
-        Some(Pid::from_raw(
-            children.split_whitespace().next()?.parse().ok()?,
-        ))
+    /// Kills the critical service (it fails for good) and waits for zedinit to say so.
+    fn fail_victim(&self) {
+        // zedinit's pid namespace: the victim's pid there is not ours; find it by its parent.
+        let victim =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.zedinit_pid()))
+                .expect("children")
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<i32>().ok())
+                .expect("victim's pid here");
+        kill(Pid::from_raw(victim), Signal::SIGKILL).expect("kill victim");
+        wait_until("victim failed", || self.state("victim") == "failed");
     }
 
-    /// Starts zedwatchdog on a FIFO; a thread records every byte it writes.
-    fn start_watchdog(&mut self) {
-        let fifo = self.path("watchdog");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
-            .expect("mkfifo");
-        let fed = self.fed.clone();
-        let reader_path = fifo.clone();
-        std::thread::spawn(move || {
-            let mut file = std::fs::File::open(reader_path).expect("open fifo");
-            let mut buffer = [0u8; 64];
-            while let Ok(n) = file.read(&mut buffer) {
-                if n == 0 {
-                    break;
-                }
-                fed.0.lock().expect("lock").extend_from_slice(&buffer[..n]);
-            }
-        });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
+    fn start_victim(&self) {
+        let started = self
+            .call(Request::for_service("start", "victim"))
+            .expect("start");
+        assert!(started.ok, "{started:?}");
+    }
+
+    /// Starts zedwatchdog on the FIFO; what it says is recorded.
+    fn start_watchdog(&mut self, options: &Options) {
+        let mut command = if options.private_pid_namespace {
+            let mut c = Command::new("unshare");
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+                .arg(env!("CARGO_BIN_EXE_zedwatchdog"));
+            c
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
+        };
+        command
             .arg("--device")
-            .arg(&fifo)
+            .arg(self.path("watchdog"))
             .args([
                 "--interval",
-                "200ms",
+                options.interval,
                 "--health-deadline",
                 "500ms",
                 "--touch-budget",
@@ -180,9 +144,9 @@ impl Lab {
             .arg(self.path("registry"))
             .arg("--run-dir")
             .arg(self.path("run"))
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("zedwatchdog");
+            .args(options.args)
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("zedwatchdog");
         let said = self.said.clone();
         let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
@@ -193,14 +157,26 @@ impl Lab {
         self.watchdog = Some(child);
     }
 
+    /// SIGKILL, as a reset would end it: no `V`, nothing tidied.
+    fn kill_watchdog(&mut self) {
+        if let Some(mut child) = self.watchdog.take() {
+            child.kill().expect("kill");
+            child.wait().expect("wait");
+        }
+    }
+
     fn feeds(&self) -> usize {
         self.fed.get().len()
+    }
+
+    fn said_count(&self, text: &str) -> usize {
+        self.said.get().iter().filter(|l| l.contains(text)).count()
     }
 
     fn wait_said(&self, text: &str) {
         wait_until(
             &format!("zedwatchdog to say {text:?} (said: {:#?})", self.said.get()),
-            || self.said.get().iter().any(|l| l.contains(text)),
+            || self.said_count(text) > 0,
         );
     }
 
@@ -212,16 +188,12 @@ impl Lab {
 
     /// How many times it has said it stopped feeding: take this before causing a stop.
     fn withheld_count(&self) -> usize {
-        self.said
-            .get()
-            .iter()
-            .filter(|l| l.contains("NOT feeding"))
-            .count()
+        self.said_count("NOT feeding")
     }
 
-    /// Not fed for a while (many intervals) once the withholding was announced: a new
-    /// "NOT feeding" line after `count` (taken before the cause), giving `because`.
-    fn assert_withholding(&self, count: usize, because: &str) {
+    /// The last "NOT feeding" line, once there is one after `count` (taken before the
+    /// cause); it must give `because`.
+    fn wait_withheld(&self, count: usize, because: &str) -> String {
         wait_until(
             &format!("a new NOT feeding line ({:#?})", self.said.get()),
             || self.withheld_count() > count,
@@ -236,6 +208,12 @@ impl Lab {
             last.contains(because),
             "{last:?} gives the reason {because:?}"
         );
+        last
+    }
+
+    /// Not fed for a while (many intervals) once the withholding was announced.
+    fn assert_withholding(&self, count: usize, because: &str) {
+        self.wait_withheld(count, because);
         let before = self.feeds();
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(
@@ -244,20 +222,66 @@ impl Lab {
             "no feed while withholding ({because})"
         );
     }
+
+    fn register(&self, kind: &str, name: &str) {
+        std::fs::create_dir_all(self.path(&format!("registry/{kind}"))).expect("registry");
+        std::fs::write(self.path(&format!("registry/{kind}/{name}")), "").expect("register");
+    }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(mut child) = self.watchdog.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(pid) = self.try_zedinit_pid() {
+        self.kill_watchdog();
+        if let Some(pid) = common::zedinit_pid(&self.zedinit) {
             let _ = kill(pid, Signal::SIGCONT);
         }
         let _ = self.zedinit.kill();
         let _ = self.zedinit.wait();
     }
+}
+
+/// A process of ours whose pid a test registers; killed and reaped on drop.
+struct Registrant(Child);
+
+impl Registrant {
+    fn start() -> Registrant {
+        Registrant(
+            Command::new("/bin/sleep")
+                .arg("100000")
+                .spawn()
+                .expect("sleep"),
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Dead and reaped: its pid names no process (until reused).
+    fn end(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Registrant {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// A pid that names no process: one of ours that has exited and been reaped.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("/bin/true").spawn().expect("true");
+    let pid = child.id();
+    child.wait().expect("wait");
+    pid
+}
+
+/// Whether this test runs in the kernel's initial pid namespace.
+fn in_initial_pid_namespace() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == 0xEFFF_FFFC)
 }
 
 #[test]
@@ -268,41 +292,15 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         return;
     }
     let mut lab = Lab::new();
-    // A registered pid we can't see (another pid namespace's): noted, not a reason.
-    std::fs::write(lab.path("registry/pid/outside.pid"), "").expect("register pid");
-    std::fs::write(lab.path("run/outside.pid"), "999999\n").expect("pid file");
-    lab.start_watchdog();
+    lab.start_watchdog(&DEFAULT);
     lab.wait_said("feeding the watchdog");
     lab.wait_feeding();
-    lab.wait_said("run/outside.pid: pid 999999 is not visible in this pid namespace: ignored");
 
     // A critical service fails: not fed, with the reason; back: fed again.
-    let victim = lab
-        .call(Request::new("status"))
-        .and_then(|r| r.data)
-        .expect("status");
-    let report: zedctr::status::StatusReport = serde_json::from_value(victim).expect("status");
-    let pid = report
-        .service("victim")
-        .and_then(|s| s.pid)
-        .expect("victim pid");
-    // zedinit's pid namespace: the victim's pid there is not ours; find it by its parent.
-    let host_pid =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", lab.zedinit_pid()))
-            .expect("children")
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse::<i32>().ok())
-            .expect("victim's pid here");
-    assert!(pid > 0);
     let count = lab.withheld_count();
-    kill(Pid::from_raw(host_pid), Signal::SIGKILL).expect("kill victim");
-    wait_until("victim failed", || lab.state("victim") == "failed");
+    lab.fail_victim();
     lab.assert_withholding(count, "victim");
-    let started = lab
-        .call(Request::for_service("start", "victim"))
-        .expect("start");
-    assert!(started.ok, "{started:?}");
+    lab.start_victim();
     lab.wait_feeding();
 
     // zedinit can't answer (stopped): not fed; it answers again: fed.
@@ -321,7 +319,7 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         .open(&touch)
         .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(3600)))
         .expect("age it");
-    std::fs::write(lab.path("registry/file/app.touch"), "").expect("register");
+    lab.register("file", "app.touch");
     lab.assert_withholding(count, "app.touch: not touched for");
     std::fs::File::options()
         .write(true)
@@ -339,6 +337,211 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         lab.fed.get()[..lab.feeds() - 1].iter().all(|b| *b == 0),
         "feeds are NULs, only the last is V"
     );
+}
+
+#[test]
+fn registrations_take_effect_at_once_without_a_rescan_even_in_directories_made_later() {
+    if !require_root(
+        "registrations_take_effect_at_once_without_a_rescan_even_in_directories_made_later",
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    // One round an hour: anything sooner is the registrations' doing. The registry
+    // directory does not exist yet.
+    lab.start_watchdog(&Options {
+        interval: "1h",
+        ..DEFAULT
+    });
+    lab.wait_said("feeding the watchdog");
+    wait_until("the first feed", || lab.feeds() == 1);
+
+    // A touch file registered but missing (two directories made first): at once.
+    let count = lab.withheld_count();
+    lab.register("file", "app.touch");
+    lab.wait_withheld(count, "app.touch: registered but missing");
+    // Unregistered: fed at once.
+    let feeding = lab.said_count("feeding the watchdog");
+    std::fs::remove_file(lab.path("registry/file/app.touch")).expect("unregister");
+    wait_until("fed again", || {
+        lab.said_count("feeding the watchdog") > feeding && lab.feeds() >= 2
+    });
+
+    // A pid registered whose process is dead (the pid directory made only now): at once.
+    std::fs::write(lab.path("run/agent.pid"), format!("{}\n", dead_pid())).expect("pid file");
+    let count = lab.withheld_count();
+    lab.register("pid", "agent.pid");
+    lab.wait_withheld(count, "agent.pid: pid");
+    let feeding = lab.said_count("feeding the watchdog");
+    std::fs::remove_dir_all(lab.path("registry/pid")).expect("unregister all");
+    wait_until("fed again", || {
+        lab.said_count("feeding the watchdog") > feeding && lab.feeds() >= 3
+    });
+}
+
+#[test]
+fn a_registered_pid_that_dies_withholds_in_the_hosts_pid_namespace() {
+    if !require_root("a_registered_pid_that_dies_withholds_in_the_hosts_pid_namespace") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let mut agent = Registrant::start();
+    std::fs::write(lab.path("run/agent.pid"), format!("{}\n", agent.pid())).expect("pid file");
+    lab.register("pid", "agent.pid");
+    lab.start_watchdog(&DEFAULT);
+    lab.wait_said("pid namespace: the host's (--pid-namespace host)");
+    lab.wait_said("feeding the watchdog");
+    lab.wait_feeding();
+
+    let count = lab.withheld_count();
+    let pid = agent.pid();
+    agent.end();
+    lab.assert_withholding(count, &format!("run/agent.pid: pid {pid} is gone"));
+    // The agent started again and wrote its new pid: fed.
+    let again = Registrant::start();
+    std::fs::write(lab.path("run/agent.pid"), format!("{}\n", again.pid())).expect("pid file");
+    lab.wait_feeding();
+}
+
+#[test]
+fn in_another_pid_namespace_a_pid_not_found_is_noted_and_feeding_goes_on() {
+    if !require_root("in_another_pid_namespace_a_pid_not_found_is_noted_and_feeding_goes_on") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let pid = dead_pid();
+    std::fs::write(lab.path("run/outside.pid"), format!("{pid}\n")).expect("pid file");
+    lab.register("pid", "outside.pid");
+    // Found out, not told: zedwatchdog in a pid namespace of its own.
+    lab.start_watchdog(&Options {
+        args: &[],
+        private_pid_namespace: true,
+        ..DEFAULT
+    });
+    lab.wait_said("pid namespace: not the host's");
+    lab.wait_said(&format!(
+        "run/outside.pid: pid {pid} is not visible in this pid namespace: ignored"
+    ));
+    lab.wait_feeding();
+    assert_eq!(lab.withheld_count(), 0, "{:#?}", lab.said.get());
+}
+
+#[test]
+fn by_itself_it_takes_the_hosts_pid_namespace_only_when_it_is_the_initial_one() {
+    if !require_root("by_itself_it_takes_the_hosts_pid_namespace_only_when_it_is_the_initial_one") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start_watchdog(&Options {
+        args: &[],
+        ..DEFAULT
+    });
+    if in_initial_pid_namespace() {
+        lab.wait_said("pid namespace: the host's (the initial pid namespace)");
+    } else {
+        lab.wait_said("pid namespace: not the host's");
+    }
+    lab.wait_feeding();
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+}
+
+#[test]
+fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
+    if !require_root("why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let state = lab.path("persist/zedctr/watchdog");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let state_arg = state.display().to_string();
+    let options = Options {
+        args: &["--pid-namespace", "host", "--state-dir", &state_arg],
+        ..DEFAULT
+    };
+    lab.start_watchdog(&options);
+    // The FIFO answers no ioctl: the boot status is unknown, and said so.
+    lab.wait_said("no boot status: Inappropriate ioctl for device");
+    lab.wait_said("previous boot: unknown (the driver does not say)");
+    lab.wait_feeding();
+    let last_boot = read_json(&state.join("last-boot.json"));
+    assert_eq!(last_boot["watchdog_reset"], serde_json::Value::Null);
+    assert_eq!(last_boot["previous_withholding"], serde_json::Value::Null);
+    assert!(last_boot["boot_status"]["error"].is_string(), "{last_boot}");
+    assert!(!state.join("withholding.json").exists());
+
+    // Withheld: the reason is on disk before the device could reset.
+    let count = lab.withheld_count();
+    lab.fail_victim();
+    lab.wait_withheld(count, "victim");
+    wait_until("withholding.json", || {
+        state.join("withholding.json").exists()
+    });
+    let withholding = read_json(&state.join("withholding.json"));
+    let reasons = withholding["reasons"].to_string();
+    assert!(reasons.contains("victim failed"), "{withholding}");
+    // Fed again: no withholding stands.
+    lab.start_victim();
+    lab.wait_feeding();
+    wait_until("withholding.json removed", || {
+        !state.join("withholding.json").exists()
+    });
+
+    // Withheld again, and the device resets (zedwatchdog ends without a word).
+    let count = lab.withheld_count();
+    lab.fail_victim();
+    lab.wait_withheld(count, "victim");
+    wait_until("withholding.json", || {
+        state.join("withholding.json").exists()
+    });
+    lab.kill_watchdog();
+    // The next boot: the file was written in another one.
+    let mut withholding = read_json(&state.join("withholding.json"));
+    withholding["boot_id"] = "an-earlier-boot".into();
+    std::fs::write(
+        state.join("withholding.json"),
+        serde_json::to_vec(&withholding).expect("json"),
+    )
+    .expect("rewrite");
+    lab.start_victim();
+    wait_until("victim running", || lab.state("victim") == "running");
+    let said_before = lab.said.get().len();
+    lab.start_watchdog(&options);
+    wait_until("a second previous-boot line", || {
+        lab.said.get()[said_before..]
+            .iter()
+            .any(|l| l.contains("previous boot:"))
+    });
+    let line = lab.said.get()[said_before..]
+        .iter()
+        .find(|l| l.contains("previous boot:"))
+        .cloned()
+        .expect("line");
+    assert!(
+        line.contains("zedwatchdog had stopped feeding since") && line.contains("victim failed"),
+        "{line}"
+    );
+    lab.wait_feeding();
+    wait_until("last-boot.json rewritten", || {
+        read_json(&state.join("last-boot.json"))["previous_withholding"].is_object()
+    });
+    let last_boot = read_json(&state.join("last-boot.json"));
+    assert!(
+        last_boot["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("victim failed")),
+        "{last_boot}"
+    );
+    assert_eq!(
+        last_boot["previous_withholding"]["boot_id"],
+        "an-earlier-boot"
+    );
+    // Told, then consumed.
+    wait_until("the earlier withholding consumed", || {
+        !state.join("withholding.json").exists()
+    });
 }
 
 #[test]

@@ -1028,3 +1028,74 @@ policy = "never""#,
     assert!(h.take_log().is_empty());
     assert_eq!(h.core.status(h.now)[0].next_retry_ms, None);
 }
+
+#[test]
+fn a_stop_last_service_stops_after_every_other_and_health_stays_healthy_meanwhile() {
+    let mut h = Harness::new(&[
+        ("db", "command = [\"/db\"]\ncritical = true"),
+        (
+            "api",
+            "command = [\"/api\"]\ncritical = true\nafter = [\"db\"]",
+        ),
+        ("watchdog", "command = [\"/w\"]\nstop-last = true"),
+    ]);
+    h.take_log();
+    h.core.begin_shutdown(h.now);
+    // The watchdog is a leaf too, but waits for the last of the others.
+    assert_eq!(h.take_log(), vec!["SIGTERM api"]);
+    assert!(h.core.health().healthy, "{:?}", h.core.health());
+    // A critical service that exits badly while being stopped is stopped, not failed.
+    h.exit("api", Exit::Exited(1));
+    assert_eq!(h.take_log(), vec!["SIGTERM db"]);
+    assert!(h.core.health().healthy, "{:?}", h.core.health());
+    h.advance(Duration::from_secs(60));
+    assert_eq!(h.take_log(), vec!["SIGKILL db"]);
+    assert_eq!(h.state("watchdog"), "running");
+    h.exit("db", Exit::Signaled(Signal::SIGKILL));
+    assert_eq!(h.take_log(), vec!["SIGTERM watchdog"]);
+    assert!(h.core.health().healthy, "{:?}", h.core.health());
+    h.exit("watchdog", Exit::Exited(0));
+    assert!(h.core.all_stopped());
+}
+
+#[test]
+fn a_stop_last_service_still_stops_before_what_it_depends_on() {
+    let mut h = Harness::new(&[
+        ("dirs", LONGRUN),
+        ("socket", "command = [\"/s\"]\nafter = [\"dirs\"]"),
+        (
+            "watchdog",
+            "command = [\"/w\"]\nstop-last = true\nrequires = [\"socket\"]",
+        ),
+        ("app", "command = [\"/a\"]\nafter = [\"dirs\"]"),
+        ("ticker", "command = [\"/t\"]\nstop-last = true"),
+    ]);
+    h.take_log();
+    h.core.begin_shutdown(h.now);
+    // Only app is neither stop-last nor needed by a stop-last service.
+    assert_eq!(h.take_log(), vec!["SIGTERM app"]);
+    h.exit("app", Exit::Exited(0));
+    // The watchdog doesn't wait for what it depends on (they wait for it); the ticker
+    // (needing nothing) waits for them too, but not for the other stop-last service.
+    assert_eq!(h.take_log(), vec!["SIGTERM watchdog"]);
+    h.exit("watchdog", Exit::Exited(0));
+    assert_eq!(h.take_log(), vec!["SIGTERM socket"]);
+    h.exit("socket", Exit::Exited(0));
+    assert_eq!(h.take_log(), vec!["SIGTERM dirs"]);
+    h.exit("dirs", Exit::Exited(0));
+    assert_eq!(h.take_log(), vec!["SIGTERM ticker"]);
+    h.exit("ticker", Exit::Exited(0));
+    assert!(h.core.all_stopped());
+}
+
+#[test]
+fn stop_last_does_not_delay_a_stop_on_request() {
+    let mut h = Harness::new(&[
+        ("other", LONGRUN),
+        ("watchdog", "command = [\"/w\"]\nstop-last = true"),
+    ]);
+    h.take_log();
+    h.core.request_stop("watchdog", h.now).expect("stop");
+    h.core.reconcile(h.now);
+    assert_eq!(h.take_log(), vec!["SIGTERM watchdog"]);
+}

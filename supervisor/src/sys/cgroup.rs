@@ -87,6 +87,7 @@ impl Cgroups {
         getrandom(&mut nonce);
         let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let base = parent.join(format!("zedinit.{name}"));
+        remove_stale_siblings(&parent);
         std::fs::create_dir(&base).map_err(|e| format!("{}: {e}", base.display()))?;
         Ok(base)
     }
@@ -99,6 +100,8 @@ impl Cgroups {
             return Ok(None);
         };
         self.runs += 1;
+        // Made again if another zedinit's clean-up took it while it was empty.
+        std::fs::create_dir_all(base).map_err(|e| format!("cgroup {}: {e}", base.display()))?;
         // Service names are [A-Za-z0-9@._-]: no `/`; the prefix keeps `cgroup.*` apart.
         let dir = base.join(format!("svc.{service}.{}", self.runs));
         std::fs::create_dir(&dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
@@ -177,6 +180,37 @@ impl Cgroups {
         let _ = std::fs::remove_dir(base);
     }
 }
+
+/// A zedinit killed with SIGKILL (a test's namespace torn down, a container killed)
+/// leaves its empty cgroups behind: those of others that are empty and over a minute old
+/// are removed (rmdir fails on any cgroup that still has processes or children).
+fn remove_stale_siblings(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let old = |p: &Path| {
+        std::fs::metadata(p)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_AFTER))
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if !e.file_name().to_string_lossy().starts_with("zedinit.") || !old(&path) {
+            continue;
+        }
+        if let Ok(runs) = std::fs::read_dir(&path) {
+            for run in runs.flatten() {
+                if run.file_name().to_string_lossy().starts_with("svc.") {
+                    let _ = std::fs::remove_dir(run.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&path);
+    }
+}
+
+/// How old another zedinit's empty cgroup directory must be to count as left behind.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
     std::fs::OpenOptions::new()

@@ -19,10 +19,10 @@ FROM localhost/zedctr-base:bookworm-dnsmasq
 # read-only at run time, so zedinit can't make them then (downloader: /persist/downloads;
 # sshd-keys, sshd: /persist/ssh).
 RUN mkdir -p /config /var/log/dom0 /hostfs /lib/modules /run/zedctr /etc/zedctr/services \
-             /persist/downloads /persist/ssh
+             /persist/downloads /persist/ssh /persist/zedctr/watchdog
 
 COPY zedinit supctl downloader logtail zedwatchdog dnsmasq-render /usr/bin/
 COPY rootfs/ /
 
 # Service logs go to the host's /var/log/zedctr (the root is read-only).
-CMD ["/usr/bin/zedinit", "--log-dir", "/var/log/dom0/zedctr"]
+CMD ["/usr/bin/zedinit", "--log-dir", "/var/log/dom0/zedctr", "--service-output", "stdout"]

@@ -46,9 +46,16 @@ fn cmdline(pid: i32) -> String {
 fn child_running(parent: i32, needle: &str) -> i32 {
     let mut found = None;
     wait_until(&format!("a child of {parent} running {needle:?}"), || {
-        found = proc::children_of(parent)
-            .into_iter()
-            .find(|pid| cmdline(*pid).contains(needle));
+        found = proc::children_of(parent).into_iter().find(|pid| {
+            // The exec'd testkit itself, not a shell about to become it (whose
+            // command line holds the needle too).
+            let line = cmdline(*pid);
+            if needle.starts_with("--") {
+                line.contains(needle)
+            } else {
+                line.starts_with(TESTKIT) && line.trim_end().ends_with(needle)
+            }
+        });
         found.is_some()
     });
     found.expect("found")
@@ -74,8 +81,10 @@ fn as_pid_1_the_sweep_sigterms_a_stray_that_left_its_service() {
     lab.wait_state("svc", "running");
     let zedinit = lab.zedinit_host_pid();
     let stray = child_running(zedinit, "stray");
-    let session = proc::stat(stray).expect("stray").session;
-    assert_eq!(session, stray, "the stray leads a session of its own");
+    // Found as the subshell that is about to `exec setsid`: wait for the setsid.
+    wait_until("the stray leads a session of its own", || {
+        proc::stat(stray).is_some_and(|s| s.session == stray)
+    });
     lab.signal(Signal::SIGTERM);
     let status = lab.wait_exit();
     assert_eq!(

@@ -196,17 +196,24 @@ host_dirs() {
 # A oneshot: ticker waits for it to succeed.
 command = ["/bin/true"]
 type = "oneshot"
+# Generated definitions must be confined (zedinit refuses them otherwise).
+[run]
+capabilities = []
 EOT
     cat > "$h/run/zedctr/services/ticker.toml" <<'EOT'
 # A longrun started after hello.
 command = ["/bin/sh", "-c", "while :; do sleep 1; done"]
 after = ["hello"]
+[run]
+capabilities = []
 EOT
     cat > "$h/run/zedctr/services/orphans.toml" <<'EOT'
 # Leaves two orphans: their parent exits at once, so they are re-parented to zedinit
 # (PID 1, or the child subreaper under pid: host) and must be reaped there.
 command = ["/bin/sh", "-c", "sleep 0.2 & sleep 0.3 & exit 0"]
 type = "oneshot"
+[run]
+capabilities = []
 EOT
 }
 # remaps DIR: buildyml2oci.py options that point build.yml's bind sources into DIR.

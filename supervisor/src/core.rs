@@ -536,19 +536,27 @@ impl<E: Executor> Core<E> {
                 };
                 log::info(format_args!("{name}: started, pid {pid}"));
             }
-            Err(error) => {
-                log::warn(format_args!("{name}: cannot start: {error}"));
-                let verdict = policy::after_spawn_failure(
-                    &svc.spec.restart,
-                    &mut svc.history,
-                    &error,
-                    now,
-                    self.jitter.sample(),
-                );
-                svc.note = Some(format!("cannot start: {error}"));
-                self.apply_verdict(name, verdict, now);
-            }
+            Err(error) => self.start_failed(name, &error, now),
         }
+    }
+
+    /// A start that never reached the program (spawn, a confinement step, exec, or the
+    /// exec deadline): the restart policy's spawn-failure verdict.
+    fn start_failed(&mut self, name: &str, error: &str, now: Instant) {
+        let Some(svc) = self.services.get_mut(name) else {
+            return;
+        };
+        log::warn(format_args!("{name}: cannot start: {error}"));
+        svc.readiness = Readiness::default();
+        let verdict = policy::after_spawn_failure(
+            &svc.spec.restart,
+            &mut svc.history,
+            error,
+            now,
+            self.jitter.sample(),
+        );
+        svc.note = Some(format!("cannot start: {error}"));
+        self.apply_verdict(name, verdict, now);
     }
 
     fn begin_stop(&mut self, name: &str, now: Instant) {
@@ -709,17 +717,7 @@ impl<E: Executor> Core<E> {
             }
             _ if svc.exec_failed.is_some() => {
                 let error = svc.exec_failed.take().unwrap_or_default();
-                log::warn(format_args!("{name}: cannot start: {error}"));
-                svc.readiness = Readiness::default();
-                let verdict = policy::after_spawn_failure(
-                    &svc.spec.restart,
-                    &mut svc.history,
-                    &error,
-                    now,
-                    self.jitter.sample(),
-                );
-                svc.note = Some(format!("cannot start: {error}"));
-                self.apply_verdict(&name, verdict, now);
+                self.start_failed(&name, &error, now);
             }
             _ => {
                 log::info(format_args!(

@@ -56,7 +56,17 @@ fn feature(ns: &str, interface: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} in ethtool -k {interface}:\n{text}"))
 }
 
-/// The shipped definition with the test's paths: its offload file is `config`.
+/// The directory of the offload file `config` (the service binds the directory).
+fn config_dir(config: &str) -> String {
+    std::path::Path::new(config)
+        .parent()
+        .expect("a directory")
+        .display()
+        .to_string()
+}
+
+/// The shipped definition with the test's paths: its offload file is `config`, named
+/// `offload` in a directory of its own (bound at /config/zedctr).
 fn definition(config: &str) -> String {
     let lib = std::fs::canonicalize(LIB).expect("rootfs/usr/lib/zedctr");
     let lib = lib.display().to_string();
@@ -75,10 +85,10 @@ fn definition(config: &str) -> String {
             &format!("condition-path-exists = {}", toml_string(config)),
         )
         .replace(
-            "binds = [\"/config/zedctr/offload:/config/zedctr/offload:ro\"]",
+            "binds = [\"/config/zedctr:/config/zedctr:ro\"]",
             &format!(
                 "binds = [{}, {}]",
-                toml_string(&format!("{config}:/config/zedctr/offload:ro")),
+                toml_string(&format!("{}:/config/zedctr:ro", config_dir(config))),
                 toml_string(&format!("{lib}:{lib}:ro"))
             ),
         );
@@ -117,21 +127,25 @@ fn the_shipped_tcp_offload_turns_gro_and_sg_off_on_the_named_uplinks_only() {
     }
 
     let mut lab = Lab::new();
-    let config = lab.path("offload");
-    std::fs::write(
-        &config,
-        "# the device's uplinks\nup0  # eth0 on a real device\n\n",
-    )
-    .expect("offload file");
-    let bad = lab.path("offload-bad");
-    std::fs::write(&bad, "--help\n").expect("bad offload file");
-    let config = config.display().to_string();
-    lab.write_service("tcp-offload", &definition(&config));
-    lab.write_service(
-        "tcp-offload-none",
-        &definition(&lab.path("absent").display().to_string()),
+    // Each file in a directory of its own, as /config/zedctr/offload.
+    let offload = |dir: &str, text: Option<&str>| {
+        let dir = lab.path(dir);
+        std::fs::create_dir(&dir).expect("config dir");
+        let file = dir.join("offload");
+        if let Some(text) = text {
+            std::fs::write(&file, text).expect("offload file");
+        }
+        file.display().to_string()
+    };
+    let config = offload(
+        "good",
+        Some("# the device's uplinks\nup0  # eth0 on a real device\n\n"),
     );
-    lab.write_service("tcp-offload-bad", &definition(&bad.display().to_string()));
+    let none = offload("none", None);
+    let bad = offload("bad", Some("--help\n"));
+    lab.write_service("tcp-offload", &definition(&config));
+    lab.write_service("tcp-offload-none", &definition(&none));
+    lab.write_service("tcp-offload-bad", &definition(&bad));
     // zedinit in the device's namespace (nsenter execs it: it stays PID 1).
     lab.start_after(&format!(
         "exec nsenter --net=/run/netns/{} -- \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\" --heartbeat-dir \"$4\"",

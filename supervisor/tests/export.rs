@@ -73,9 +73,9 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     let doc = parsed(&out.stdout);
     // Binds as zedinit makes them: non-recursive, private.
     let dirs = entry(&doc, "onboot", "zedctr-dirs");
-    assert_eq!(mount(dirs, "/hostfs")["source"], "/");
+    assert_eq!(mount(dirs, "/persist")["source"], "/persist");
     assert_eq!(
-        mount(dirs, "/hostfs")["options"],
+        mount(dirs, "/persist")["options"],
         serde_json::json!(["bind", "rprivate"])
     );
     assert_eq!(
@@ -88,7 +88,7 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     assert_eq!(downloader["capabilities"], serde_json::json!([]));
     assert_eq!(downloader["uid"], "nobody");
     assert_eq!(downloader["readonly"], true);
-    // /hostfs/persist/downloads in the container is the host's /persist/downloads.
+    // /persist/downloads in the container is the host's /persist/downloads.
     assert_eq!(
         mount(downloader, "/persist/downloads")["source"],
         "/persist/downloads"

@@ -42,12 +42,18 @@ fn definition(logs: &Path, state: &Path, tweak: impl Fn(String) -> String) -> St
     let text = text
         .replace("\"/usr/bin/logtail\"", &toml_string(&binary))
         .replace(
-            "\"/run/logtail:/run/logtail\",",
+            "\"/var/log/dom0:/var/log:ro\",",
             &format!(
-                "{}, {}, {},",
-                toml_string(&format!("{}:/run/logtail", state.display())),
+                "{}, {},",
                 toml_string(&format!("{}:/var/log:ro", logs.display())),
                 toml_string(&format!("{bin_dir}:{bin_dir}:ro")),
+            ),
+        )
+        .replace(
+            "\"/run/logtail:/run/logtail\",",
+            &format!(
+                "{},",
+                toml_string(&format!("{}:/run/logtail", state.display()))
             ),
         )
         .replace("requires = [\"zedctr-dirs\"]", "");

@@ -91,7 +91,7 @@ fn sshd_logs_in_with_the_devices_keys_only_and_host_keys_are_made_per_device() {
             &[
                 ("requires = [\"zedctr-dirs\"]", String::new()),
                 (
-                    "\"/hostfs/persist/ssh:/persist/ssh\"",
+                    "\"/persist/ssh:/persist/ssh\"",
                     toml_string(&format!("{}:/persist/ssh", dir.display())),
                 ),
             ],
@@ -113,7 +113,7 @@ fn sshd_logs_in_with_the_devices_keys_only_and_host_keys_are_made_per_device() {
                     ),
                 ),
                 (
-                    "\"/hostfs/persist/ssh:/persist/ssh:ro\",",
+                    "\"/persist/ssh:/persist/ssh:ro\",",
                     format!(
                         "{}, {},",
                         toml_string(&format!("{}:/persist/ssh:ro", persist.display())),

@@ -13,12 +13,20 @@ or plain runc, so build.yml's settings have to be turned into their flags:
   buildyml2oci.py build.yml --caps [--drop-missing-caps]
       -> the capabilities the container will get, one per line (for the CapEff check)
 
+`devices:` entries are linuxkit's (`path`, `type`, `major`, `minor`, `mode`; `path: all`
+with a `type` for every device of that type): each becomes a device-cgroup rule. The
+nodes themselves come from build.yml's /dev bind (the host's), so a device this machine
+lacks (/dev/watchdog here) is still allowed, not refused.
+
 --remap SRC=DST     rewrite a bind source: a test must never bind the real host /run,
                     /var/log, /var/config or / into a container it starts.
 --pid new|host      override `pid:`; the test runs both (PID 1 vs subreaper semantics).
 --drop-missing-caps drop capabilities absent from this machine's bounding set (e.g. our
                     machines lack CAP_SYS_RESOURCE: runc fails "unable to apply caps",
                     podman would drop it silently). Dropped ones are named on stderr.
+--netns PATH        the network namespace that stands for the host's (`net: host`): the
+                    test's device namespace, so nothing the image's services listen on
+                    (sshd's port 22, dnsmasq) reaches this machine's own network.
 
 Semantics follow linuxkit: net/ipc/uts default to the host's, pid defaults to new, always
 a new mount and cgroup namespace; binds default to "rw,rbind,rshared"; `capabilities:
@@ -105,9 +113,26 @@ def is_host(v):
     return v in ("host", "root")
 
 
-def podman_args(c, caps, binds, pid):
+def device_rule(d):
+    """A linuxkit `devices:` entry as a device-cgroup rule, `TYPE MAJOR:MINOR rwm`."""
+    if not isinstance(d, dict) or "path" not in d:
+        die(f"devices: {d!r} is not a linuxkit device (path, type, major, minor, mode)")
+    if d["path"] == "all":
+        return f"{d.get('type', 'a')} *:* rwm"
+    for k in ("type", "major", "minor"):
+        if k not in d:
+            die(f"devices: {d['path']}: no `{k}`")
+    return f"{d['type']} {d['major']}:{d['minor']} rwm"
+
+
+def podman_args(c, caps, binds, pid, netns):
     out = ["--cap-drop=all"] + [f"--cap-add={x}" for x in caps]
-    out += ["--network=host" if is_host(c.get("net", "host")) else "--network=none"]
+    if not is_host(c.get("net", "host")):
+        out += ["--network=none"]
+    elif netns:
+        out += [f"--network=ns:{netns}"]
+    else:
+        out += ["--network=host"]
     out += ["--ipc=host" if is_host(c.get("ipc", "host")) else "--ipc=private"]
     out += ["--uts=host" if is_host(c.get("uts", "host")) else "--uts=private"]
     out += ["--pid=host"] if is_host(pid) else ["--pid=private"]
@@ -120,10 +145,7 @@ def podman_args(c, caps, binds, pid):
         # linuxkit does not, so neither do we.
         out += ["--read-only", "--read-only-tmpfs=false"]
     for d in c.get("devices") or []:
-        if d.get("path") == "all":
-            out += [f"--device-cgroup-rule={d.get('type', 'a')} *:* rwm"]
-        else:
-            out += [f"--device={d['path']}"]
+        out += [f"--device-cgroup-rule={device_rule(d)}"]
     for src, dst, opts in binds:
         # podman binds are rprivate; linuxkit's are rshared. Nothing zedinit does depends
         # on propagation back to the host, so only ro/rw is carried over.
@@ -140,7 +162,7 @@ def podman_args(c, caps, binds, pid):
     return out
 
 
-def patch_oci(path, c, caps, binds, pid):
+def patch_oci(path, c, caps, binds, pid, netns):
     with open(path) as f:
         spec = json.load(f)
     ro = bool(c.get("readonly"))
@@ -166,6 +188,8 @@ def patch_oci(path, c, caps, binds, pid):
     for k, t in (("net", "network"), ("ipc", "ipc"), ("uts", "uts")):
         if not is_host(c.get(k, "host")):
             ns.append({"type": t})
+        elif t == "network" and netns:
+            ns.append({"type": t, "path": netns})
     spec["linux"]["namespaces"] = ns + [{"type": "mount"}, {"type": "cgroup"}]
     spec["linux"]["maskedPaths"] = []
     spec["linux"]["readonlyPaths"] = []
@@ -174,8 +198,14 @@ def patch_oci(path, c, caps, binds, pid):
     spec["linux"].pop("gidMappings", None)
     res = {}
     for d in c.get("devices") or []:
-        if d.get("path") == "all":
-            res.setdefault("devices", []).append({"allow": True, "type": d.get("type", "a"), "access": "rwm"})
+        kind, numbers, access = device_rule(d).split()
+        major, minor = numbers.split(":")
+        rule = {"allow": True, "type": kind, "access": access}
+        if major != "*":
+            rule["major"] = int(major)
+        if minor != "*":
+            rule["minor"] = int(minor)
+        res.setdefault("devices", []).append(rule)
     spec["linux"]["resources"] = res
     m = {
         "/proc": {"destination": "/proc", "type": "proc", "source": "proc",
@@ -211,14 +241,15 @@ def main():
     ap.add_argument("--remap", action="append", default=[], metavar="SRC=DST")
     ap.add_argument("--pid", choices=["new", "host"])
     ap.add_argument("--drop-missing-caps", action="store_true")
+    ap.add_argument("--netns", metavar="PATH")
     a = ap.parse_args()
     c, caps, binds, pid = load(a)
     if a.podman:
-        print("\n".join(podman_args(c, caps, binds, pid)))
+        print("\n".join(podman_args(c, caps, binds, pid, a.netns)))
     elif a.caps:
         print("\n".join(caps))
     else:
-        patch_oci(a.oci, c, caps, binds, pid)
+        patch_oci(a.oci, c, caps, binds, pid, a.netns)
 
 
 if __name__ == "__main__":

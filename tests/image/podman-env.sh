@@ -14,7 +14,7 @@ ZEDCTR_IMAGE_DIR=${ZEDCTR_IMAGE_DIR:-/var/tmp/zedctr-image}
 ZEDCTR_IMAGE_RUNROOT=${ZEDCTR_IMAGE_RUNROOT:-/run/zedctr-image}
 # The name says what is in it: a base with other packages gets another name (and tar),
 # so a machine's cached base is never taken for it.
-ZEDCTR_BASE_IMAGE=localhost/zedctr-base:bookworm-dnsmasq
+ZEDCTR_BASE_IMAGE=localhost/zedctr-base:bookworm-dnsmasq-openssh-cron-logrotate-ethtool-cacerts
 
 mkdir -p "$ZEDCTR_IMAGE_DIR" "$ZEDCTR_IMAGE_RUNROOT"
 
@@ -63,7 +63,8 @@ export ZEDCTR_RUNC_ROOT=$ZEDCTR_IMAGE_RUNROOT/runc
 # `podman import`. The tar is kept too, so a store reset does not refetch packages.
 zedctr_base_image() {
     podman image exists "$ZEDCTR_BASE_IMAGE" && return 0
-    local tar=$ZEDCTR_IMAGE_DIR/bookworm-minbase-dnsmasq.tar
+    # Named after the tag, so a changed recipe (a new tag) never reuses an old tar.
+    local tar=$ZEDCTR_IMAGE_DIR/${ZEDCTR_BASE_IMAGE##*:}.tar
     if [ ! -s "$tar" ]; then
         # Use the mirror this machine's apt already uses (it may be a local mirror or
         # the only one reachable); mmdebstrap adds bookworm-updates and -security
@@ -79,14 +80,27 @@ zedctr_base_image() {
         echo "zedctr image: making the base image with mmdebstrap from ${mirror:-the default mirror} (once per machine)" >&2
         # minbase + merged /usr; no docs, man pages or locales: a smaller image, and
         # nothing of this is used by a service supervisor.
+        # The packages of the shipped services (rootfs/etc/zedctr/services/):
+        #   dnsmasq-base     the dnsmasq of dnsmasq-render's generated dnsmasq@<bridge> (its
+        #                    maintainer script makes the `dnsmasq` user it drops to);
+        #   openssh-server   sshd and sshd-keys' ssh-keygen (openssh-client);
+        #   cron, logrotate  crond and its one job;
+        #   ethtool          tcp-offload;
+        #   ca-certificates  the downloader's trust roots: without any, it can't build its
+        #                    HTTP client at all, not even for a plain-HTTP datastore.
+        # openssh-server's maintainer script makes host keys: they are removed below, so
+        # no layer of any image holds one (sshd-keys makes each device's at its first
+        # start). The packages' own cron jobs are removed too: the image's /etc/crontab is
+        # the only one (rootfs/etc/crontab).
         # shellcheck disable=SC2016  # $1 is expanded by mmdebstrap's hook, not here
-        # dnsmasq-base: the dnsmasq that dnsmasq-render's generated dnsmasq@<bridge> runs
-        # (its maintainer script makes the `dnsmasq` user it drops to).
-        if ! mmdebstrap --quiet --variant=minbase --mode=root --format=tar --include=dnsmasq-base \
+        if ! mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+            --include=dnsmasq-base,openssh-server,cron,logrotate,ethtool,ca-certificates \
             --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
             --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
             --dpkgopt='path-exclude=/usr/share/locale/*' \
             --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+            --customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
+            --customize-hook='rm -rf "$1"/etc/cron.d "$1"/etc/cron.hourly "$1"/etc/cron.daily "$1"/etc/cron.weekly "$1"/etc/cron.monthly "$1"/etc/cron.yearly && mkdir "$1"/etc/cron.d' \
             bookworm "$tar.part" ${mirror:+"$mirror"} > "$ZEDCTR_IMAGE_DIR/mmdebstrap.log" 2>&1; then
             echo "zedctr image: mmdebstrap failed, see $ZEDCTR_IMAGE_DIR/mmdebstrap.log:" >&2
             tail -n 20 "$ZEDCTR_IMAGE_DIR/mmdebstrap.log" >&2

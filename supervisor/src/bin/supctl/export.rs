@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(c.image, "zedctr");
         assert!(
             c.binds
-                .contains(&(PathBuf::from("/"), PathBuf::from("/hostfs"), false))
+                .contains(&(PathBuf::from("/persist"), PathBuf::from("/persist"), false))
         );
         assert!(c.binds.contains(&(
             PathBuf::from("/var/log"),
@@ -572,7 +572,7 @@ mod tests {
                 .map(|(h, _)| h.display().to_string())
         };
         assert_eq!(
-            host("/hostfs/persist/downloads").as_deref(),
+            host("/persist/downloads").as_deref(),
             Some("/persist/downloads")
         );
         assert_eq!(host("/run/downloader").as_deref(), Some("/run/downloader"));
@@ -580,11 +580,11 @@ mod tests {
             host("/var/log/dom0/zedctr").as_deref(),
             Some("/var/log/zedctr")
         );
-        assert_eq!(host("/hostfs").as_deref(), Some("/"));
+        assert_eq!(host("/persist").as_deref(), Some("/persist"));
         // Whole components only; the image's own paths have none; no `..` games.
         assert_eq!(host("/runner"), None);
         assert_eq!(host("/usr/share/zedctr"), None);
-        assert_eq!(host("/hostfs/../etc"), None);
+        assert_eq!(host("/persist/../etc"), None);
     }
 
     #[test]

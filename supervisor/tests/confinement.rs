@@ -317,3 +317,64 @@ fn a_start_whose_exec_fails_is_reported_and_its_dependents_wait() {
     // A bare name is searched in the service PATH.
     lab.wait_state("unconfined-ok", "running");
 }
+
+/// Children are made with a raw clone, so glibc in the child still lists zedinit's log
+/// writer thread: its setresuid/setgroups wrappers signal that thread and wait for it,
+/// forever when the clone came while the thread was being created. The log writer
+/// starts on the first line a service writes; here that line and the starts of six
+/// services that change their uid come in one turn of the loop, round after round.
+#[test]
+fn services_that_change_uid_all_reach_exec_when_the_log_writer_starts_at_the_same_moment() {
+    if !require_root(
+        "services_that_change_uid_all_reach_exec_when_the_log_writer_starts_at_the_same_moment",
+    ) {
+        return;
+    }
+    const SERVICES: usize = 6;
+    for round in 0..12 {
+        let mut lab = Lab::new();
+        lab.write_service(
+            "first",
+            "command = [\"/bin/sh\", \"-c\", \"echo first\"]\ntype = \"oneshot\"\n",
+        );
+        for i in 0..SERVICES {
+            lab.write_service(
+                &format!("cred{i}"),
+                "command = [\"/bin/true\"]\ntype = \"oneshot\"\nafter = [\"first\"]\n\
+                 [run]\nuid = 65534\ngid = 65534\ncapabilities = []\n",
+            );
+        }
+        lab.start();
+        // A hung child is killed at zedinit's 30 s exec deadline and tried again, so
+        // waiting that long would hide it: each round gets 10 s (it takes milliseconds).
+        let started = std::time::Instant::now();
+        wait_until(&format!("round {round}: every cred service done"), || {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "round {round}: not every cred service reached exec in 10 s: {:?}",
+                lab.status()
+                    .services
+                    .iter()
+                    .map(|s| format!("{} {}", s.name, s.state))
+                    .collect::<Vec<_>>()
+            );
+            let status = lab.status();
+            let creds: Vec<_> = status
+                .services
+                .iter()
+                .filter(|s| s.name.starts_with("cred"))
+                .collect();
+            if let Some(stuck) = creds.iter().find(|s| {
+                s.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("did not reach exec"))
+            }) {
+                panic!(
+                    "round {round}: {} hung before exec: {:?}",
+                    stuck.name, stuck.note
+                );
+            }
+            creds.len() == SERVICES && creds.iter().all(|s| s.state == "done")
+        });
+    }
+}

@@ -32,6 +32,7 @@
 //! reports both, and never execs with more than it declared.
 
 use crate::spec::{IdRef, RunSpec, ServiceSpec};
+use crate::sys::launch::raw;
 use std::ffi::{CStr, CString, c_int};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
@@ -566,9 +567,10 @@ impl Creds {
                 }
             }
             step(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), 17)?;
-            step(setgroups(self.groups.len(), self.groups.as_ptr()), 18)?;
-            step(setresgid(self.gid, self.gid, self.gid), 18)?;
-            step(setresuid(self.uid, self.uid, self.uid), 18)?;
+            // Raw syscalls: glibc's wrappers hang in a cloned child (launch::raw).
+            step(raw::setgroups(self.groups.len(), self.groups.as_ptr()), 18)?;
+            step(raw::setresgid(self.gid, self.gid, self.gid), 18)?;
+            step(raw::setresuid(self.uid, self.uid, self.uid), 18)?;
             let header = CapHeader {
                 version: 0x2008_0522,
                 pid: 0,

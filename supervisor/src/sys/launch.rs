@@ -9,6 +9,7 @@
 //!
 //! Everything the child needs is allocated before clone: the child only makes syscalls
 //! (zedinit has a log-writer thread, so malloc's locks may be held at clone time).
+//! Raw syscalls, not glibc's wrappers, where a wrapper does more: see [`raw`].
 
 use crate::sys::confine::{Join, Plan};
 use std::ffi::{CString, c_char, c_int};
@@ -274,7 +275,7 @@ impl Launch {
                 setup(libc::dup2(err.as_raw_fd(), 2))?;
             }
             if self.reset_uid {
-                setup(libc::setresuid(0, 0, 0))?;
+                setup(raw::setresuid(0, 0, 0))?;
             }
             let applied = match &self.confinement {
                 Confinement::None => Ok(()),
@@ -403,5 +404,44 @@ pub fn describe(step: u8, errno: i32, program: &str) -> String {
                 .copied()
                 .unwrap_or("?")
         ),
+    }
+}
+
+/// Credential syscalls for a freshly cloned child.
+///
+/// glibc's `setresuid`, `setresgid` and `setgroups` apply POSIX's per-process rule:
+/// they signal every other thread glibc knows of and wait for each to change too. A
+/// child made by a raw clone inherits glibc's list of zedinit's threads (the log
+/// writer) but not the threads, so the wrapper waits forever on a futex: the service
+/// never reaches exec (seen: one start in a few dozen hung until the 30 s exec
+/// deadline). The child has one thread; the kernel's calls change just that one.
+pub mod raw {
+    use std::ffi::c_int;
+
+    /// setresuid(2) for the calling thread only.
+    ///
+    /// # Safety
+    /// A syscall without pointers; callable between clone and exec.
+    pub unsafe fn setresuid(r: libc::uid_t, e: libc::uid_t, s: libc::uid_t) -> c_int {
+        // SAFETY: integer arguments only.
+        unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) as c_int }
+    }
+
+    /// setresgid(2) for the calling thread only.
+    ///
+    /// # Safety
+    /// A syscall without pointers; callable between clone and exec.
+    pub unsafe fn setresgid(r: libc::gid_t, e: libc::gid_t, s: libc::gid_t) -> c_int {
+        // SAFETY: integer arguments only.
+        unsafe { libc::syscall(libc::SYS_setresgid, r, e, s) as c_int }
+    }
+
+    /// setgroups(2) for the calling thread only.
+    ///
+    /// # Safety
+    /// `groups` must point at `len` gids; callable between clone and exec.
+    pub unsafe fn setgroups(len: usize, groups: *const libc::gid_t) -> c_int {
+        // SAFETY: the caller vouches for the array.
+        unsafe { libc::syscall(libc::SYS_setgroups, len, groups) as c_int }
     }
 }

@@ -485,7 +485,8 @@ impl<E: Executor> Core<E> {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
-        if let Some(cond) = &svc.spec.condition {
+        // The first condition that does not hold is the one said.
+        for cond in &svc.spec.conditions {
             let exists = self.exec.path_exists(&cond.path);
             if exists == cond.negate {
                 svc.phase = Phase::Skipped;

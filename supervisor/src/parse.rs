@@ -118,7 +118,7 @@ impl<'a> Cx<'a> {
         let mut kind = ServiceType::Longrun;
         let mut after = Vec::new();
         let mut requires = Vec::new();
-        let mut condition = None;
+        let mut conditions = Vec::new();
         let mut critical = false;
         let mut stop_last = false;
         let mut reload_signal = nix::sys::signal::Signal::SIGHUP;
@@ -158,20 +158,7 @@ impl<'a> Cx<'a> {
                     requires = self.names(k, value);
                 }
                 "condition-path-exists" => {
-                    if let Some(text) = self.string(k, value) {
-                        let (negate, path) = match text.strip_prefix('!') {
-                            Some(rest) => (true, rest),
-                            None => (false, text.as_str()),
-                        };
-                        if path.starts_with('/') {
-                            condition = Some(PathCondition {
-                                path: path.into(),
-                                negate,
-                            });
-                        } else {
-                            self.error(&value.span(), k, format!("must be an absolute path (optionally prefixed by '!'), not {text:?}"));
-                        }
-                    }
+                    conditions = self.conditions(k, value);
                 }
                 "critical" => {
                     if let Some(b) = self.boolean(k, value) {
@@ -262,7 +249,7 @@ impl<'a> Cx<'a> {
             kind,
             after,
             requires,
-            condition,
+            conditions,
             critical,
             stop_last,
             restart,
@@ -658,6 +645,46 @@ impl<'a> Cx<'a> {
             Ok(d) => *slot = d,
             Err(e) => self.error(&value.span(), key, e),
         }
+    }
+
+    /// `condition-path-exists`: one path or an array of them, each absolute, optionally
+    /// prefixed by `!`; all must hold (e.g. a program and its configuration).
+    fn conditions(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<PathCondition> {
+        let items: Vec<&Spanned<DeValue<'_>>> = match value.get_ref().as_array() {
+            Some(array) => array.iter().collect(),
+            None => vec![value],
+        };
+        let mut conditions = Vec::new();
+        for item in items {
+            let Some(text) = item.get_ref().as_str() else {
+                self.error(
+                    &item.span(),
+                    key,
+                    format!(
+                        "must be a path or an array of paths, not {}",
+                        a_type(item.get_ref())
+                    ),
+                );
+                continue;
+            };
+            let (negate, path) = match text.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            if path.starts_with('/') {
+                conditions.push(PathCondition {
+                    path: path.into(),
+                    negate,
+                });
+            } else {
+                self.error(
+                    &item.span(),
+                    key,
+                    format!("must be an absolute path (optionally prefixed by '!'), not {text:?}"),
+                );
+            }
+        }
+        conditions
     }
 
     fn names(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<String> {

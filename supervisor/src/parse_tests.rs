@@ -53,11 +53,11 @@ timeout = "3s"
     assert_eq!(s.after, vec!["netinst"]);
     assert_eq!(s.dependencies().collect::<Vec<_>>(), vec!["netinst"]);
     assert_eq!(
-        s.condition,
-        Some(PathCondition {
+        s.conditions,
+        vec![PathCondition {
             path: "/run/nodownload".into(),
             negate: true
-        })
+        }]
     );
     assert!(s.critical);
     assert!(s.stop_last);
@@ -285,6 +285,33 @@ fn bad_dependency_names_and_conditions() {
         Some(2),
         Some("condition-path-exists"),
         "absolute",
+    );
+    one(
+        "b",
+        "command = [\"/x\"]\ncondition-path-exists = [\"/usr/sbin/x\", 7]",
+        Some(2),
+        Some("condition-path-exists"),
+        "a path or an array of paths, not an integer",
+    );
+}
+
+#[test]
+fn several_conditions_are_kept_in_order() {
+    let text =
+        "command = [\"/x\"]\ncondition-path-exists = [\"/usr/sbin/ipsec\", \"!/run/no-ipsec\"]";
+    let d = parse_definition("b", Path::new("/defs/b.toml"), text).expect("valid");
+    assert_eq!(
+        d.spec.conditions,
+        vec![
+            PathCondition {
+                path: "/usr/sbin/ipsec".into(),
+                negate: false
+            },
+            PathCondition {
+                path: "/run/no-ipsec".into(),
+                negate: true
+            },
+        ]
     );
 }
 

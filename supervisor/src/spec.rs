@@ -96,7 +96,8 @@ pub struct ServiceSpec {
     pub kind: ServiceType,
     pub after: Vec<String>,
     pub requires: Vec<String>,
-    pub condition: Option<PathCondition>,
+    /// `condition-path-exists`: all must hold, or the service is `skipped`.
+    pub conditions: Vec<PathCondition>,
     pub critical: bool,
     /// `stop-last`: at shutdown, stopped only once every other service is down (but
     /// those it depends on, which stop after it): zedwatchdog keeps feeding through the

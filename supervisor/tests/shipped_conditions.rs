@@ -124,13 +124,17 @@ fn the_shipped_xen_device_steps_and_strongswan_are_skipped_without_their_paths()
     std::fs::write(conf.join("ipsec.conf"), "config setup\n").expect("ipsec.conf");
     std::fs::write(conf.join("ipsec.secrets"), "").expect("ipsec.secrets");
     let conf = conf.display().to_string();
-    let strongswan = |condition: &str| {
+    let strongswan = |program: &str, config: &str| {
         replaced(
             shipped("strongswan"),
             &[
                 (
-                    "condition-path-exists = \"/run/strongswan/ipsec.conf\"",
-                    format!("condition-path-exists = {}", toml_string(condition)),
+                    "condition-path-exists = [\"/usr/sbin/ipsec\", \"/run/strongswan/ipsec.conf\"]",
+                    format!(
+                        "condition-path-exists = [{}, {}]",
+                        toml_string(program),
+                        toml_string(config)
+                    ),
                 ),
                 (
                     "\"/run/strongswan/ipsec.conf:",
@@ -143,17 +147,36 @@ fn the_shipped_xen_device_steps_and_strongswan_are_skipped_without_their_paths()
             ],
         )
     };
-    lab.write_service("strongswan-none", &strongswan(&absent));
-    lab.write_service("strongswan", &strongswan(&format!("{conf}/ipsec.conf")));
+    let conf_file = format!("{conf}/ipsec.conf");
+    // As shipped: no configuration, and no program on this machine (nor in the image).
+    lab.write_service("strongswan-none", &strongswan("/usr/sbin/ipsec", &absent));
+    // A configuration but no program: skipped too, naming the program.
+    lab.write_service(
+        "strongswan-noprog",
+        &strongswan("/usr/sbin/ipsec", &conf_file),
+    );
+    // Both conditions met (the program's condition pointed at a file that exists): it
+    // is started.
+    lab.write_service("strongswan", &strongswan("/bin/sh", &conf_file));
     assert!(
         !std::path::Path::new("/usr/sbin/ipsec").exists(),
         "this test expects no strongswan on the machine"
     );
 
     lab.start();
-    for name in ["xen-none", "device-steps-none", "strongswan-none"] {
+    for name in [
+        "xen-none",
+        "device-steps-none",
+        "strongswan-none",
+        "strongswan-noprog",
+    ] {
         lab.wait_state(name, "skipped");
     }
+    let note = |name: &str| lab.status().service(name).and_then(|s| s.note.clone());
+    assert_eq!(
+        note("strongswan-noprog").as_deref(),
+        Some("condition: /usr/sbin/ipsec does not exist")
+    );
     // The hook runs confined, as root, with the device's /persist.
     lab.wait_state("device-steps", "running");
     wait_until("the hook wrote into /persist", || {
@@ -169,7 +192,7 @@ fn the_shipped_xen_device_steps_and_strongswan_are_skipped_without_their_paths()
     });
     let (code, out, _) = lab.supctl(&["health"]);
     assert_eq!(code, 0, "healthy: {out}");
-    // A configuration without the program: the start fails, naming the program.
+    // Both conditions held: started, and (no program here) the start fails naming it.
     wait_until("strongswan's start fails naming /usr/sbin/ipsec", || {
         lab.status()
             .service("strongswan")

@@ -30,8 +30,11 @@
 #     client namespace. From outside: a `.local` download ends `downloaded` with the
 #     verified file on the host side; dnsmasq@<bridge> in the image leases the reserved
 #     address and answers the name; ssh logs in with a key and refuses a password;
-#     logtail prints a line appended to the host's /var/log/x.log; tcp-offload turns
-#     GRO off on the uplink the device's config names; podman stop exits 0
+#     logtail prints a line appended to the host's /var/log/x.log (on the container's
+#     stdout); tcp-offload turns GRO off on the uplink the device's config names; the
+#     watchdog (a FIFO given as /dev/watchdog) is fed while healthy, not fed once a
+#     critical service fails, and after a reset (SIGKILL, a new container) the host's
+#     /persist has the reason; podman stop exits 0
 #   5 the same image as a plain OCI bundle (skopeo + umoci) under runc, pid new
 # Every bind source is remapped into a temporary host directory (never the real /run,
 # /var/log, /persist); nothing listens on this machine's own network (each container's
@@ -287,6 +290,8 @@ remaps() {
     local h=$1
     echo --remap "/run=$h/run" --remap "/var/config=$h/config" --remap "/var/log=$h/log" \
         --remap "/persist=$h/persist" --remap "/etc/resolv.conf=$h/resolv.conf"
+    # A /dev of the run's own (the device run's, with its watchdog), else the host's.
+    if [ -d "$h/dev" ]; then echo --remap "/dev=$h/dev"; fi
 }
 # Capabilities the container should have: build.yml's, minus those this machine lacks.
 want_caps=$(python3 "$here/buildyml2oci.py" "$repo/build.yml" --caps --drop-missing-caps 2>/dev/null |
@@ -352,13 +357,13 @@ check_status() {
     if [ "$s" = running ]; then ok "[$label] ticker is running"; else bad "[$label] ticker is running" "state '${s}'"; fi
 }
 
-# check_shipped LABEL OFFLOAD EXEC...: the image's own services, each in the state this
-# machine allows: running or done; skipped where their condition's path is absent (no
-# Xen, no device-steps hook, no IPsec configuration; tcp-offload without an offload file
-# unless OFFLOAD=done).
+# check_shipped LABEL OFFLOAD WATCHDOG EXEC...: the image's own services, each in the
+# state this machine allows: running or done; skipped where their condition's path is
+# absent (no Xen, no device-steps hook, no IPsec configuration; tcp-offload without an
+# offload file unless OFFLOAD=done; zedwatchdog without a device unless WATCHDOG=running).
 check_shipped() {
-    local label=$1 offload=$2 pair name want
-    shift 2
+    local label=$1 offload=$2 watchdog=$3 pair name want
+    shift 3
     for pair in zedctr-dirs=done downloader=running logtail=running dnsmasq-render=running \
         sshd-keys=done sshd=running crond=running "tcp-offload=$offload" xen=skipped \
         device-steps=skipped strongswan=skipped; do
@@ -369,24 +374,23 @@ check_shipped() {
             bad "[$label] the image's $name is $want" "$("$@" /usr/bin/supctl status 2>&1 | grep -E "^($name) " | tr -s ' ')"
         fi
     done
-    check_watchdog "$label" "$@"
+    check_watchdog "$label" "$watchdog" "$@"
 }
 
-# check_watchdog LABEL EXEC...: the place for zedwatchdog's checks (issue 13 item 3 and
-# item 5's watchdog checks: fed while healthy, not fed once a critical service fails,
-# the reboot reason recorded in the host's /persist). zedwatchdog is being changed by
-# another engineer now: until then this checks only its condition (no /dev/watchdog on
-# this machine: skipped).
+# check_watchdog LABEL WANT EXEC...: zedwatchdog is WANT: `skipped` where the container
+# has no /dev/watchdog (its condition), `running` where the test gave it one.
 check_watchdog() {
-    local label=$1 want=skipped
-    shift
-    [ -e /dev/watchdog ] && want=running
+    local label=$1 want=$2
+    shift 2
     if wait_until 10 service_is zedwatchdog "$want" "$@"; then
-        ok "[$label] the image's zedwatchdog is $want (/dev/watchdog $( [ -e /dev/watchdog ] && echo present || echo absent))"
+        ok "[$label] the image's zedwatchdog is $want"
     else
         bad "[$label] the image's zedwatchdog is $want" "$("$@" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
 }
+
+# fed_since FILE SIZE: the watchdog FIFO's reader has taken more than SIZE bytes.
+fed_since() { [ "$(stat -c %s "$1")" -gt "$2" ]; }
 
 # check_container LABEL CONTAINER HOSTDIR ZEDINIT_STATUS: the container's own checks.
 check_container() {
@@ -441,10 +445,12 @@ stop_container() {
     [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || podman rm -f -t 0 "$c" >/dev/null 2>&1
 }
 
-# start_podman LABEL CONTAINER HOSTDIR PIDMODE NETNS: podman run with build.yml's
-# settings, net: host being NETNS; waits for supctl. Returns 1 if it did not start.
+# start_podman LABEL CONTAINER HOSTDIR PIDMODE NETNS [PODMAN-ARGS...]: podman run with
+# build.yml's settings (and the test's extra arguments), net: host being NETNS; waits
+# for supctl. Returns 1 if it did not start.
 start_podman() {
     local label=$1 c=$2 h=$3 pidmode=$4 netns=$5 args
+    shift 5
     t=$(date +%s%N)
     # shellcheck disable=SC2046  # remaps prints separate words on purpose
     if ! mapfile -t args < <(python3 "$here/buildyml2oci.py" "$repo/build.yml" --podman \
@@ -453,7 +459,7 @@ start_podman() {
         return 1
     fi
     containers+=("$c")
-    if ! podman run -d --name "$c" "${args[@]}" "$image" > "$tmp/run-$pidmode.log" 2>&1; then
+    if ! podman run -d --name "$c" "${args[@]}" "$@" "$image" > "$tmp/run-$pidmode.log" 2>&1; then
         bad "[$label] podman run" "$(tail -n 5 "$tmp/run-$pidmode.log")"
         return 1
     fi
@@ -480,7 +486,7 @@ run_bare() {
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" skipped podman exec "$c"
+    check_shipped "$label" skipped skipped podman exec "$c"
     check_container "$label" "$c" "$h" "$st"
     stop_container "$label" "$c"
 }
@@ -563,6 +569,32 @@ EOT
     install -m 0600 "$w/id_ed25519.pub" "$h/config/authorized_keys"
     printf '# the device uplinks\nuplink0\n' > "$h/config/zedctr/offload"
     printf 'x: before zedctr\n' > "$h/log/x.log"
+    # A critical service of the device's (generated, like dnsmasq@'s): while it is
+    # failed, zedinit's health says unhealthy and zedwatchdog must stop feeding.
+    cat > "$h/run/zedctr/services/vital.toml" <<'EOT'
+command = ["/bin/sh", "-c", "while :; do sleep 1; done"]
+critical = true
+[restart]
+policy = "never"
+[run]
+capabilities = []
+EOT
+    # The device's /dev: the nodes zedinit gives every service, and the watchdog. This
+    # machine has no watchdog (and no softdog), so a FIFO stands in for it, as in
+    # zedwatchdog's own tests: it takes the writes the driver takes and answers no
+    # ioctl. A /dev of the test's own, not the host's: a mount point podman made for a
+    # bind over the host's /dev/watchdog would be left in the host's /dev, and other
+    # tests' conditions would see it.
+    mkdir -p "$h/dev" || return 1
+    mknod -m 666 "$h/dev/null" c 1 3 && mknod -m 666 "$h/dev/zero" c 1 5 &&
+        mknod -m 666 "$h/dev/full" c 1 7 && mknod -m 666 "$h/dev/random" c 1 8 &&
+        mknod -m 666 "$h/dev/urandom" c 1 9 && mknod -m 666 "$h/dev/tty" c 5 0 &&
+        mkfifo -m 600 "$h/dev/watchdog" || return 1
+    # Its reader keeps every byte fed (opened read-write, it never sees an end when
+    # the writer closes).
+    : > "$w/fed"
+    cat 0<>"$h/dev/watchdog" >> "$w/fed" &
+    ns_pids+=($!)
 }
 
 # ssh_device ARGS...: ssh from the DHCP client to the device's bridge address.
@@ -588,8 +620,15 @@ run_device() {
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" done podman exec "$c"
+    check_shipped "$label" done running podman exec "$c"
     podman exec "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
+    local fed0
+    fed0=$(stat -c %s "$w/fed")
+    if wait_until 15 fed_since "$w/fed" "$fed0"; then
+        ok "[$label] zedwatchdog feeds /dev/watchdog (the test's FIFO) while all is healthy"
+    else
+        bad "[$label] zedwatchdog feeds /dev/watchdog while all is healthy" "$(podman logs "$c" 2>&1 | grep zedwatchdog | tail -n 5 | tr '\n' '|')"
+    fi
 
     # tcp-offload: the uplink the device's config names has GRO off.
     check "[$label] tcp-offload turned GRO off on the configured uplink" \
@@ -645,19 +684,72 @@ run_device() {
     fi
     check "[$label] ssh with a password is refused (only keys are offered)" \
         bash -c "ip netns exec $cli_ns ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o ConnectTimeout=5 -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive root@10.88.0.1 true 2>&1 | grep -q 'Permission denied (publickey)'"
+    # Service output reaches the container's stdout/stderr (EVE's log pipeline), each
+    # line tagged by zedinit with the service and stream.
+    check "[$label] service output is on the container's stderr, tagged (sshd.err: Accepted publickey)" \
+        bash -c "podman logs $c 2>&1 >/dev/null | grep -q '^sshd.err: Accepted publickey for root'"
     check "[$label] the device's ssh host key was made at first start, in the host's /persist" \
         bash -c "[ \"\$(stat -c %a '$h/persist/ssh/etc/ssh/ssh_host_ed25519_key')\" = 600 ]"
 
     # logtail prints what is appended to a log on the host's /var/log.
     printf 'x: appended by the host %s\n' "$$" >> "$h/log/x.log"
-    if wait_until 15 bash -c "podman logs $c 2>&1 | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
+    # logtail writes to the container's stdout itself (`log = "console"`).
+    if wait_until 15 bash -c "podman logs $c 2>/dev/null | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
         ok "[$label] logtail prints a line appended to the host's /var/log/x.log"
     else
         bad "[$label] logtail prints a line appended to the host's /var/log/x.log" "$(podman logs --tail 5 "$c" 2>&1 | tr '\n' '|')"
     fi
 
     check_container "$label" "$c" "$h" "$st"
+    withhold_and_reset "$label" "$c" "$h" "$w" || return
+    # The device after the reset: the same host side, a new container.
+    label="device after the reset" c=$tag-device2
+    start_podman "$label" "$c" "$h" host "$dev_ns" || return
+    local last=$h/persist/zedctr/watchdog/last-boot.json
+    if wait_until 20 jq -e '(.reason | test("stopped feeding.*vital")) and .previous_withholding != null' "$last"; then
+        ok "[$label] the reason is recorded in the host's /persist (last-boot.json: $(jq -r .reason "$last"))"
+    else
+        bad "[$label] last-boot.json in the host's /persist gives the reason" "$(tr '\n' ' ' < "$last" 2>&1)"
+    fi
+    check "[$label] the previous boot's withholding.json was taken into last-boot.json" \
+        test ! -e "$h/persist/zedctr/watchdog/withholding.json"
+    fed0=$(stat -c %s "$w/fed")
+    check "[$label] vital runs again and the watchdog is fed again" wait_until 15 fed_since "$w/fed" "$fed0"
     stop_container "$label" "$c"
+}
+
+# withhold_and_reset LABEL CONTAINER HOSTDIR WORK: the critical test service fails:
+# zedwatchdog stops feeding and writes why to the host's /persist at once. Then the
+# hardware's reset, played by SIGKILL of the whole container: nothing disarms or
+# cleans up. Returns 1 if the container could not be reset.
+withhold_and_reset() {
+    local label=$1 c=$2 h=$3 w=$4 pid fed0 held=$h/persist/zedctr/watchdog/withholding.json
+    pid=$(status_json podman exec "$c" | jq -r '.services[] | select(.name == "vital") | .pid // empty')
+    if [ -z "$pid" ]; then
+        bad "[$label] the critical test service vital is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | grep -E '^vital ' | tr -s ' ')"
+        return 1
+    fi
+    # pid: host, so zedinit's pid of it is the host's.
+    kill -KILL "$pid"
+    if wait_until 20 jq -e '.reasons | tostring | test("vital")' "$held"; then
+        ok "[$label] vital (critical) failed: zedwatchdog withholds and says why in the host's /persist ($(jq -c .reasons "$held"))"
+    else
+        bad "[$label] withholding.json in the host's /persist names vital" "$(tr '\n' ' ' < "$held" 2>&1)"
+    fi
+    # Not fed: nothing more reaches the device for over two of its 5 s rounds.
+    fed0=$(stat -c %s "$w/fed")
+    sleep 12
+    if [ "$(stat -c %s "$w/fed")" = "$fed0" ]; then
+        ok "[$label] while vital is failed the watchdog is not fed (12 s, over two rounds)"
+    else
+        bad "[$label] while vital is failed the watchdog is not fed" "$fed0 -> $(stat -c %s "$w/fed") bytes"
+    fi
+    podman kill -s KILL "$c" > /dev/null 2>&1
+    podman rm -f -t 0 "$c" > /dev/null 2>&1
+    check "[$label] the withholding record outlives the reset" test -s "$held"
+    # A reset is a new boot; the kernel's boot_id can't change here, so the record is
+    # made the previous boot's, as zedwatchdog's own tests do.
+    write_atomically "$held" "$(jq -c '.boot_id = "an-earlier-boot"' "$held")" || return 1
 }
 
 # --- 5 plain OCI bundle under runc (what linuxkit/containerd hand to runc) ----------

@@ -218,9 +218,26 @@ fn a_false_condition_skips_and_dependents_proceed() {
                 "command = [\"/here\"]\ncondition-path-exists = \"/here\"",
             ),
             ("after-xen", "command = [\"/a\"]\nrequires = [\"xen\"]"),
+            (
+                "both",
+                "command = [\"/both\"]\ncondition-path-exists = [\"/here\", \"/etc/ipsec.conf\"]",
+            ),
+            (
+                "all-hold",
+                "command = [\"/all\"]\ncondition-path-exists = [\"/here\", \"!/etc/ipsec.conf\"]",
+            ),
         ],
         rec,
     );
+    assert_eq!(h.state("both"), "skipped", "one of two conditions unmet");
+    assert_eq!(
+        h.core
+            .service("both")
+            .and_then(|s| s.note.clone())
+            .as_deref(),
+        Some("condition: /etc/ipsec.conf does not exist")
+    );
+    assert_eq!(h.state("all-hold"), "running");
     assert_eq!(h.state("xen"), "skipped");
     assert_eq!(h.state("nox"), "skipped");
     assert_eq!(h.state("here"), "running");

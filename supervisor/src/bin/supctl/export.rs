@@ -333,7 +333,7 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
         spec.critical,
         kebab(&format!("{:?}", spec.restart.policy))
     )];
-    if let Some(condition) = &spec.condition {
+    for condition in &spec.conditions {
         notes.push(format!(
             "zedinit runs it only if {} {}",
             condition.path.display(),

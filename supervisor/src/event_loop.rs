@@ -126,7 +126,8 @@ impl EventLoop {
         let mut events = vec![EpollEvent::empty(); 64];
         while self.stage != Stage::Finished {
             // Sockets and pipes made by spawns since the last wait must be watched
-            // before waiting.
+            // before waiting, and those done with must no longer be.
+            self.unregister_spent_fds();
             self.register_new_fds();
             self.give_back_memory();
             let n = match self.epoll.wait(&mut events, self.timeout()) {
@@ -413,6 +414,15 @@ impl EventLoop {
             for pid in proc::children_of(self.sup.pid) {
                 let _ = kill(Pid::from_raw(pid), signal);
             }
+        }
+    }
+
+    /// Takes pipes done with out of the epoll set, then closes them (see
+    /// [`OsExecutor::take_spent`]: closing alone would not take them out).
+    fn unregister_spent_fds(&mut self) {
+        for fd in self.sup.core.exec.take_spent() {
+            // ENOENT: never registered (read before the loop got to it).
+            let _ = self.epoll.delete(&fd);
         }
     }
 

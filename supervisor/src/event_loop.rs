@@ -80,6 +80,8 @@ pub struct EventLoop {
     trimmed_once: bool,
     /// When zedinit's own code pages go back to the kernel (after start-up, rescans).
     code_pages: CodePages,
+    /// Start-up's deferred housekeeping is done (other zedinits' leftover cgroups).
+    housekept: bool,
 }
 
 impl EventLoop {
@@ -116,6 +118,7 @@ impl EventLoop {
             trim_debt: 0,
             trimmed_once: false,
             code_pages: CodePages::new(Instant::now()),
+            housekept: false,
         })
     }
 
@@ -172,6 +175,11 @@ impl EventLoop {
             .code_pages
             .poll(Instant::now(), self.sup.rescans, starting)
         {
+            if !self.housekept {
+                // Start-up has settled: what could wait for it.
+                self.housekept = true;
+                self.sup.core.exec.cgroups.remove_stale();
+            }
             if let Err(e) = codepages::give_back() {
                 log::info(format_args!("cannot give back start-up code pages: {e}"));
             }

@@ -80,6 +80,8 @@ pub struct EventLoop {
     trimmed_once: bool,
     /// When zedinit's own code pages go back to the kernel (after start-up, rescans).
     code_pages: CodePages,
+    /// Start-up's deferred housekeeping is done (other zedinits' leftover cgroups).
+    housekept: bool,
 }
 
 impl EventLoop {
@@ -116,6 +118,7 @@ impl EventLoop {
             trim_debt: 0,
             trimmed_once: false,
             code_pages: CodePages::new(Instant::now()),
+            housekept: false,
         })
     }
 
@@ -126,7 +129,8 @@ impl EventLoop {
         let mut events = vec![EpollEvent::empty(); 64];
         while self.stage != Stage::Finished {
             // Sockets and pipes made by spawns since the last wait must be watched
-            // before waiting.
+            // before waiting, and those done with must no longer be.
+            self.unregister_spent_fds();
             self.register_new_fds();
             self.give_back_memory();
             let n = match self.epoll.wait(&mut events, self.timeout()) {
@@ -171,6 +175,11 @@ impl EventLoop {
             .code_pages
             .poll(Instant::now(), self.sup.rescans, starting)
         {
+            if !self.housekept {
+                // Start-up has settled: what could wait for it.
+                self.housekept = true;
+                self.sup.core.exec.cgroups.remove_stale();
+            }
             if let Err(e) = codepages::give_back() {
                 log::info(format_args!("cannot give back start-up code pages: {e}"));
             }
@@ -413,6 +422,15 @@ impl EventLoop {
             for pid in proc::children_of(self.sup.pid) {
                 let _ = kill(Pid::from_raw(pid), signal);
             }
+        }
+    }
+
+    /// Takes pipes done with out of the epoll set, then closes them (see
+    /// [`OsExecutor::take_spent`]: closing alone would not take them out).
+    fn unregister_spent_fds(&mut self) {
+        for fd in self.sup.core.exec.take_spent() {
+            // ENOENT: never registered (read before the loop got to it).
+            let _ = self.epoll.delete(&fd);
         }
     }
 

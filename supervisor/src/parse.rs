@@ -867,7 +867,9 @@ fn read_definition(file: &Path) -> Result<String, String> {
     if meta.len() > MAX_DEFINITION_BYTES {
         return Err(too_large());
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and one byte more: two reads (the file, then end of file)
+    // rather than a series of growing small ones, each a syscall on PID 1's start path.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     definition
         .take(MAX_DEFINITION_BYTES + 1)
         .read_to_end(&mut bytes)

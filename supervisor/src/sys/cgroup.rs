@@ -76,20 +76,27 @@ impl Cgroups {
     }
 
     fn make_base() -> Result<PathBuf, String> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+        let mountinfo = read_proc("/proc/self/mountinfo")?;
         let mount = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+        let own = read_proc("/proc/self/cgroup")?;
         let own = own_cgroup(&own).ok_or("no cgroup2 entry in /proc/self/cgroup")?;
         let parent = mount.join(own.trim_start_matches('/'));
         let mut nonce = [0u8; 6];
         getrandom(&mut nonce);
         let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let base = parent.join(format!("zedinit.{name}"));
-        remove_stale_siblings(&parent);
         std::fs::create_dir(&base).map_err(|e| format!("{}: {e}", base.display()))?;
         Ok(base)
+    }
+
+    /// Removes what other zedinits killed with SIGKILL left behind beside zedinit's own
+    /// directory. Not on the start path: the loop calls it once start-up has settled
+    /// (a stat per sibling and rmdirs, which a bench's earlier rounds or a crash loop can
+    /// make many of, would otherwise come before the first service starts).
+    pub fn remove_stale(&self) {
+        if let Some(parent) = self.base.as_ref().and_then(|b| b.parent()) {
+            remove_stale_siblings(parent);
+        }
     }
 
     /// A new cgroup for a run of `service` and its directory, for the child to be cloned
@@ -100,11 +107,16 @@ impl Cgroups {
             return Ok(None);
         };
         self.runs += 1;
-        // Made again if another zedinit's clean-up took it while it was empty.
-        std::fs::create_dir_all(base).map_err(|e| format!("cgroup {}: {e}", base.display()))?;
         // Service names are [A-Za-z0-9@._-]: no `/`; the prefix keeps `cgroup.*` apart.
         let dir = base.join(format!("svc.{service}.{}", self.runs));
-        std::fs::create_dir(&dir).map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
+        let made = std::fs::create_dir(&dir).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            // Made again if another zedinit's clean-up took it while it was empty.
+            std::fs::create_dir_all(base).and_then(|()| std::fs::create_dir(&dir))
+        });
+        made.map_err(|e| format!("cgroup {}: {e}", dir.display()))?;
         let fd = open_dir(&dir)?;
         Ok(Some((dir, fd)))
     }
@@ -211,6 +223,16 @@ fn remove_stale_siblings(parent: &Path) {
 
 /// How old another zedinit's empty cgroup directory must be to count as left behind.
 const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A /proc file in one or two reads: its size is 0 to stat, so `fs::read_to_string`
+/// would read it in small growing pieces, each a syscall that formats it again.
+fn read_proc(path: &str) -> Result<String, String> {
+    let mut text = String::with_capacity(16 * 1024);
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| format!("{path}: {e}"))?;
+    Ok(text)
+}
 
 fn open_dir(dir: &Path) -> Result<OwnedFd, String> {
     std::fs::OpenOptions::new()

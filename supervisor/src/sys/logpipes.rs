@@ -9,7 +9,7 @@ use crate::sys::logwriter::{FilePolicy, LogWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -59,6 +59,9 @@ pub struct LogHub {
     rings: BTreeMap<String, Ring>,
     pipes: BTreeMap<u64, Pipe>,
     fresh: Vec<u64>,
+    /// Read ends at end of file, for the loop to take out of its epoll set before they
+    /// close ([`LogHub::take_spent`]).
+    spent: Vec<OwnedFd>,
     next_token: u64,
     writer: LogWriter,
     /// Bytes of output read since [`LogHub::take_bytes_seen`] was last called.
@@ -73,6 +76,7 @@ impl LogHub {
             rings: BTreeMap::new(),
             pipes: BTreeMap::new(),
             fresh: Vec::new(),
+            spent: Vec::new(),
             next_token: first_token,
             writer: LogWriter::new(dir),
             bytes_seen: 0,
@@ -129,6 +133,14 @@ impl LogHub {
         std::mem::take(&mut self.fresh)
     }
 
+    /// Pipes done with (end of file): the caller takes each out of its epoll set, then
+    /// drops it. Closing alone would not do: a child cloned since and not yet exec'd
+    /// holds a copy, and epoll reports a file until every copy is closed (a pipe at end of
+    /// file is always readable: the loop would spin until that child execs).
+    pub fn take_spent(&mut self) -> Vec<OwnedFd> {
+        std::mem::take(&mut self.spent)
+    }
+
     pub fn owns(&self, token: u64) -> bool {
         self.pipes.contains_key(&token)
     }
@@ -139,7 +151,7 @@ impl LogHub {
 
     /// Reads what the pipe has (up to a budget): the new lines go to the service's ring,
     /// then to `deliver` (its followers), then, moved, to the writer thread. At end of
-    /// file the pipe is closed (and so leaves the epoll set).
+    /// file the pipe is spent ([`LogHub::take_spent`]).
     pub fn read(&mut self, token: u64, deliver: impl FnOnce(&str, &[String])) {
         let Some(pipe) = self.pipes.get_mut(&token) else {
             return;
@@ -173,7 +185,9 @@ impl LogHub {
         let service = pipe.service.clone();
         let (stream, policy) = (pipe.stream, pipe.policy);
         if eof {
-            self.pipes.remove(&token);
+            if let Some(pipe) = self.pipes.remove(&token) {
+                self.spent.push(OwnedFd::from(pipe.file));
+            }
         }
         if raw.is_empty() {
             return;

@@ -59,6 +59,9 @@ pub struct OsExecutor {
     /// Exec report pipes by epoll token, and those not registered yet.
     report_tokens: BTreeMap<u64, i32>,
     fresh_reports: Vec<u64>,
+    /// Report pipes done with, for the loop to take out of its epoll set before they
+    /// close ([`OsExecutor::take_spent`]).
+    spent_reports: Vec<OwnedFd>,
     next_report_token: u64,
 }
 
@@ -86,6 +89,7 @@ impl OsExecutor {
             children: BTreeMap::new(),
             report_tokens: BTreeMap::new(),
             fresh_reports: Vec::new(),
+            spent_reports: Vec::new(),
             next_report_token: first_report_token,
         }
     }
@@ -101,6 +105,17 @@ impl OsExecutor {
                 Some((token, fd.as_fd()))
             })
             .collect()
+    }
+
+    /// Pipes the loop watched and that are done with (exec reports read, log pipes at
+    /// end of file): the loop takes each out of its epoll set, then drops it. Closing
+    /// alone leaves it in the set while a child cloned since (not yet exec'd) holds a
+    /// copy, and a pipe whose writers are gone is always ready: the loop spun until the
+    /// last new child exec'd, a CPU taken from those very children on a busy machine.
+    pub fn take_spent(&mut self) -> Vec<OwnedFd> {
+        let mut spent = std::mem::take(&mut self.spent_reports);
+        spent.extend(self.logs.take_spent());
+        spent
     }
 
     /// The main process whose exec report pipe has `token`.
@@ -230,8 +245,9 @@ impl Executor for OsExecutor {
             Report::Execed => Ok(()),
             Report::Failed { step, errno } => Err(launch::describe(step, errno, &child.program)),
         };
-        // Closing the pipe also takes it out of the epoll set.
-        child.report = None;
+        if let Some(fd) = child.report.take() {
+            self.spent_reports.push(fd);
+        }
         self.report_tokens.retain(|_, p| *p != pid);
         Some(result)
     }
@@ -299,8 +315,9 @@ impl Executor for OsExecutor {
     fn kill_leftovers(&mut self, pgid: i32) {
         // ESRCH (the usual case): the group died with its leader.
         let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
-        if let Some(child) = self.children.remove(&pgid) {
+        if let Some(mut child) = self.children.remove(&pgid) {
             self.report_tokens.retain(|_, p| *p != pgid);
+            self.spent_reports.extend(child.report.take());
             // What left the process group (setsid, setpgid) is still in the cgroup.
             match child.cgroup {
                 Some(cgroup) => {

@@ -34,5 +34,7 @@ fn localds_dns_answer_corpus() {
 
 #[test]
 fn mdns_sd_packet_corpus() {
-    replay("mdns_sd_packet", mdns_sd::fuzz_api::parse_packet);
+    replay("mdns_sd_packet", |data| {
+        mdns_sd::fuzz_api::parse_packet(&localds::fuzzing::known_question_types(data))
+    });
 }

@@ -6,7 +6,9 @@
 //!   [`protocol`];
 //! - thin OS work: [`sys`] (reaping, spawning, signals, epoll), [`server`] (the control
 //!   socket), [`event_loop`] (ties them together), [`client`] (used by supctl and tests);
-//! - [`escape`]: service-controlled text made safe for a terminal (supctl's output).
+//! - [`escape`]: service-controlled text made safe for a terminal (supctl's output);
+//! - [`export`]: `supctl export linuxkit` (build.yml's reader and the YAML writer);
+//! - [`fuzzing`]: one entry point per fuzz target (`fuzz/`), replayed by the tests.
 
 pub mod caps;
 pub mod client;
@@ -16,6 +18,8 @@ pub mod durations;
 pub mod escape;
 pub mod event_loop;
 pub mod exit;
+pub mod export;
+pub mod fuzzing;
 pub mod graph;
 pub mod log;
 pub mod logs;

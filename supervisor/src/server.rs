@@ -608,6 +608,30 @@ fn split_requests(conn: &mut Conn, mut chunk: &[u8]) {
     }
 }
 
+/// The requests a client's bytes make when they arrive in `chunks`, cut as a connection
+/// cuts them (`None`: a line over the limit, answered `too-large`), unterminated last
+/// line included. For the control fuzz target (`fuzzing::control`); the server itself
+/// never calls it.
+pub fn requests_in(chunks: &[&[u8]]) -> std::io::Result<Vec<Option<Vec<u8>>>> {
+    let (stream, _peer) = UnixStream::pair()?;
+    let mut conn = Conn::new(stream, Slot::Ordinary, None, Instant::now());
+    for chunk in chunks {
+        split_requests(&mut conn, chunk);
+    }
+    if !conn.partial.is_empty() && !conn.discarding {
+        conn.queue
+            .push_back(Pending::Line(std::mem::take(&mut conn.partial)));
+    }
+    Ok(conn
+        .queue
+        .into_iter()
+        .map(|pending| match pending {
+            Pending::Line(line) => Some(line),
+            Pending::TooLarge => None,
+        })
+        .collect())
+}
+
 /// The request may keep the connection busy: it follows a log or waits for a state.
 fn may_be_long_lived(request: &Request) -> bool {
     request.follow == Some(true) || request.wait_ms.is_some_and(|ms| ms > 0)

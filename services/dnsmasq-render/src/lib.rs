@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod changes;
+pub mod fuzzing;
 pub mod render;
 
 use std::path::PathBuf;

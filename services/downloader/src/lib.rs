@@ -14,6 +14,7 @@ pub mod client;
 pub mod engine;
 pub mod error;
 pub mod fetch;
+pub mod fuzzing;
 pub mod heartbeat;
 pub mod part;
 mod pipeline;

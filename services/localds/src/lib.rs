@@ -6,6 +6,7 @@ pub mod aquery;
 pub mod browse;
 pub mod choose;
 pub mod dns;
+pub mod fuzzing;
 pub mod resolve;
 
 pub use choose::Method;

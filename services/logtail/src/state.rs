@@ -71,16 +71,21 @@ impl State {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("{}: {e}", path.display())),
         };
-        let state: State =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        State::parse(&text)
+            .map(Some)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The state in `text` (a state file's content), if it is one this logtail reads.
+    pub fn parse(text: &str) -> Result<State, String> {
+        let state: State = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if state.version != VERSION {
             return Err(format!(
-                "{}: version {} (this logtail reads {VERSION})",
-                path.display(),
+                "version {} (this logtail reads {VERSION})",
                 state.version
             ));
         }
-        Ok(Some(state))
+        Ok(state)
     }
 
     /// Writes the state next to `path` and renames it into place. No fsync: the state

@@ -31,6 +31,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 
+pub mod fuzzing;
 mod leases;
 mod load;
 mod net;

@@ -26,8 +26,7 @@ mod code {
     pub const PERMISSION: u8 = 77;
 }
 
-#[path = "supctl/export.rs"]
-mod export;
+use zedctr::export;
 
 #[derive(Parser)]
 #[command(name = "supctl", version, about = "Control and inspect zedinit")]

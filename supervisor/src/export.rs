@@ -16,9 +16,9 @@
 //! `config.binds`), not a YAML library: supctl shares its crate with zedinit, whose link
 //! order is by symbol name, and a new dependency would rename them.
 
+use crate::spec::{IdRef, RunSpec, ServiceSpec, ServiceType};
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
-use zedctr::spec::{IdRef, RunSpec, ServiceSpec, ServiceType};
 
 /// What build.yml says about the zedctr container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -358,14 +358,14 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
     let caps: Vec<String> = run
         .capabilities
         .iter()
-        .map(|c| q(zedctr::caps::name(*c)))
+        .map(|c| q(crate::caps::name(*c)))
         .collect();
     let _ = writeln!(e, "    capabilities: {}", list(&caps));
     if !run.ambient.is_empty() {
         let ambient: Vec<String> = run
             .ambient
             .iter()
-            .map(|c| q(zedctr::caps::name(*c)))
+            .map(|c| q(crate::caps::name(*c)))
             .collect();
         let _ = writeln!(e, "    ambient: {}", list(&ambient));
     }

@@ -5,7 +5,7 @@ avahi-resolve, side by side (issue 6).
 A lab of two network namespaces: a *device* namespace with one bridge (as a network
 instance, `0-net.toml`), and an *app* namespace on that bridge running a real
 avahi-daemon that publishes the workstation service (no D-Bus, private /run, as in
-services/localds/tests/local_datastore.rs). Every name (namespaces, bridge, veth, avahi
+services/lib/localds/tests/local_datastore.rs). Every name (namespaces, bridge, veth, avahi
 host name) is unique to the run, and everything is removed at the end, also on Ctrl-C
 or SIGTERM. Run as root:
 

@@ -697,7 +697,7 @@ def uss_report(uss, variants):
         tree = statistics.median(m["tree"] for m in z) / 1024
         out += ["", f"Target for zedinit (issue 4): tree USS ≤ 1 MiB with [run] and [log]: "
                 f"{tree:.2f} MiB: {'met' if tree <= 1.0 else 'MISSED'}"]
-        # zedinit's link order (supervisor/zedinit.order) goes stale as its code changes.
+        # zedinit's link order (supervisor/zedinit/zedinit.order) goes stale as its code changes.
         check = subprocess.run([os.path.join(REPO, "bench", "zedinit-order"), "--check",
                                 "--binary", ZEDINIT],
                                capture_output=True, text=True)

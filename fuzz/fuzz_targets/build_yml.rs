@@ -2,4 +2,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| zedctr::fuzzing::build_yml(data));
+fuzz_target!(|data: &[u8]| supctl::fuzzing::build_yml(data));

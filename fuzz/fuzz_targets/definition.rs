@@ -2,4 +2,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| zedctr::fuzzing::definition(data));
+fuzz_target!(|data: &[u8]| zedinit::fuzzing::definition(data));

@@ -213,7 +213,7 @@ if [ ${#missing_bins[@]} -gt 0 ]; then
 fi
 # A stale binary would test old code: say so loudly (we do not rebuild as root here,
 # which would leave root-owned files in a user's target/).
-if [ -z "${ZEDCTR_BIN_DIR:-}" ] && [ -n "$(find "$repo/supervisor/src" "$repo/supervisor/Cargo.toml" "$repo/Cargo.toml" -newer "$bin_dir/zedinit" -print -quit 2>/dev/null)" ]; then
+if [ -z "${ZEDCTR_BIN_DIR:-}" ] && [ -n "$(find "$repo/supervisor" "$repo/Cargo.toml" "$repo/Cargo.lock" -newer "$bin_dir/zedinit" -print -quit 2>/dev/null)" ]; then
     echo "## WARNING: $bin_dir/zedinit is older than the sources; run cargo build --release first" >&2
 fi
 say "binaries from $bin_dir"

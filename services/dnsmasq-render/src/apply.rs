@@ -7,8 +7,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use zedctr::client::Client;
-use zedctr::protocol::{ErrorKind, Request, Response};
+use zedctr_proto::client::Client;
+use zedctr_proto::protocol::{ErrorKind, Request, Response};
 
 /// What the last pass left in the output directory: every `<bridge>.conf` that starts
 /// with our header, with its companions (a missing one reads as empty, so it is written

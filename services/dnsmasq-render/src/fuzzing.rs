@@ -6,7 +6,7 @@
 use crate::changes::{Reservation, reservations};
 use crate::render::{HEADER, Layout, render, service_name};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// dnsmasq's options this renderer writes; any other key in a rendered configuration
 /// was injected through an instance's value.
@@ -29,11 +29,17 @@ const CONF_KEYS: [&str; 16] = [
     "conf-file",
 ];
 
+/// Reads a generated definition (service name, file, text) the way zedinit does and
+/// returns its `[run]` binds as (source, read-only), or why it refused it. The caller
+/// passes zedinit's parser: this crate only talks to zedinit, it does not link it.
+pub type DefinitionReader<'a> =
+    &'a dyn Fn(&str, &Path, &str) -> Result<Vec<(PathBuf, bool)>, String>;
+
 /// A network-instance file rendered, and every rendered file read back the way its
 /// reader reads it: the definition by zedinit's parser (accepted, confined), the
 /// reservations by this crate's reader, the hosts file and the configuration line by
 /// line. Each must say exactly what the instance says, nothing more.
-pub fn render_roundtrip(data: &[u8]) {
+pub fn render_roundtrip(data: &[u8], read_definition: DefinitionReader<'_>) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -54,13 +60,12 @@ pub fn render_roundtrip(data: &[u8]) {
 
     let name = service_name(&instance.bridge);
     let files = layout.files(&instance.bridge);
-    let def = zedctr::parse::parse_definition(&name, &files.definition, &r.definition)
-        .unwrap_or_else(|e| panic!("zedinit refuses the definition: {e:?}\n{}", r.definition));
-    let run = def.spec.run.expect("a generated definition is confined");
+    let binds = read_definition(&name, &files.definition, &r.definition)
+        .unwrap_or_else(|e| panic!("zedinit refuses the definition: {e}\n{}", r.definition));
     assert!(
-        run.binds
+        binds
             .iter()
-            .any(|b| b.src == r.lease_file && !b.readonly),
+            .any(|(src, readonly)| *src == r.lease_file && !readonly),
         "the lease file is bound writable"
     );
 

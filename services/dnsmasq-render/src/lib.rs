@@ -1,4 +1,4 @@
-//! dnsmasq-render: each network instance (services/netinst) becomes a dnsmasq
+//! dnsmasq-render: each network instance (services/lib/netinst) becomes a dnsmasq
 //! configuration in `/run/zedctr/dnsmasq/` and a generated zedinit definition
 //! `dnsmasq@<bridge>` in `/run/zedctr/services/`, and every later change of the
 //! instances is carried to the running dnsmasq with the least disruption (`changes`).

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         dnsmasq: cli.dnsmasq,
     };
     let mut control = Socket {
-        path: zedctr::client::socket_path(cli.control_socket),
+        path: zedctr_proto::client::socket_path(cli.control_socket),
         wait: Duration::from_secs(15),
     };
     let mut report = |message: String| eprintln!("dnsmasq-render: {message}");

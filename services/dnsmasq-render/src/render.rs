@@ -310,7 +310,7 @@ dhcp-hosts = [
         let r = render(&instance(FULL), &layout());
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("dnsmasq@bn1.toml"), &r.definition).expect("write");
-        let loaded = zedctr::parse::load_dirs(&[dir.path().to_path_buf()]);
+        let loaded = zedinit::parse::load_dirs(&[dir.path().to_path_buf()]);
         assert!(
             loaded.errors.is_empty(),
             "{:?}\n{}",
@@ -355,11 +355,11 @@ dhcp-hosts = [
     }
 
     /// The definition for `instance` under `layout`, through zedinit's own parser.
-    fn parsed_definition(r: &Rendered) -> zedctr::spec::ServiceSpec {
+    fn parsed_definition(r: &Rendered) -> zedinit::spec::ServiceSpec {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join(format!("{}.toml", service_name(&r.bridge)));
         std::fs::write(&file, &r.definition).expect("write");
-        let loaded = zedctr::parse::load_dirs(&[dir.path().to_path_buf()]);
+        let loaded = zedinit::parse::load_dirs(&[dir.path().to_path_buf()]);
         assert!(
             loaded.errors.is_empty(),
             "{:?}\n{}",

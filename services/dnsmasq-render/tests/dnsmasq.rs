@@ -5,41 +5,21 @@
 //! a restart, a bad instance file changing nothing, a removed instance stopping its
 //! dnsmasq. Needs root; everything is removed when the test ends, even on failure.
 
-use localds::testlab::{Lab, require_root, sh};
+use lab::avahi::{Lab, require_root, sh};
+use lab::wait_until;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use zedctr::client::Client;
-use zedctr::protocol::Request;
-use zedctr::status::StatusReport;
+use std::process::Command;
+use std::time::Duration;
+use zedctr_proto::client::Client;
+use zedctr_proto::protocol::Request;
+use zedctr_proto::status::StatusReport;
 
 const RENDER: &str = env!("CARGO_BIN_EXE_dnsmasq-render");
-const DEADLINE: Duration = Duration::from_secs(30);
 const CLIENT_MAC: &str = "02:00:00:00:00:51";
 
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "timed out after {DEADLINE:?} waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// zedinit, built into the same target directory by the workspace's test run.
-fn zedinit() -> PathBuf {
-    let path = Path::new(RENDER).with_file_name("zedinit");
-    assert!(
-        path.exists(),
-        "{} missing: build the workspace (cargo build --workspace)",
-        path.display()
-    );
-    path
-}
-
 struct Device {
+    // Dropped first: zedinit (and its dnsmasq) ends before the namespaces go.
+    _zedinit: lab::zedinit::Lab,
     net: Lab,
     client: String,
     services: PathBuf,
@@ -52,12 +32,12 @@ impl Device {
     fn new() -> Device {
         let mut net = Lab::new(1);
         let dir = net.dir.path().to_path_buf();
+        let mut zedinit = lab::zedinit::Lab::new().in_netns(&net.dev);
         let (services, out, socket) = (
-            dir.join("services"),
+            zedinit.services.clone(),
             dir.join("dnsmasq"),
-            dir.join("control.sock"),
+            zedinit.socket.clone(),
         );
-        std::fs::create_dir_all(&services).expect("services dir");
         // A client namespace on the bridge, with the reserved MAC and no address yet.
         let client = format!("{}c", &net.dev[..net.dev.len() - 1]);
         let veth = format!("{}w", &net.dev[..net.dev.len() - 1]);
@@ -70,43 +50,17 @@ impl Device {
             dev = net.dev,
             br = net.bridges[0],
         ));
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.dev,
-                "unshare",
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-            ])
-            .arg(zedinit())
-            .arg("--services-dir")
-            .arg(&services)
-            .arg("--control-socket")
-            .arg(&socket)
-            .arg("--log-dir")
-            .arg(dir.join("logs"))
-            .arg("--heartbeat-dir")
-            .arg(dir.join("heartbeat"))
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("zedinit.log")).expect("log"))
-            .stderr(std::fs::File::create(dir.join("zedinit.err")).expect("log"))
-            .spawn()
-            .expect("zedinit");
-        net.adopt(child);
+        zedinit.start();
         let leases = dir.join(format!("{}.leases", net.bridges[0]));
-        let device = Device {
+        Device {
+            _zedinit: zedinit,
             net,
             client,
             services,
             out,
             socket,
             leases,
-        };
-        wait_until("zedinit answers", || device.status().is_some());
-        device
+        }
     }
 
     fn ip(&self, last: u8) -> String {

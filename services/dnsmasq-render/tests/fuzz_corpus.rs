@@ -1,36 +1,23 @@
-//! The committed fuzz corpus (`fuzz/corpus/<target>/`: seeds, and inputs that once
-//! crashed a target) replayed through this crate's fuzz entry points on the stable
-//! toolchain, so a fixed crash stays fixed. Fuzzing itself: `bench/fuzz`.
+//! The committed fuzz corpus replayed through this crate's fuzz entry points
+//! (`lab::replay_corpus`). Fuzzing itself: `bench/fuzz`.
 
-use std::path::PathBuf;
-
-/// Runs every file of `target`'s corpus through `run`, naming the file that fails.
-fn replay(target: &str, run: impl Fn(&[u8]) + std::panic::RefUnwindSafe) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("corpus entry").path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "{}: no corpus", dir.display());
-    for file in files {
-        let data = std::fs::read(&file).expect("corpus file");
-        if std::panic::catch_unwind(|| run(&data)).is_err() {
-            panic!(
-                "{target}: {} fails (run `cargo +nightly fuzz run {target} {}` in fuzz/)",
-                file.display(),
-                file.display()
-            );
-        }
-    }
-}
+use lab::replay_corpus as replay;
 
 #[test]
 fn dnsmasq_render_roundtrip_corpus() {
-    replay(
-        "dnsmasq_render_roundtrip",
-        dnsmasq_render::fuzzing::render_roundtrip,
-    );
+    replay("dnsmasq_render_roundtrip", |data| {
+        dnsmasq_render::fuzzing::render_roundtrip(data, &read_definition)
+    });
+}
+
+/// zedinit's own parser: a generated definition it refuses, or that is not confined, is
+/// an error.
+fn read_definition(
+    name: &str,
+    file: &std::path::Path,
+    text: &str,
+) -> Result<Vec<(std::path::PathBuf, bool)>, String> {
+    let def = zedinit::parse::parse_definition(name, file, text).map_err(|e| format!("{e:?}"))?;
+    let run = def.spec.run.ok_or("not confined (no [run])")?;
+    Ok(run.binds.into_iter().map(|b| (b.src, b.readonly)).collect())
 }

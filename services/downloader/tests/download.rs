@@ -16,7 +16,7 @@ const KEY: &str = "img";
 
 #[test]
 fn a_good_download_lands_verified_and_moves_through_the_states() {
-    if !root_or_skip("a_good_download_lands_verified_and_moves_through_the_states") {
+    if !require_root("a_good_download_lands_verified_and_moves_through_the_states") {
         return;
     }
     let lab = Lab::new(1);
@@ -76,7 +76,7 @@ fn a_good_download_lands_verified_and_moves_through_the_states() {
 
 #[test]
 fn a_wrong_sha256_publishes_nothing_and_says_so() {
-    if !root_or_skip("a_wrong_sha256_publishes_nothing_and_says_so") {
+    if !require_root("a_wrong_sha256_publishes_nothing_and_says_so") {
         return;
     }
     let lab = Lab::new(2);
@@ -118,7 +118,7 @@ fn a_wrong_sha256_publishes_nothing_and_says_so() {
 
 #[test]
 fn a_server_killed_mid_transfer_is_resumed_with_range() {
-    if !root_or_skip("a_server_killed_mid_transfer_is_resumed_with_range") {
+    if !require_root("a_server_killed_mid_transfer_is_resumed_with_range") {
         return;
     }
     let lab = Lab::new(3);
@@ -168,7 +168,7 @@ fn a_server_killed_mid_transfer_is_resumed_with_range() {
 
 #[test]
 fn a_stall_is_aborted_after_the_timeout_and_retried() {
-    if !root_or_skip("a_stall_is_aborted_after_the_timeout_and_retried") {
+    if !require_root("a_stall_is_aborted_after_the_timeout_and_retried") {
         return;
     }
     let lab = Lab::new(4);
@@ -223,7 +223,7 @@ fn a_stall_is_aborted_after_the_timeout_and_retried() {
 
 #[test]
 fn more_bytes_than_declared_are_refused() {
-    if !root_or_skip("more_bytes_than_declared_are_refused") {
+    if !require_root("more_bytes_than_declared_are_refused") {
         return;
     }
     let lab = Lab::new(5);
@@ -282,7 +282,7 @@ fn more_bytes_than_declared_are_refused() {
 
 #[test]
 fn a_404_is_a_clear_final_error() {
-    if !root_or_skip("a_404_is_a_clear_final_error") {
+    if !require_root("a_404_is_a_clear_final_error") {
         return;
     }
     let lab = Lab::new(6);
@@ -305,7 +305,7 @@ fn a_404_is_a_clear_final_error() {
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone() {
-    if !root_or_skip("a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone") {
+    if !require_root("a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone") {
         return;
     }
     let lab = Lab::new(7);
@@ -338,7 +338,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone() {
     // Fits when it starts, then the disk fills up under it (someone else's file).
     dirs.request("medium", request_json("m", &httpd.url("/medium"), &medium));
     let part = dirs.part(&sha256_hex(&medium));
-    wait_until(DEADLINE, "the medium download to be under way", || {
+    wait_until("the medium download to be under way", || {
         std::fs::metadata(&part).is_ok_and(|m| m.len() > 64 << 10)
     });
     let mut filler = std::fs::File::create(disk.path.join("filler")).expect("filler");
@@ -358,7 +358,7 @@ fn a_full_disk_is_a_clear_error_and_leaves_earlier_files_alone() {
 
 #[test]
 fn a_redirect_is_refused_and_not_followed() {
-    if !root_or_skip("a_redirect_is_refused_and_not_followed") {
+    if !require_root("a_redirect_is_refused_and_not_followed") {
         return;
     }
     let lab = Lab::new(8);
@@ -412,7 +412,7 @@ fn a_redirect_is_refused_and_not_followed() {
 
 #[test]
 fn a_server_that_appears_after_many_failures_is_used_without_anyone_asking() {
-    if !root_or_skip("a_server_that_appears_after_many_failures_is_used_without_anyone_asking") {
+    if !require_root("a_server_that_appears_after_many_failures_is_used_without_anyone_asking") {
         return;
     }
     let lab = Lab::new(9);

@@ -38,7 +38,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn fetch_downloads_resumes_and_fails_clearly() {
-    if !root_or_skip("fetch_downloads_resumes_and_fails_clearly") {
+    if !require_root("fetch_downloads_resumes_and_fails_clearly") {
         return;
     }
     let lab = Lab::new(21);

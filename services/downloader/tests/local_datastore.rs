@@ -4,7 +4,7 @@
 //! the configured chain and the app's IP in the certificate, and sets aside an app that
 //! answered for the name with bytes that fail the download.
 
-use localds::testlab::{App, Claim, Lab, require_root, sh};
+use lab::avahi::{App, Claim, Lab, require_root, sh};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

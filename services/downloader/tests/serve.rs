@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 #[test]
 fn a_removed_request_is_cancelled_and_its_part_deleted() {
-    if !root_or_skip("a_removed_request_is_cancelled_and_its_part_deleted") {
+    if !require_root("a_removed_request_is_cancelled_and_its_part_deleted") {
         return;
     }
     let lab = Lab::new(11);
@@ -28,7 +28,7 @@ fn a_removed_request_is_cancelled_and_its_part_deleted() {
     StatusTrail::new(&dirs, "img").wait("downloading", |s| s.progress >= 10);
     assert!(dirs.part(&sha).exists());
     dirs.remove_request("img");
-    wait_until(DEADLINE, "the .part and the status file to go", || {
+    wait_until("the .part and the status file to go", || {
         !dirs.part(&sha).exists() && dirs.status("img").is_none()
     });
     // Cancelled, not finished behind our back: nothing is published later either.
@@ -42,7 +42,7 @@ fn a_removed_request_is_cancelled_and_its_part_deleted() {
 
 #[test]
 fn serve_killed_mid_download_resumes_when_restarted() {
-    if !root_or_skip("serve_killed_mid_download_resumes_when_restarted") {
+    if !require_root("serve_killed_mid_download_resumes_when_restarted") {
         return;
     }
     let lab = Lab::new(12);
@@ -79,11 +79,11 @@ fn serve_killed_mid_download_resumes_when_restarted() {
     drop(serve);
     let requests_before = httpd.log().matches("url:").count();
     let serve = Serve::start(&lab, &dirs, &[]);
-    wait_until(DEADLINE, "the restarted serve to report the file", || {
+    wait_until("the restarted serve to report the file", || {
         serve.log().matches("already verified").count() == 1
     });
     // The status file follows the log line (initial, then downloaded once verified).
-    wait_until(DEADLINE, "the status to say downloaded", || {
+    wait_until("the status to say downloaded", || {
         dirs.status("img")
             .is_some_and(|s| s.state == State::Downloaded)
     });
@@ -92,7 +92,7 @@ fn serve_killed_mid_download_resumes_when_restarted() {
 
 #[test]
 fn a_malformed_request_gets_an_error_status_and_harms_nothing() {
-    if !root_or_skip("a_malformed_request_gets_an_error_status_and_harms_nothing") {
+    if !require_root("a_malformed_request_gets_an_error_status_and_harms_nothing") {
         return;
     }
     let lab = Lab::new(13);
@@ -136,7 +136,7 @@ fn a_malformed_request_gets_an_error_status_and_harms_nothing() {
 
 #[test]
 fn the_concurrency_limit_holds_others_in_initial() {
-    if !root_or_skip("the_concurrency_limit_holds_others_in_initial") {
+    if !require_root("the_concurrency_limit_holds_others_in_initial") {
         return;
     }
     let lab = Lab::new(14);
@@ -192,7 +192,7 @@ fn serve_touches_the_heartbeat_file() {
             .spawn()
             .expect("serve"),
     );
-    wait_until(DEADLINE, "the first beat", || beat.exists());
+    wait_until("the first beat", || beat.exists());
     let old = SystemTime::now() - Duration::from_secs(3600);
     std::fs::File::options()
         .write(true)
@@ -200,7 +200,7 @@ fn serve_touches_the_heartbeat_file() {
         .expect("open")
         .set_modified(old)
         .expect("age it");
-    wait_until(DEADLINE, "a fresh beat", || {
+    wait_until("a fresh beat", || {
         std::fs::metadata(&beat)
             .and_then(|m| m.modified())
             .is_ok_and(|t| t > old + Duration::from_secs(1800))
@@ -210,7 +210,7 @@ fn serve_touches_the_heartbeat_file() {
 
 #[test]
 fn a_request_key_too_long_for_its_status_file_is_refused_in_the_log() {
-    if !root_or_skip("a_request_key_too_long_for_its_status_file_is_refused_in_the_log") {
+    if !require_root("a_request_key_too_long_for_its_status_file_is_refused_in_the_log") {
         return;
     }
     let lab = Lab::new(15);
@@ -229,7 +229,7 @@ fn a_request_key_too_long_for_its_status_file_is_refused_in_the_log() {
     let too_long = "k".repeat(downloader::status::MAX_KEY_BYTES + 1);
     let requests_before = httpd.log().matches("url:").count();
     dirs.request(&too_long, request_json("b", &httpd.url("/ok.bin"), &data));
-    wait_until(DEADLINE, "the refusal in the log", || {
+    wait_until("the refusal in the log", || {
         serve.log().contains(&format!(
             "{too_long}: request refused: its name is 238 bytes"
         ))

@@ -116,7 +116,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         .map_err(|e| format!("blocking signals: {e}"))?;
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(|e| format!("signalfd: {e}"))?;
-    let socket = zedctr::client::socket_path(cli.control_socket.clone());
+    let socket = zedctr_proto::client::socket_path(cli.control_socket.clone());
     // Everything that can fail or read a disk comes before the device is opened (armed).
     let mut registry = Registry::open(&cli.registry)?;
     let (namespace, why) = pid_namespace(cli);

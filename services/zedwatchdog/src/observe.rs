@@ -5,8 +5,8 @@
 use crate::verdict::{Health, Pid, Touch};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-use zedctr::client::Client;
-use zedctr::protocol::Request;
+use zedctr_proto::client::Client;
+use zedctr_proto::protocol::Request;
 
 /// zedinit's `health`, or why there was none within `deadline`.
 pub fn health(socket: &Path, deadline: Duration) -> Health {
@@ -18,7 +18,7 @@ pub fn health(socket: &Path, deadline: Duration) -> Health {
         Ok(answer) => answer,
         Err(e) => return Health::NoAnswer(format!("{e} (deadline {}ms)", deadline.as_millis())),
     };
-    let report: Option<zedctr::status::Health> =
+    let report: Option<zedctr_proto::status::Health> =
         answer.data.and_then(|d| serde_json::from_value(d).ok());
     match report {
         Some(h) if h.healthy => Health::Healthy,

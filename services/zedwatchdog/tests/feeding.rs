@@ -20,12 +20,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
-use zedctr::client::Client;
-use zedctr::protocol::Request;
+use zedctr_proto::client::Client;
+use zedctr_proto::protocol::Request;
 
 struct Lab {
-    dir: tempfile::TempDir,
-    zedinit: Child,
+    zedinit: lab::zedinit::Lab,
     watchdog: Option<Child>,
     fed: Shared<Vec<u8>>,
     said: Shared<Vec<String>>,
@@ -51,19 +50,15 @@ impl Lab {
     /// registration directories are left to the test (EVE makes them when it first
     /// registers).
     fn new() -> Lab {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let services = dir.path().join("services");
-        std::fs::create_dir(&services).expect("services");
-        std::fs::write(
-            services.join("victim.toml"),
+        let mut zedinit = lab::zedinit::Lab::new();
+        zedinit.write_service(
+            "victim",
             "command = [\"/bin/sleep\", \"100000\"]\ncritical = true\n[restart]\npolicy = \"never\"\n",
-        )
-        .expect("victim");
-        let zedinit = common::spawn_zedinit(dir.path());
-        std::fs::create_dir_all(dir.path().join("run")).expect("run");
-        let fed = common::fifo_device(&dir.path().join("watchdog"));
+        );
+        zedinit.start();
+        std::fs::create_dir_all(zedinit.path("run")).expect("run");
+        let fed = common::fifo_device(&zedinit.path("watchdog"));
         let lab = Lab {
-            dir,
             zedinit,
             watchdog: None,
             fed,
@@ -74,10 +69,10 @@ impl Lab {
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.zedinit.path(name)
     }
 
-    fn call(&self, request: Request) -> Option<zedctr::protocol::Response> {
+    fn call(&self, request: Request) -> Option<zedctr_proto::protocol::Response> {
         let mut client = Client::connect(&self.path("control.sock")).ok()?;
         client.call(&request, Duration::from_secs(5)).ok()
     }
@@ -86,14 +81,15 @@ impl Lab {
         let Some(data) = self.call(Request::new("status")).and_then(|r| r.data) else {
             return "no answer".into();
         };
-        let report: zedctr::status::StatusReport = serde_json::from_value(data).expect("status");
+        let report: zedctr_proto::status::StatusReport =
+            serde_json::from_value(data).expect("status");
         report
             .service(service)
             .map_or("absent".into(), |s| s.state.clone())
     }
 
     fn zedinit_pid(&self) -> Pid {
-        common::zedinit_pid(&self.zedinit).expect("zedinit's pid")
+        Pid::from_raw(self.zedinit.zedinit_host_pid())
     }
 
     /// Kills the critical service (it fails for good) and waits for zedinit to say so.
@@ -232,11 +228,8 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.kill_watchdog();
-        if let Some(pid) = common::zedinit_pid(&self.zedinit) {
-            let _ = kill(pid, Signal::SIGCONT);
-        }
-        let _ = self.zedinit.kill();
-        let _ = self.zedinit.wait();
+        // A test may leave zedinit stopped; the harness kills it when `zedinit` drops.
+        let _ = kill(self.zedinit_pid(), Signal::SIGCONT);
     }
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{require_root, wait_until};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use std::path::Path;
 
 /// Holds its stop until the test releases it: `stopping` when SIGTERM came, `stopped`
@@ -44,19 +44,18 @@ fn feeding_goes_on_through_the_ordered_shutdown_until_the_last_service_is_down()
     {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("services")).expect("services");
+    let mut zedinit = lab::zedinit::Lab::new();
+    let d = zedinit.dir.path().to_path_buf();
+    let d = d.as_path();
     std::fs::create_dir_all(d.join("run")).expect("run");
-    std::fs::write(d.join("services/slow.toml"), slow_service(d)).expect("slow");
-    std::fs::write(d.join("services/zedwatchdog.toml"), watchdog_service(d)).expect("wd");
+    zedinit.write_service("slow", &slow_service(d));
+    zedinit.write_service("zedwatchdog", &watchdog_service(d));
     let fed = common::fifo_device(&d.join("watchdog"));
-    let mut zedinit = common::spawn_zedinit(d);
+    zedinit.start();
     let feeds = || fed.get().len();
     wait_until("fed", || feeds() >= 3);
 
-    let pid1 = common::zedinit_pid(&zedinit).expect("zedinit's pid");
-    kill(pid1, Signal::SIGTERM).expect("SIGTERM zedinit");
+    zedinit.signal(Signal::SIGTERM);
     wait_until("slow is asked to stop", || d.join("stopping").exists());
     // Still fed while the critical service takes its time to stop.
     let before = feeds();
@@ -68,7 +67,7 @@ fn feeding_goes_on_through_the_ordered_shutdown_until_the_last_service_is_down()
         d.join("stopped").exists(),
         "V only after the other service is down"
     );
-    let status = zedinit.wait().expect("zedinit exits");
+    let status = zedinit.wait_exit();
     assert!(status.success(), "zedinit's exit: {status:?}");
     let log = std::fs::read_to_string(d.join("logs/zedwatchdog.log")).expect("its log");
     assert!(!log.contains("NOT feeding"), "{log}");
@@ -80,7 +79,7 @@ fn the_shipped_definition_stops_last_and_keeps_its_records_on_persist() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../rootfs/etc/zedctr/services/zedwatchdog.toml");
     let text = std::fs::read_to_string(&file).expect("shipped definition");
-    let definition = zedctr::parse::parse_definition("zedwatchdog", &file, &text)
+    let definition = zedinit::parse::parse_definition("zedwatchdog", &file, &text)
         .unwrap_or_else(|e| panic!("{e:?}"));
     let spec = definition.spec;
     assert!(spec.stop_last, "zedwatchdog must stop last");

@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,34 +21,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// How long any single wait may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
-
-/// True when the test can run. Without root: a loud skip, or a failure under `CI=true`.
-pub fn root_or_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs root for network namespaces (CI=true: a missing prerequisite fails)");
-    }
-    eprintln!(
-        "\n*** SKIPPED {test}: needs root (network namespaces, tmpfs). \
-         Run the tests as root to exercise it. ***\n"
-    );
-    false
-}
-
-/// Polls `cond` until it holds; panics naming `what` after `deadline`.
-pub fn wait_until(deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + deadline;
-    while !cond() {
-        if Instant::now() > end {
-            panic!("timed out after {deadline:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use lab::netns::in_netns;
+use lab::netns::kill_group;
+pub use lab::{DEADLINE, require_root, wait_until};
 
 fn run(args: &[&str]) {
     let out = Command::new(args[0])
@@ -183,33 +157,6 @@ impl Drop for Lab {
     }
 }
 
-/// Runs `f` on a thread that has entered network namespace `ns` (setns(2) affects only
-/// the calling thread).
-pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        enter_netns(&path);
-        f()
-    })
-    .join()
-    .expect("netns thread")
-}
-
-fn enter_netns(path: &str) {
-    let fd = File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    nix::sched::setns(fd.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-}
-
-fn kill_group(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = child.wait();
-}
-
 /// A real HTTP server in the server namespace, killed with the test: busybox httpd
 /// ([`Server::httpd`]) or nginx ([`Server::nginx`]).
 pub struct Server {
@@ -257,7 +204,7 @@ impl Server {
     /// bad config, the port taken), fails at once with what it said.
     fn wait_listening(&mut self, lab: &Lab, what: &str, stderr: &Path) {
         let addr = self.addr;
-        wait_until(DEADLINE, &format!("{what} to listen on {addr}"), || {
+        wait_until(&format!("{what} to listen on {addr}"), || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "{what} exited ({status}) before listening on {addr}: {}",
@@ -413,7 +360,7 @@ impl<'a> StatusTrail<'a> {
     /// Waits until the status satisfies `pred`; returns it.
     pub fn wait(&mut self, what: &str, pred: impl Fn(&Status) -> bool) -> Status {
         let mut last = None;
-        wait_until(DEADLINE, &format!("{}: {what}", self.key), || {
+        wait_until(&format!("{}: {what}", self.key), || {
             let Some(s) = self.dirs.status(&self.key) else {
                 return false;
             };
@@ -565,7 +512,7 @@ impl TinyServer {
         let path = format!("/run/netns/{ns}");
         let (stop2, requests2) = (stop.clone(), requests.clone());
         let thread = std::thread::spawn(move || {
-            enter_netns(&path);
+            lab::netns::enter_netns(&path);
             let listener = TcpListener::bind(addr).expect("bind tiny server");
             listener.set_nonblocking(true).expect("nonblocking");
             let _ = bound_tx.send(());

@@ -11,10 +11,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// Generous: the tests assert what is printed, not how fast.
-pub const DEADLINE: Duration = Duration::from_secs(20);
+#[allow(unused_imports)]
+pub use lab::{DEADLINE, require_root, wait_until};
 
 /// Lines a stream gave, shared with the thread reading it.
 #[derive(Clone, Default)]
@@ -158,26 +158,4 @@ pub fn append(path: &Path, text: &str) {
 
 pub fn state(lab: &Lab) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(&lab.state).expect("state")).expect("state parses")
-}
-
-/// Polls `condition` until it holds; panics naming `what` at the deadline.
-pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + DEADLINE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// True if the test may go on. Without root it skips loudly, except under CI=true,
-/// where a missing prerequisite is a failure.
-pub fn require_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: needs root (CI=true, so this is a failure, not a skip)");
-    }
-    eprintln!("\n!!!!! SKIPPED {test}: needs root. Run as root to test this. !!!!!\n");
-    false
 }

@@ -1,0 +1,153 @@
+//! zedctr's config-file conventions, shared by every parser and binary (service
+//! definitions in zedinit, network instances in netinst, the services' flags): an error
+//! that names file, line and key, the line of a byte offset, the listing of a
+//! directory's `*.toml` files, one syntax for durations ([`durations`]) and the atomic
+//! replacement of a file.
+
+pub mod durations;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// One problem in one configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based; `None` when the problem is the file as a whole (unreadable, say).
+    pub line: Option<usize>,
+    /// Dotted key (`restart.policy`, `dhcp-hosts[0].mac`); `None` for syntax errors and
+    /// whole-file problems.
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem with the file (or directory) as a whole.
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    /// `file:line: key: message`, leaving out what is not known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The 1-based line holding byte `offset` of `text`.
+pub fn line_at(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+/// The `*.toml` files of `dir` in file-name order, skipping hidden ones (`.x.toml`: a
+/// writer's temporary name before it renames into place, or an editor's lock file).
+/// `Ok(None)` when the directory does not exist (a generated one may not yet).
+pub fn toml_files(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.'))
+        })
+        .collect();
+    files.sort();
+    Ok(Some(files))
+}
+
+/// Replaces `path` with `bytes` atomically: written to a hidden temporary beside it
+/// (`.<name>.<pid>.tmp`: dot files are skipped by every directory reader here, and the
+/// pid keeps two writers apart), then renamed over it, so a reader sees the old file or
+/// the new one, never half of one. No fsync: what must survive a power cut says so
+/// itself. The directory must exist.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn a_replaced_file_holds_the_new_bytes_and_no_temporary_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.json");
+        replace_file(&path, b"old").expect("first");
+        replace_file(&path, b"new").expect("second");
+        assert_eq!(std::fs::read(&path).expect("read"), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    use super::*;
+
+    #[test]
+    fn errors_print_what_is_known() {
+        let mut e = ConfigError::whole_file(Path::new("/d/a.toml"), "cannot read: EIO");
+        assert_eq!(e.to_string(), "/d/a.toml: cannot read: EIO");
+        e.line = Some(3);
+        e.key = Some("stop.timeout".into());
+        assert_eq!(e.to_string(), "/d/a.toml:3: stop.timeout: cannot read: EIO");
+    }
+
+    #[test]
+    fn lines_are_one_based() {
+        let text = "a = 1\nb = 2\n\nc = 3";
+        assert_eq!(
+            (
+                line_at(text, 0),
+                line_at(text, 6),
+                line_at(text, 13),
+                line_at(text, 999)
+            ),
+            (1, 2, 4, 4)
+        );
+    }
+
+    #[test]
+    fn lists_visible_toml_files_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.toml", "a.toml", ".hidden.toml", "notes.txt", "c.toml~"] {
+            std::fs::write(dir.path().join(f), "").unwrap();
+        }
+        let names: Vec<String> = toml_files(dir.path())
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["a.toml", "b.toml"]);
+        assert!(toml_files(&dir.path().join("missing")).unwrap().is_none());
+    }
+}

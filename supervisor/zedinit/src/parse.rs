@@ -1,0 +1,953 @@
+//! Definition files → `ServiceSpec`s. Every problem is collected (not just the first),
+//! each naming file, line and key; a bad file never hides the good ones.
+
+use crate::signals::parse_signal;
+use crate::spec::{
+    PathCondition, ReadyCheck, ReadySpec, RestartPolicy, RestartSpec, ServiceSpec, ServiceType,
+    StopSpec,
+};
+use confkit::durations::parse_duration;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// One problem in one definition file: file, line, key and message (shared with the
+/// other config parsers).
+pub type DefinitionError = confkit::ConfigError;
+
+/// A parsed definition plus where its dependency keys sit, so that graph checks
+/// (unknown dependency, cycle) can still name a line.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub spec: ServiceSpec,
+    pub key_lines: HashMap<&'static str, usize>,
+}
+
+impl Definition {
+    pub fn line_of(&self, key: &str) -> Option<usize> {
+        self.key_lines.get(key).copied()
+    }
+}
+
+/// Parses one definition. `name` is the file stem.
+pub fn parse_definition(
+    name: &str,
+    file: &Path,
+    text: &str,
+) -> Result<Definition, Vec<DefinitionError>> {
+    let mut cx = Cx {
+        file,
+        text,
+        errors: Vec::new(),
+        key_lines: HashMap::new(),
+    };
+    if let Err(message) = check_service_name(name) {
+        cx.errors.push(DefinitionError {
+            file: file.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("bad file name: {message}"),
+        });
+    }
+    let root = match DeTable::parse(text) {
+        Ok(root) => root,
+        Err(err) => {
+            let line = err.span().map(|s| cx.line(&s));
+            cx.errors.push(DefinitionError {
+                file: file.to_path_buf(),
+                line,
+                key: None,
+                message: format!("TOML syntax: {}", err.message().trim()),
+            });
+            return Err(cx.errors);
+        }
+    };
+    let spec = cx.service(name, root.get_ref());
+    if cx.errors.is_empty() {
+        if let Some(spec) = spec {
+            return Ok(Definition {
+                spec,
+                key_lines: cx.key_lines,
+            });
+        }
+    }
+    cx.errors.sort_by_key(|e| e.line);
+    Err(cx.errors)
+}
+
+/// Service names are file stems and appear in paths (`/run/<svc>.touch`) and commands.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || "@._-".contains(c);
+    if name.is_empty() || name.len() > 64 {
+        return Err(format!("service name {name:?} must be 1 to 64 characters"));
+    }
+    if name.starts_with('.') || !name.chars().all(ok_char) {
+        return Err(format!(
+            "service name {name:?} may only hold letters, digits, '@', '.', '_', '-' and not start with '.'"
+        ));
+    }
+    Ok(())
+}
+
+struct Cx<'a> {
+    file: &'a Path,
+    text: &'a str,
+    errors: Vec<DefinitionError>,
+    key_lines: HashMap<&'static str, usize>,
+}
+
+impl<'a> Cx<'a> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        confkit::line_at(self.text, span.start)
+    }
+
+    fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
+        let line = self.line(span);
+        self.errors.push(DefinitionError {
+            file: self.file.to_path_buf(),
+            line: Some(line),
+            key: Some(key.to_string()),
+            message: message.into(),
+        });
+    }
+
+    fn service(&mut self, name: &str, root: &DeTable<'_>) -> Option<ServiceSpec> {
+        let mut command = None;
+        let mut kind = ServiceType::Longrun;
+        let mut after = Vec::new();
+        let mut requires = Vec::new();
+        let mut conditions = Vec::new();
+        let mut critical = false;
+        let mut stop_last = false;
+        let mut reload_signal = nix::sys::signal::Signal::SIGHUP;
+        let mut restart_table = None;
+        let mut stop = StopSpec::default();
+        let mut ready = None;
+        let mut run = None;
+        let mut run_given = false;
+        let mut log = crate::spec::LogSpec::default();
+        let mut heartbeat = None;
+        let mut command_missing = true;
+
+        for (key, value) in root.iter() {
+            let k = key.get_ref().as_ref();
+            let span = key.span();
+            match k {
+                "command" => {
+                    command_missing = false;
+                    command = self.command(&span, "command", value);
+                }
+                "type" => match self.string(k, value).as_deref() {
+                    Some("longrun") => kind = ServiceType::Longrun,
+                    Some("oneshot") => kind = ServiceType::Oneshot,
+                    Some(other) => self.error(
+                        &value.span(),
+                        k,
+                        format!("must be \"longrun\" or \"oneshot\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "after" => {
+                    self.key_lines.insert("after", self.line(&span));
+                    after = self.names(k, value);
+                }
+                "requires" => {
+                    self.key_lines.insert("requires", self.line(&span));
+                    requires = self.names(k, value);
+                }
+                "condition-path-exists" => {
+                    conditions = self.conditions(k, value);
+                }
+                "critical" => {
+                    if let Some(b) = self.boolean(k, value) {
+                        critical = b;
+                    }
+                }
+                "stop-last" => {
+                    if let Some(b) = self.boolean(k, value) {
+                        stop_last = b;
+                    }
+                }
+                "reload-signal" => {
+                    if let Some(sig) = self.signal(k, value) {
+                        reload_signal = sig;
+                    }
+                }
+                "restart" => restart_table = self.table(k, value),
+                "run" => {
+                    if let Some(table) = self.table(k, value) {
+                        run = self.run(&span, table);
+                        run_given = true;
+                    }
+                }
+                "log" => match value.get_ref() {
+                    DeValue::String(to) => match to.as_ref() {
+                        "console" => log.console = true,
+                        "file" => log.console = false,
+                        other => self.error(
+                            &value.span(),
+                            k,
+                            format!(
+                                "must be \"file\" or \"console\" (or a [log] table), not {other:?}"
+                            ),
+                        ),
+                    },
+                    DeValue::Table(table) => self.log(table, &mut log),
+                    other => self.error(
+                        &value.span(),
+                        k,
+                        format!(
+                            "must be \"file\", \"console\" or a [log] table, not {}",
+                            a_type(other)
+                        ),
+                    ),
+                },
+                "heartbeat" => {
+                    if let Some(table) = self.table(k, value) {
+                        heartbeat = self.heartbeat(&span, table);
+                    }
+                }
+                "ready" => {
+                    if let Some(table) = self.table(k, value) {
+                        ready = self.ready(&span, table);
+                    }
+                }
+                "stop" => {
+                    if let Some(table) = self.table(k, value) {
+                        self.stop(table, &mut stop);
+                    }
+                }
+                _ => self.error(&span, k, "unknown key"),
+            }
+        }
+        if command_missing {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: None,
+                key: Some("command".into()),
+                message: "missing: every service needs a command".into(),
+            });
+        }
+        if kind == ServiceType::Oneshot && ready.is_some() {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: self.key_lines.get("ready").copied(),
+                key: Some("ready".into()),
+                message: "a oneshot is ready when it is done: [ready] is for longruns".into(),
+            });
+        }
+        let mut restart = RestartSpec::default_for(kind);
+        if let Some(table) = restart_table {
+            self.restart(table, &mut restart);
+        }
+        Some(ServiceSpec {
+            name: name.to_string(),
+            file: self.file.to_path_buf(),
+            command: command?,
+            kind,
+            after,
+            requires,
+            conditions,
+            critical,
+            stop_last,
+            restart,
+            stop,
+            reload_signal,
+            ready,
+            run: if run_given { Some(run?) } else { None },
+            log,
+            heartbeat,
+        })
+    }
+
+    fn command(
+        &mut self,
+        key_span: &Range<usize>,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<Vec<String>> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.error(
+                &value.span(),
+                key,
+                format!(
+                    "must be an array of strings, e.g. [\"/usr/bin/x\", \"--flag\"], not {}",
+                    a_type(value.get_ref())
+                ),
+            );
+            return None;
+        };
+        let mut argv = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(s) => argv.push(s.to_string()),
+                None => {
+                    self.error(
+                        &item.span(),
+                        key,
+                        format!(
+                            "every argument must be a string, not {}",
+                            a_type(item.get_ref())
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        match argv.first() {
+            None => {
+                self.error(key_span, key, "is empty: name the program to run");
+                None
+            }
+            Some(program) if program.trim().is_empty() => {
+                self.error(key_span, key, "the program (first element) is empty");
+                None
+            }
+            Some(_) => Some(argv),
+        }
+    }
+
+    fn restart(&mut self, table: &DeTable<'_>, restart: &mut RestartSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("restart.{k}");
+            match k {
+                "policy" => match self.string(&dotted, value).as_deref() {
+                    Some("always") => restart.policy = RestartPolicy::Always,
+                    Some("on-failure") => restart.policy = RestartPolicy::OnFailure,
+                    Some("never") => restart.policy = RestartPolicy::Never,
+                    Some(other) => self.error(
+                        &value.span(),
+                        &dotted,
+                        format!("must be \"always\", \"on-failure\" or \"never\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "backoff-base" => self.duration_into(&dotted, value, &mut restart.backoff_base),
+                "backoff-max" => self.duration_into(&dotted, value, &mut restart.backoff_max),
+                "stable-after" => self.duration_into(&dotted, value, &mut restart.stable_after),
+                "retry-failed-after" => match value.get_ref() {
+                    DeValue::String(s) if s.as_ref() == "never" => {
+                        restart.retry_failed_after = None
+                    }
+                    _ => {
+                        let mut after = crate::spec::DEFAULT_RETRY_FAILED_AFTER;
+                        self.duration_into(&dotted, value, &mut after);
+                        restart.retry_failed_after = Some(after);
+                    }
+                },
+                "intensity-window" => {
+                    self.duration_into(&dotted, value, &mut restart.intensity_window)
+                }
+                "backoff-jitter" => match number(value.get_ref()) {
+                    Some(f) if (0.0..=1.0).contains(&f) => restart.backoff_jitter = f,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number from 0 to 1 (the fraction a delay may be shortened by)",
+                    ),
+                },
+                "intensity" => match value
+                    .get_ref()
+                    .as_integer()
+                    .and_then(|i| i.as_str().parse::<u32>().ok().filter(|_| i.radix() == 10))
+                {
+                    Some(n) if n >= 1 => restart.intensity = n,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a whole number of restarts, at least 1",
+                    ),
+                },
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        if restart.backoff_max < restart.backoff_base {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: None,
+                key: Some("restart.backoff-max".into()),
+                message: "is shorter than restart.backoff-base".into(),
+            });
+        }
+    }
+
+    fn ready(&mut self, table_span: &Range<usize>, table: &DeTable<'_>) -> Option<ReadySpec> {
+        self.key_lines.insert("ready", self.line(table_span));
+        let mut checks: Vec<(usize, ReadyCheck)> = Vec::new();
+        let mut timeout = std::time::Duration::from_secs(30);
+        let mut interval = std::time::Duration::from_millis(200);
+        let mut ok = true;
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("ready.{k}");
+            let line = self.line(&key.span());
+            match k {
+                "notify" => match self.boolean(&dotted, value) {
+                    Some(true) => checks.push((line, ReadyCheck::Notify)),
+                    Some(false) => {}
+                    None => ok = false,
+                },
+                "tcp" => match self.string(&dotted, value) {
+                    Some(addr) if valid_host_port(&addr) => {
+                        checks.push((line, ReadyCheck::Tcp(addr)))
+                    }
+                    Some(addr) => {
+                        self.error(
+                            &value.span(),
+                            &dotted,
+                            format!(
+                                "must be \"host:port\" (e.g. \"127.0.0.1:8080\"), not {addr:?}"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "file" => match self.string(&dotted, value) {
+                    Some(path) if path.starts_with('/') => {
+                        checks.push((line, ReadyCheck::File(path.into())))
+                    }
+                    Some(path) => {
+                        self.error(
+                            &value.span(),
+                            &dotted,
+                            format!("must be an absolute path, not {path:?}"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                "exec" => match self.command(&key.span(), &dotted, value) {
+                    Some(argv) => checks.push((line, ReadyCheck::Exec(argv))),
+                    None => ok = false,
+                },
+                "timeout" => self.duration_into(&dotted, value, &mut timeout),
+                "interval" => self.duration_into(&dotted, value, &mut interval),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        // Keys come in name order; report the one that came second in the file.
+        checks.sort_by_key(|(line, _)| *line);
+        if checks.len() > 1 {
+            self.errors.push(DefinitionError {
+                file: self.file.to_path_buf(),
+                line: Some(checks[1].0),
+                key: Some("ready".into()),
+                message: "give exactly one of notify, tcp, file, exec".into(),
+            });
+            return None;
+        }
+        match checks.pop() {
+            Some((_, check)) if ok => Some(ReadySpec {
+                check,
+                timeout,
+                interval: interval.max(std::time::Duration::from_millis(10)),
+            }),
+            Some(_) => None,
+            None => {
+                if ok {
+                    self.error(table_span, "ready", "needs one of notify = true, tcp = \"host:port\", file = \"/path\", exec = [...]");
+                }
+                None
+            }
+        }
+    }
+
+    fn heartbeat(
+        &mut self,
+        table_span: &Range<usize>,
+        table: &DeTable<'_>,
+    ) -> Option<crate::spec::HeartbeatSpec> {
+        let mut max_age = None;
+        let mut signal = None;
+        let mut grace = None;
+        let before = self.errors.len();
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("heartbeat.{k}");
+            let mut d = std::time::Duration::ZERO;
+            match k {
+                "max-age" => {
+                    self.duration_into(&dotted, value, &mut d);
+                    if d < std::time::Duration::from_millis(100) {
+                        self.error(&value.span(), &dotted, "must be at least 100ms");
+                    }
+                    max_age = Some(d);
+                }
+                "grace" => {
+                    self.duration_into(&dotted, value, &mut d);
+                    grace = Some(d);
+                }
+                "signal" => signal = self.signal(&dotted, value),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        let Some(max_age) = max_age else {
+            self.error(
+                table_span,
+                "heartbeat",
+                "needs max-age (e.g. max-age = \"30s\")",
+            );
+            return None;
+        };
+        (self.errors.len() == before).then(|| crate::spec::HeartbeatSpec {
+            max_age,
+            signal,
+            grace: grace.unwrap_or(max_age),
+        })
+    }
+
+    fn log(&mut self, table: &DeTable<'_>, log: &mut crate::spec::LogSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("log.{k}");
+            let int = |v: &DeValue<'_>| {
+                v.as_integer()
+                    .filter(|i| i.radix() == 10)
+                    .and_then(|i| i.as_str().parse::<u64>().ok())
+            };
+            match k {
+                "to" => match self.string(&dotted, value).as_deref() {
+                    Some("file") => log.console = false,
+                    Some("console") => log.console = true,
+                    Some(other) => self.error(
+                        &value.span(),
+                        &dotted,
+                        format!("must be \"file\" or \"console\", not {other:?}"),
+                    ),
+                    None => {}
+                },
+                "max-size" => {
+                    let parsed = match value.get_ref() {
+                        DeValue::String(s) => parse_size(s),
+                        other => int(other).ok_or_else(|| {
+                            "must be a size such as \"1MiB\" or a number of bytes".to_string()
+                        }),
+                    };
+                    match parsed {
+                        Ok(n) if n >= 1024 => log.max_size = n,
+                        Ok(_) => self.error(&value.span(), &dotted, "must be at least 1KiB"),
+                        Err(e) => self.error(&value.span(), &dotted, e),
+                    }
+                }
+                "keep" => match int(value.get_ref()) {
+                    Some(n) if n <= 100 => log.keep = n as u32,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number of old files from 0 to 100",
+                    ),
+                },
+                "ring" => match int(value.get_ref()) {
+                    Some(n) if (1..=100_000).contains(&n) => log.ring_lines = n as usize,
+                    _ => self.error(
+                        &value.span(),
+                        &dotted,
+                        "must be a number of lines from 1 to 100000",
+                    ),
+                },
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+    }
+
+    fn stop(&mut self, table: &DeTable<'_>, stop: &mut StopSpec) {
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("stop.{k}");
+            match k {
+                "signal" => {
+                    if let Some(sig) = self.signal(&dotted, value) {
+                        stop.signal = sig;
+                    }
+                }
+                "timeout" => self.duration_into(&dotted, value, &mut stop.timeout),
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<String> {
+        match value.get_ref().as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.error(
+                    &value.span(),
+                    key,
+                    format!("must be a string, not {}", a_type(value.get_ref())),
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Option<bool> {
+        let b = value.get_ref().as_bool();
+        if b.is_none() {
+            self.error(
+                &value.span(),
+                key,
+                format!("must be true or false, not {}", a_type(value.get_ref())),
+            );
+        }
+        b
+    }
+
+    fn table<'t, 'i>(
+        &mut self,
+        key: &str,
+        value: &'t Spanned<DeValue<'i>>,
+    ) -> Option<&'t DeTable<'i>> {
+        let t = value.get_ref().as_table();
+        if t.is_none() {
+            self.error(
+                &value.span(),
+                key,
+                format!("must be a table ([{key}]), not {}", a_type(value.get_ref())),
+            );
+        }
+        t
+    }
+
+    fn signal(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<nix::sys::signal::Signal> {
+        let text = self.string(key, value)?;
+        parse_signal(&text)
+            .map_err(|e| self.error(&value.span(), key, e))
+            .ok()
+    }
+
+    fn duration_into(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        slot: &mut std::time::Duration,
+    ) {
+        let parsed = match value.get_ref() {
+            DeValue::String(s) => parse_duration(s),
+            other => match number(other) {
+                Some(secs) if (0.0..1.0e9).contains(&secs) => {
+                    Ok(std::time::Duration::from_secs_f64(secs))
+                }
+                _ => Err(format!(
+                    "must be a duration such as \"500ms\" or \"10s\", not {}",
+                    a_type(other)
+                )),
+            },
+        };
+        match parsed {
+            Ok(d) => *slot = d,
+            Err(e) => self.error(&value.span(), key, e),
+        }
+    }
+
+    /// `condition-path-exists`: one path or an array of them, each absolute, optionally
+    /// prefixed by `!`; all must hold (e.g. a program and its configuration).
+    fn conditions(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<PathCondition> {
+        let items: Vec<&Spanned<DeValue<'_>>> = match value.get_ref().as_array() {
+            Some(array) => array.iter().collect(),
+            None => vec![value],
+        };
+        let mut conditions = Vec::new();
+        for item in items {
+            let Some(text) = item.get_ref().as_str() else {
+                self.error(
+                    &item.span(),
+                    key,
+                    format!(
+                        "must be a path or an array of paths, not {}",
+                        a_type(item.get_ref())
+                    ),
+                );
+                continue;
+            };
+            let (negate, path) = match text.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, text),
+            };
+            if path.starts_with('/') {
+                conditions.push(PathCondition {
+                    path: path.into(),
+                    negate,
+                });
+            } else {
+                self.error(
+                    &item.span(),
+                    key,
+                    format!("must be an absolute path (optionally prefixed by '!'), not {text:?}"),
+                );
+            }
+        }
+        conditions
+    }
+
+    fn names(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<String> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.error(
+                &value.span(),
+                key,
+                format!(
+                    "must be an array of service names, not {}",
+                    a_type(value.get_ref())
+                ),
+            );
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        for item in array.iter() {
+            match item.get_ref().as_str() {
+                Some(name) => match check_service_name(name) {
+                    Ok(()) if !names.iter().any(|n| n == name) => names.push(name.to_string()),
+                    Ok(()) => {}
+                    Err(e) => self.error(&item.span(), key, e),
+                },
+                None => self.error(
+                    &item.span(),
+                    key,
+                    format!(
+                        "every entry must be a service name (string), not {}",
+                        a_type(item.get_ref())
+                    ),
+                ),
+            }
+        }
+        names
+    }
+}
+
+fn number(value: &DeValue<'_>) -> Option<f64> {
+    match value {
+        DeValue::Integer(i) if i.radix() == 10 => i.as_str().parse::<i64>().ok().map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
+/// Everything read from the definition directories: the good definitions and every
+/// problem found, files that failed, duplicates and graph problems included.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub definitions: BTreeMap<String, Definition>,
+    pub errors: Vec<DefinitionError>,
+    /// Directories that exist but could not be read: their services keep running as
+    /// they are (a rescan must not take them for removed).
+    pub unreadable_dirs: Vec<PathBuf>,
+    /// Services whose file exists but failed to parse.
+    pub invalid: std::collections::BTreeSet<String>,
+}
+
+impl Loaded {
+    pub fn specs(&self) -> BTreeMap<String, ServiceSpec> {
+        self.definitions
+            .iter()
+            .map(|(n, d)| (n.clone(), d.spec.clone()))
+            .collect()
+    }
+}
+
+/// Reads every `*.toml` in `dirs`, in order. A missing directory is fine (the generated
+/// one may not exist yet); the same service name twice keeps the first and reports the
+/// second. Graph problems are checked too (see [`crate::graph::validate`]).
+pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
+    let mut loaded = Loaded::default();
+    for (index, dir) in dirs.iter().enumerate() {
+        // The first directory is the image's own (static); the later ones are written
+        // at run time (dnsmasq-render: root without capabilities), and what they hold is
+        // confined.
+        let generated = index > 0;
+        let files = match confkit::toml_files(dir) {
+            Ok(Some(files)) => files,
+            Ok(None) => continue,
+            Err(e) => {
+                loaded
+                    .errors
+                    .push(whole_file(dir, format!("cannot read directory: {e}")));
+                loaded.unreadable_dirs.push(dir.clone());
+                continue;
+            }
+        };
+        for file in files {
+            let Some(name) = file
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                loaded
+                    .errors
+                    .push(whole_file(&file, "file name is not UTF-8".into()));
+                continue;
+            };
+            if let Some(first) = loaded.definitions.get(&name) {
+                let message = format!(
+                    "service {name:?} is already defined by {}; this file is ignored",
+                    first.spec.file.display()
+                );
+                loaded.errors.push(whole_file(&file, message));
+                continue;
+            }
+            let text = match read_definition(&file) {
+                Ok(text) => text,
+                Err(refused) => {
+                    loaded.errors.push(whole_file(&file, refused));
+                    continue;
+                }
+            };
+            match parse_definition(&name, &file, &text) {
+                Ok(def) if generated && def.spec.run.is_none() => {
+                    loaded.errors.push(whole_file(
+                        &file,
+                        format!(
+                            "refused: a definition in {} (after the first definitions \
+                             directory, where generated ones go) must have [run]: \
+                             its writer must not be able to run a program with all of \
+                             zedinit's privileges",
+                            dir.display()
+                        ),
+                    ));
+                }
+                Ok(def) => {
+                    loaded.definitions.insert(name, def);
+                }
+                Err(errors) => {
+                    loaded.errors.extend(errors);
+                    loaded.invalid.insert(name);
+                }
+            }
+        }
+    }
+    crate::graph::validate(&mut loaded);
+    loaded
+}
+
+/// Largest definition read (a real one is a few KiB); a bigger file is refused unread.
+pub const MAX_DEFINITION_BYTES: u64 = 1024 * 1024;
+
+/// The text of a definition file, read so that no file in a definitions directory can
+/// block or exhaust PID 1 (audit finding 4): the name is opened without following a
+/// symlink (a symlink is refused: see README, "Service definitions"), without blocking
+/// (a FIFO would wait for a writer) and without becoming a controlling terminal; the
+/// opened file must be a regular file (a device such as /dev/zero never ends) of at most
+/// [`MAX_DEFINITION_BYTES`], and at most that many bytes plus one are read (the file may
+/// grow after the fstat).
+fn read_definition(file: &Path) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // std adds O_CLOEXEC itself; it is named here because a spawn must never inherit it.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(file);
+    let definition = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(
+                "refused: a symlink (definitions are read only from regular files in the \
+                 directory itself; copy the file there instead)"
+                    .into(),
+            );
+        }
+        Err(e) => return Err(format!("cannot open: {e}")),
+    };
+    let meta = definition
+        .metadata()
+        .map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "refused: {}, not a regular file",
+            file_kind(&meta.file_type())
+        ));
+    }
+    let too_large = || format!("refused: larger than {MAX_DEFINITION_BYTES} bytes");
+    if meta.len() > MAX_DEFINITION_BYTES {
+        return Err(too_large());
+    }
+    // Room for the whole file and one byte more: two reads (the file, then end of file)
+    // rather than a series of growing small ones, each a syscall on PID 1's start path.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    definition
+        .take(MAX_DEFINITION_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_DEFINITION_BYTES {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8".into())
+}
+
+/// "a FIFO", "a character device"... for a refused definition.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+fn whole_file(file: &Path, message: String) -> DefinitionError {
+    DefinitionError::whole_file(file, message)
+}
+
+/// `host:port` with a numeric port (IPv6 as `[::1]:80`).
+fn valid_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+#[path = "parse_tests.rs"]
+mod tests;
+
+#[path = "run_parse.rs"]
+mod run_parse;
+pub use run_parse::{parse_bind, parse_rlimit};
+
+/// `"10MiB"`, `"512KiB"`, `"1M"`, `"2000"` (bytes).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. \"1MiB\")"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KB" | "KiB" | "k" => 1024,
+        "M" | "MB" | "MiB" => 1024 * 1024,
+        "G" | "GB" | "GiB" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?} (KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// "a string", "an integer", "an array"... for messages.
+fn a_type(value: &DeValue<'_>) -> String {
+    let t = value.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}

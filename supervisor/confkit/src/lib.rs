@@ -1,10 +1,12 @@
 //! zedctr's config-file conventions, shared by every parser and binary (service
 //! definitions in zedinit, network instances in netinst, the services' flags): an error
 //! that names file, line and key, the line of a byte offset, the listing of a
-//! directory's `*.toml` files, one syntax for durations ([`durations`]) and the atomic
+//! directory's `*.toml` files, the spanned TOML reader both parsers build on
+//! ([`toml_reader`]), one syntax for durations ([`durations`]) and the atomic
 //! replacement of a file.
 
 pub mod durations;
+pub mod toml_reader;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -95,6 +97,76 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, path)
+}
+
+/// The text of a config file, read so that no file planted in a config directory can
+/// block or exhaust its reader (zedinit is PID 1; audit finding 4): the name is opened
+/// without following a symlink (a symlink is refused: see README, "Service
+/// definitions"), without blocking (a FIFO would wait for a writer) and without becoming
+/// a controlling terminal; the opened file must be a regular file (a device such as
+/// /dev/zero never ends) of at most `max_bytes`, and at most that many bytes plus one are
+/// read (the file may grow after the fstat).
+pub fn read_config_file(file: &Path, max_bytes: u64) -> Result<String, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // std adds O_CLOEXEC itself; it is named here because a spawn must never inherit it.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(file);
+    let definition = match opened {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(
+                "refused: a symlink (config files are read only from regular files in the \
+                 directory itself; copy the file there instead)"
+                    .into(),
+            );
+        }
+        Err(e) => return Err(format!("cannot open: {e}")),
+    };
+    let meta = definition
+        .metadata()
+        .map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "refused: {}, not a regular file",
+            file_kind(&meta.file_type())
+        ));
+    }
+    let too_large = || format!("refused: larger than {max_bytes} bytes");
+    if meta.len() > max_bytes {
+        return Err(too_large());
+    }
+    // Room for the whole file and one byte more: two reads (the file, then end of file)
+    // rather than a series of growing small ones, each a syscall on PID 1's start path.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    definition
+        .take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8".into())
+}
+
+/// "a FIFO", "a character device"... for a refused file.
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
 }
 
 #[cfg(test)]

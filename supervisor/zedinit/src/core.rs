@@ -8,7 +8,7 @@
 use crate::exit::Exit;
 use crate::graph;
 use crate::log;
-use crate::parse::{DefinitionError, Loaded};
+use crate::parse::{ConfigError, Loaded};
 use crate::policy::{self, Jitter, RestartHistory, Verdict};
 use crate::rescan;
 use crate::spec::{ReadyCheck, ServiceSpec, ServiceType};
@@ -268,7 +268,7 @@ pub struct Core<E: Executor> {
     /// Something had to be killed with SIGKILL during a stop: the shutdown was not clean.
     pub unclean: bool,
     pub orphans_reaped: u64,
-    pub definition_errors: Vec<DefinitionError>,
+    pub definition_errors: Vec<ConfigError>,
 }
 
 impl<E: Executor> Core<E> {

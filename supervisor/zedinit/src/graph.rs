@@ -1,7 +1,7 @@
 //! The dependency graph: validation (unknown dependencies, cycles) and start order.
 //! Pure functions over specs; no processes.
 
-use crate::parse::{Definition, DefinitionError, Loaded};
+use crate::parse::{ConfigError, Definition, Loaded};
 use crate::spec::ServiceSpec;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -93,8 +93,8 @@ pub fn validate(loaded: &mut Loaded) {
     }
 }
 
-fn err(def: &Definition, key: &str, message: String) -> DefinitionError {
-    DefinitionError {
+fn err(def: &Definition, key: &str, message: String) -> ConfigError {
+    ConfigError {
         file: def.spec.file.clone(),
         line: def.line_of(key),
         key: Some(key.to_string()),

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// One problem in one definition file: file, line, key and message (shared with the
-/// other config parsers).
-pub type DefinitionError = confkit::ConfigError;
+/// One problem in one definition file: file, line, key and message (the one error type
+/// of every config parser here).
+pub use confkit::ConfigError;
+use confkit::toml_reader::{Reader, a_type};
 
 /// A parsed definition plus where its dependency keys sit, so that graph checks
 /// (unknown dependency, cycle) can still name a line.
@@ -36,45 +37,25 @@ pub fn parse_definition(
     name: &str,
     file: &Path,
     text: &str,
-) -> Result<Definition, Vec<DefinitionError>> {
+) -> Result<Definition, Vec<ConfigError>> {
     let mut cx = Cx {
-        file,
-        text,
-        errors: Vec::new(),
+        r: Reader::new(file, text),
         key_lines: HashMap::new(),
     };
     if let Err(message) = check_service_name(name) {
-        cx.errors.push(DefinitionError {
-            file: file.to_path_buf(),
-            line: None,
-            key: None,
-            message: format!("bad file name: {message}"),
-        });
+        cx.whole_file(format!("bad file name: {message}"));
     }
-    let root = match DeTable::parse(text) {
-        Ok(root) => root,
-        Err(err) => {
-            let line = err.span().map(|s| cx.line(&s));
-            cx.errors.push(DefinitionError {
-                file: file.to_path_buf(),
-                line,
-                key: None,
-                message: format!("TOML syntax: {}", err.message().trim()),
-            });
-            return Err(cx.errors);
-        }
+    let Some(root) = cx.parse() else {
+        return Err(cx.r.finish());
     };
     let spec = cx.service(name, root.get_ref());
-    if cx.errors.is_empty() {
-        if let Some(spec) = spec {
-            return Ok(Definition {
-                spec,
-                key_lines: cx.key_lines,
-            });
-        }
+    match spec {
+        Some(spec) if !cx.has_errors() => Ok(Definition {
+            spec,
+            key_lines: cx.key_lines,
+        }),
+        _ => Err(cx.r.finish()),
     }
-    cx.errors.sort_by_key(|e| e.line);
-    Err(cx.errors)
 }
 
 /// Service names are file stems and appear in paths (`/run/<svc>.touch`) and commands.
@@ -91,28 +72,27 @@ pub fn check_service_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A definition being read: the shared reader (errors with file, line and key) plus
+/// where the dependency keys sit, for the graph checks.
 struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    errors: Vec<DefinitionError>,
+    r: Reader<'a>,
     key_lines: HashMap<&'static str, usize>,
 }
 
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Reader<'a>;
+    fn deref(&self) -> &Reader<'a> {
+        &self.r
+    }
+}
+
+impl std::ops::DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.r
+    }
+}
+
 impl<'a> Cx<'a> {
-    fn line(&self, span: &Range<usize>) -> usize {
-        confkit::line_at(self.text, span.start)
-    }
-
-    fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
-        let line = self.line(span);
-        self.errors.push(DefinitionError {
-            file: self.file.to_path_buf(),
-            line: Some(line),
-            key: Some(key.to_string()),
-            message: message.into(),
-        });
-    }
-
     fn service(&mut self, name: &str, root: &DeTable<'_>) -> Option<ServiceSpec> {
         let mut command = None;
         let mut kind = ServiceType::Longrun;
@@ -223,20 +203,15 @@ impl<'a> Cx<'a> {
             }
         }
         if command_missing {
-            self.errors.push(DefinitionError {
-                file: self.file.to_path_buf(),
-                line: None,
-                key: Some("command".into()),
-                message: "missing: every service needs a command".into(),
-            });
+            self.error_at_line(None, "command", "missing: every service needs a command");
         }
         if kind == ServiceType::Oneshot && ready.is_some() {
-            self.errors.push(DefinitionError {
-                file: self.file.to_path_buf(),
-                line: self.key_lines.get("ready").copied(),
-                key: Some("ready".into()),
-                message: "a oneshot is ready when it is done: [ready] is for longruns".into(),
-            });
+            let line = self.key_lines.get("ready").copied();
+            self.error_at_line(
+                line,
+                "ready",
+                "a oneshot is ready when it is done: [ready] is for longruns",
+            );
         }
         let mut restart = RestartSpec::default_for(kind);
         if let Some(table) = restart_table {
@@ -365,12 +340,11 @@ impl<'a> Cx<'a> {
             }
         }
         if restart.backoff_max < restart.backoff_base {
-            self.errors.push(DefinitionError {
-                file: self.file.to_path_buf(),
-                line: None,
-                key: Some("restart.backoff-max".into()),
-                message: "is shorter than restart.backoff-base".into(),
-            });
+            self.error_at_line(
+                None,
+                "restart.backoff-max",
+                "is shorter than restart.backoff-base",
+            );
         }
     }
 
@@ -432,12 +406,11 @@ impl<'a> Cx<'a> {
         // Keys come in name order; report the one that came second in the file.
         checks.sort_by_key(|(line, _)| *line);
         if checks.len() > 1 {
-            self.errors.push(DefinitionError {
-                file: self.file.to_path_buf(),
-                line: Some(checks[1].0),
-                key: Some("ready".into()),
-                message: "give exactly one of notify, tcp, file, exec".into(),
-            });
+            self.error_at_line(
+                Some(checks[1].0),
+                "ready",
+                "give exactly one of notify, tcp, file, exec",
+            );
             return None;
         }
         match checks.pop() {
@@ -464,7 +437,7 @@ impl<'a> Cx<'a> {
         let mut max_age = None;
         let mut signal = None;
         let mut grace = None;
-        let before = self.errors.len();
+        let before = self.error_count();
         for (key, value) in table.iter() {
             let k = key.get_ref().as_ref();
             let dotted = format!("heartbeat.{k}");
@@ -493,7 +466,7 @@ impl<'a> Cx<'a> {
             );
             return None;
         };
-        (self.errors.len() == before).then(|| crate::spec::HeartbeatSpec {
+        (self.error_count() == before).then(|| crate::spec::HeartbeatSpec {
             max_age,
             signal,
             grace: grace.unwrap_or(max_age),
@@ -734,7 +707,7 @@ fn number(value: &DeValue<'_>) -> Option<f64> {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub definitions: BTreeMap<String, Definition>,
-    pub errors: Vec<DefinitionError>,
+    pub errors: Vec<ConfigError>,
     /// Directories that exist but could not be read: their services keep running as
     /// they are (a rescan must not take them for removed).
     pub unreadable_dirs: Vec<PathBuf>,
@@ -828,78 +801,14 @@ pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
 /// Largest definition read (a real one is a few KiB); a bigger file is refused unread.
 pub const MAX_DEFINITION_BYTES: u64 = 1024 * 1024;
 
-/// The text of a definition file, read so that no file in a definitions directory can
-/// block or exhaust PID 1 (audit finding 4): the name is opened without following a
-/// symlink (a symlink is refused: see README, "Service definitions"), without blocking
-/// (a FIFO would wait for a writer) and without becoming a controlling terminal; the
-/// opened file must be a regular file (a device such as /dev/zero never ends) of at most
-/// [`MAX_DEFINITION_BYTES`], and at most that many bytes plus one are read (the file may
-/// grow after the fstat).
+/// A definition's text: a regular file, not a symlink, at most
+/// [`MAX_DEFINITION_BYTES`], read without blocking (confkit's rule for every config file).
 fn read_definition(file: &Path) -> Result<String, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // std adds O_CLOEXEC itself; it is named here because a spawn must never inherit it.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(file);
-    let definition = match opened {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(
-                "refused: a symlink (definitions are read only from regular files in the \
-                 directory itself; copy the file there instead)"
-                    .into(),
-            );
-        }
-        Err(e) => return Err(format!("cannot open: {e}")),
-    };
-    let meta = definition
-        .metadata()
-        .map_err(|e| format!("cannot stat: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err(format!(
-            "refused: {}, not a regular file",
-            file_kind(&meta.file_type())
-        ));
-    }
-    let too_large = || format!("refused: larger than {MAX_DEFINITION_BYTES} bytes");
-    if meta.len() > MAX_DEFINITION_BYTES {
-        return Err(too_large());
-    }
-    // Room for the whole file and one byte more: two reads (the file, then end of file)
-    // rather than a series of growing small ones, each a syscall on PID 1's start path.
-    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    definition
-        .take(MAX_DEFINITION_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    if bytes.len() as u64 > MAX_DEFINITION_BYTES {
-        return Err(too_large());
-    }
-    String::from_utf8(bytes).map_err(|_| "cannot read: not UTF-8".into())
+    confkit::read_config_file(file, MAX_DEFINITION_BYTES)
 }
 
-/// "a FIFO", "a character device"... for a refused definition.
-fn file_kind(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
-}
-
-fn whole_file(file: &Path, message: String) -> DefinitionError {
-    DefinitionError::whole_file(file, message)
+fn whole_file(file: &Path, message: String) -> ConfigError {
+    ConfigError::whole_file(file, message)
 }
 
 /// `host:port` with a numeric port (IPv6 as `[::1]:80`).
@@ -939,15 +848,4 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(scale)
         .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-/// "a string", "an integer", "an array"... for messages.
-fn a_type(value: &DeValue<'_>) -> String {
-    let t = value.type_str();
-    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {t}")
 }

@@ -4,7 +4,7 @@
 use super::*;
 use std::fs;
 
-fn errors_of(name: &str, text: &str) -> Vec<DefinitionError> {
+fn errors_of(name: &str, text: &str) -> Vec<ConfigError> {
     let file = PathBuf::from(format!("/defs/{name}.toml"));
     match parse_definition(name, &file, text) {
         Ok(d) => panic!("expected errors, got {:?}", d.spec),
@@ -806,7 +806,7 @@ fn toml_quoted(s: &str) -> String {
 }
 
 /// The one error `load_dirs` reports for `name.toml` in `dir`, which must not load.
-fn refused(dir: &Path, name: &str) -> DefinitionError {
+fn refused(dir: &Path, name: &str) -> ConfigError {
     let loaded = load_dirs(&[dir.to_path_buf()]);
     assert!(!loaded.definitions.contains_key(name), "{name} loaded");
     let mut errors = loaded

@@ -1,6 +1,6 @@
 //! Parsing `[run]` (linuxkit's names and casing), part of the definition parser.
 
-use super::{Cx, DefinitionError, a_type};
+use super::{Cx, a_type};
 use crate::caps;
 use crate::spec::{Bind, IdRef, Mkdir, Rlimit, RunSpec};
 use std::ops::Range;
@@ -33,7 +33,7 @@ impl Cx<'_> {
         table_span: &Range<usize>,
         table: &DeTable<'_>,
     ) -> Option<RunSpec> {
-        let before = self.errors.len();
+        let before = self.error_count();
         let mut run = RunSpec::default();
         for (key, value) in table.iter() {
             let k = key.get_ref().as_ref();
@@ -128,12 +128,11 @@ impl Cx<'_> {
         let line = Some(self.line(table_span));
         for cap in &run.ambient {
             if !run.capabilities.contains(cap) {
-                self.errors.push(DefinitionError {
-                    file: self.file.to_path_buf(),
+                self.error_at_line(
                     line,
-                    key: Some("run.ambient".into()),
-                    message: format!("{} is not in run.capabilities", caps::name(*cap)),
-                });
+                    "run.ambient",
+                    format!("{} is not in run.capabilities", caps::name(*cap)),
+                );
             }
         }
         let root = matches!(run.uid, None | Some(IdRef::Id(0)));
@@ -145,18 +144,13 @@ impl Cx<'_> {
                 .map(|c| caps::name(*c))
                 .collect();
             if !lost.is_empty() {
-                self.errors.push(DefinitionError {
-                    file: self.file.to_path_buf(),
-                    line,
-                    key: Some("run.capabilities".into()),
-                    message: format!(
+                self.error_at_line(line, "run.capabilities", format!(
                         "a non-root service gets effective capabilities only through run.ambient: add {} to ambient or remove them",
                         lost.join(", ")
-                    ),
-                });
+                    ));
             }
         }
-        (self.errors.len() == before).then_some(run)
+        (self.error_count() == before).then_some(run)
     }
 
     fn array<'t, 'i>(

@@ -3,7 +3,7 @@
 //! that never expires. dnsmasq also writes a `duid ...` line and IPv6 leases (an IAID
 //! where the MAC goes, an IPv6 address); both are skipped.
 
-use crate::NetinstError;
+use crate::ConfigError;
 use crate::net::parse_mac;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ impl Lease {
 pub struct Leases {
     pub file: PathBuf,
     pub leases: Vec<Lease>,
-    pub errors: Vec<NetinstError>,
+    pub errors: Vec<ConfigError>,
 }
 
 impl Leases {
@@ -72,7 +72,7 @@ pub(crate) fn read_leases(file: &Path) -> Leases {
         Err(e) => Leases {
             file: file.to_path_buf(),
             leases: Vec::new(),
-            errors: vec![NetinstError {
+            errors: vec![ConfigError {
                 file: file.to_path_buf(),
                 line: None,
                 key: None,
@@ -99,7 +99,7 @@ pub fn parse_leases(file: &Path, text: &str) -> Leases {
             [] => {}
             ["duid", ..] => {}
             [expiry, mac, ip, rest @ ..] if rest.len() <= 2 => {
-                let bad = |what: String| NetinstError {
+                let bad = |what: String| ConfigError {
                     file: file.to_path_buf(),
                     line: Some(line),
                     key: None,
@@ -129,7 +129,7 @@ pub fn parse_leases(file: &Path, text: &str) -> Leases {
                     line,
                 });
             }
-            _ => out.errors.push(NetinstError {
+            _ => out.errors.push(ConfigError {
                 file: file.to_path_buf(),
                 line: Some(line),
                 key: None,

@@ -21,7 +21,7 @@
 //! tables. The field reference, with every rule, is in this crate's README.md.
 //!
 //! Errors are collected, never stopped at: every unknown key, bad value and conflict,
-//! each as `file:line: key: message` ([`NetinstError`]); a bad file never hides the good
+//! each as `file:line: key: message` ([`ConfigError`]); a bad file never hides the good
 //! ones. Keys inside list entries are named with a 0-based index: `dhcp-hosts[1].mac`.
 //!
 //! Writers should write `.<name>.toml` (files starting with '.' are ignored) or any
@@ -56,7 +56,7 @@ pub const DEFAULT_LEASE_DIR: &str = "/run/zedctr/dnsmasq";
 
 /// One problem in one network-instance file (or lease file): file, line, dotted key
 /// (`dhcp-hosts[0].mac`) and message, shared with the other config parsers.
-pub type NetinstError = confkit::ConfigError;
+pub use confkit::ConfigError;
 
 /// A DNS name the instance's dnsmasq answers (`hosts`).
 #[derive(Debug, Clone, PartialEq, Eq)]

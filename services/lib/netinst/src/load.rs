@@ -2,7 +2,7 @@
 //! checks between files included.
 
 use crate::parse::parse_instance;
-use crate::{NetinstError, NetworkInstance};
+use crate::{ConfigError, NetworkInstance};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -13,7 +13,7 @@ pub struct Loaded {
     /// (byte order). Later code (the downloader's bridge preference) relies on it.
     pub instances: Vec<NetworkInstance>,
     /// Every problem, each naming file (and line and key when known).
-    pub errors: Vec<NetinstError>,
+    pub errors: Vec<ConfigError>,
     /// Instance files that exist but were rejected, as (name, file): a consumer may keep
     /// running what it had for them rather than take them for removed.
     pub rejected: Vec<(String, PathBuf)>,
@@ -79,6 +79,9 @@ pub(crate) fn is_instance_file(path: &Path) -> bool {
             .is_some_and(|n| !n.as_encoded_bytes().starts_with(b"."))
 }
 
+/// Largest instance file read (a real one is a few KiB); a bigger one is refused unread.
+pub const MAX_INSTANCE_BYTES: u64 = 1024 * 1024;
+
 fn load_file(loaded: &mut Loaded, file: &Path) {
     let Some(name) = file.file_stem().and_then(|s| s.to_str()).map(String::from) else {
         let message = "file name is not UTF-8".to_string();
@@ -94,12 +97,12 @@ fn load_file(loaded: &mut Loaded, file: &Path) {
         loaded.rejected.push((name, file.to_path_buf()));
         return;
     }
-    let text = match std::fs::read_to_string(file) {
+    // Bounded and non-blocking, as zedinit reads definitions: a FIFO or /dev/zero planted
+    // as an instance file must not hang or exhaust dnsmasq-render or the downloader.
+    let text = match confkit::read_config_file(file, MAX_INSTANCE_BYTES) {
         Ok(text) => text,
-        Err(e) => {
-            loaded
-                .errors
-                .push(whole_file(file, format!("cannot read: {e}")));
+        Err(message) => {
+            loaded.errors.push(whole_file(file, message));
             loaded.rejected.push((name, file.to_path_buf()));
             return;
         }
@@ -122,14 +125,14 @@ fn load_file(loaded: &mut Loaded, file: &Path) {
 }
 
 /// Where `new` clashes with the instances already accepted.
-fn clashes(accepted: &[NetworkInstance], new: &NetworkInstance) -> Vec<NetinstError> {
+fn clashes(accepted: &[NetworkInstance], new: &NetworkInstance) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let at = |i: &NetworkInstance, key: &str| match i.line_of(key) {
         Some(line) => format!("{}:{line}", i.file.display()),
         None => i.file.display().to_string(),
     };
     let mut push = |key: &str, message: String| {
-        errors.push(NetinstError {
+        errors.push(ConfigError {
             file: new.file.clone(),
             line: new.line_of(key),
             key: Some(key.to_string()),
@@ -175,8 +178,8 @@ fn clashes(accepted: &[NetworkInstance], new: &NetworkInstance) -> Vec<NetinstEr
     errors
 }
 
-fn whole_file(file: &Path, message: String) -> NetinstError {
-    NetinstError::whole_file(file, message)
+fn whole_file(file: &Path, message: String) -> ConfigError {
+    ConfigError::whole_file(file, message)
 }
 
 #[cfg(test)]

@@ -66,7 +66,36 @@ fn an_unreadable_file_is_an_error_for_that_file() {
     assert_eq!(loaded.errors.len(), 1);
     assert_eq!(loaded.errors[0].file, dir.path().join("a.toml"));
     assert_eq!(loaded.errors[0].line, None);
-    assert!(loaded.errors[0].message.contains("cannot read"));
+    assert!(
+        loaded.errors[0]
+            .message
+            .contains("a directory, not a regular file"),
+        "{}",
+        loaded.errors[0]
+    );
+}
+
+#[test]
+fn a_fifo_or_a_symlink_to_a_device_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    // With no writer, a blocking open would never return: this test would hang.
+    nix::unistd::mkfifo(
+        &dir.path().join("a.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    // Read through, /dev/zero never ends.
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("c.toml")).unwrap();
+    write(dir.path(), "b.toml", &instance("bn2", "10.2.0.1/24"));
+    let loaded = load_dir(dir.path());
+    assert_eq!(names(&loaded), vec!["b"]);
+    let messages: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages[0].contains("a FIFO, not a regular file"),
+        "{messages:?}"
+    );
+    assert!(messages[1].contains("refused: a symlink"), "{messages:?}");
 }
 
 #[test]

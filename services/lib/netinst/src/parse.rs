@@ -5,7 +5,8 @@ use crate::net::{
     Ipv4Net, check_bridge_name, check_dns_label, check_dns_name, check_instance_name, format_mac,
     parse_mac,
 };
-use crate::{DhcpHost, HostEntry, NetinstError, NetworkInstance};
+use crate::{ConfigError, DhcpHost, HostEntry, NetworkInstance};
+use confkit::toml_reader::{Reader, a_type};
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -20,108 +21,45 @@ pub fn parse_instance(
     name: &str,
     file: &Path,
     text: &str,
-) -> Result<NetworkInstance, Vec<NetinstError>> {
+) -> Result<NetworkInstance, Vec<ConfigError>> {
     let mut cx = Cx {
-        file,
-        text,
-        errors: Vec::new(),
+        r: Reader::new(file, text),
     };
     if let Err(message) = check_instance_name(name) {
-        cx.push(
-            0,
-            NetinstError {
-                file: file.to_path_buf(),
-                line: None,
-                key: None,
-                message: format!("bad file name: {message}"),
-            },
-        );
+        cx.whole_file(format!("bad file name: {message}"));
     }
-    let root = match DeTable::parse(text) {
-        Ok(root) => root,
-        Err(err) => {
-            let line = err.span().map(|s| cx.line(&s));
-            cx.push(
-                0,
-                NetinstError {
-                    file: file.to_path_buf(),
-                    line,
-                    key: None,
-                    message: format!("TOML syntax: {}", err.message().trim()),
-                },
-            );
-            return Err(cx.finish());
-        }
+    let Some(root) = cx.parse() else {
+        return Err(cx.r.finish());
     };
     let instance = cx.instance(name, root.get_ref());
     match instance {
-        Some(instance) if cx.errors.is_empty() => Ok(instance),
-        _ => Err(cx.finish()),
+        Some(instance) if !cx.has_errors() => Ok(instance),
+        _ => Err(cx.r.finish()),
     }
 }
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
+/// An instance file being read: the shared reader (errors with file, line and key, put
+/// back in file order at the end).
 struct Cx<'a> {
-    file: &'a Path,
-    text: &'a str,
-    /// With the byte offset they were found at: `DeTable` iterates keys sorted, not in
-    /// file order, so errors are put back in file order at the end.
-    errors: Vec<(usize, NetinstError)>,
+    r: Reader<'a>,
 }
 
-/// "a string", "an integer".
-fn a(value: &DeValue<'_>) -> String {
-    let t = value.type_str();
-    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {t}")
+impl<'a> std::ops::Deref for Cx<'a> {
+    type Target = Reader<'a>;
+    fn deref(&self) -> &Reader<'a> {
+        &self.r
+    }
+}
+
+impl std::ops::DerefMut for Cx<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.r
+    }
 }
 
 impl Cx<'_> {
-    fn push(&mut self, offset: usize, error: NetinstError) {
-        self.errors.push((offset, error));
-    }
-
-    /// The errors in file order (whole-file ones first).
-    fn finish(mut self) -> Vec<NetinstError> {
-        self.errors
-            .sort_by_key(|(offset, e)| (e.line.is_some(), *offset));
-        self.errors.into_iter().map(|(_, e)| e).collect()
-    }
-
-    fn line(&self, span: &Range<usize>) -> usize {
-        confkit::line_at(self.text, span.start)
-    }
-
-    fn error(&mut self, span: &Range<usize>, key: &str, message: impl Into<String>) {
-        let line = self.line(span);
-        self.push(
-            span.start,
-            NetinstError {
-                file: self.file.to_path_buf(),
-                line: Some(line),
-                key: Some(key.to_string()),
-                message: message.into(),
-            },
-        );
-    }
-
-    fn missing(&mut self, key: &str, message: &str) {
-        self.push(
-            0,
-            NetinstError {
-                file: self.file.to_path_buf(),
-                line: None,
-                key: Some(key.to_string()),
-                message: format!("missing: {message}"),
-            },
-        );
-    }
-
     fn instance(&mut self, name: &str, root: &DeTable<'_>) -> Option<NetworkInstance> {
         let mut key_lines = Vec::new();
         let mut bridge = None;
@@ -137,7 +75,7 @@ impl Cx<'_> {
         for (key, value) in root.iter() {
             let k = key.get_ref().as_ref();
             let line = self.line(&key.span());
-            let before = self.errors.len();
+            let before = self.error_count();
             match k {
                 "bridge" => {
                     key_lines.push(("bridge", line));
@@ -197,7 +135,7 @@ impl Cx<'_> {
                     format!("unknown key (the keys are: {KEYS})"),
                 ),
             }
-            failed |= self.errors.len() > before;
+            failed |= self.error_count() > before;
         }
 
         if bridge.is_none() && !key_lines.iter().any(|(k, _)| *k == "bridge") {
@@ -238,7 +176,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if failed || !self.errors.is_empty() {
+        if failed || self.has_errors() {
             return None;
         }
         Some(NetworkInstance {
@@ -300,7 +238,7 @@ impl Cx<'_> {
                 self.error(
                     &value.span(),
                     key,
-                    format!("must be a string, not {}", a(value.get_ref())),
+                    format!("must be a string, not {}", a_type(value.get_ref())),
                 );
                 None
             }
@@ -319,7 +257,10 @@ impl Cx<'_> {
                 self.error(
                     &value.span(),
                     key,
-                    format!("must be an array of {what}, not {}", a(value.get_ref())),
+                    format!(
+                        "must be an array of {what}, not {}",
+                        a_type(value.get_ref())
+                    ),
                 );
                 None
             }
@@ -372,7 +313,7 @@ impl Cx<'_> {
                 key,
                 format!(
                     "each entry must be a table such as {example}, not {}",
-                    a(item.get_ref())
+                    a_type(item.get_ref())
                 ),
             );
             return None;

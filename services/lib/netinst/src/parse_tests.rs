@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 const FILE: &str = "/ni/blue.toml";
 
-fn parse(text: &str) -> Result<NetworkInstance, Vec<NetinstError>> {
+fn parse(text: &str) -> Result<NetworkInstance, Vec<ConfigError>> {
     parse_instance("blue", Path::new(FILE), text)
 }
 
-fn errors_of(text: &str) -> Vec<NetinstError> {
+fn errors_of(text: &str) -> Vec<ConfigError> {
     match parse(text) {
         Ok(i) => panic!("expected errors, got {i:?}"),
         Err(errors) => errors,
@@ -700,7 +700,7 @@ fn an_error_displays_as_file_line_key_message() {
         "{}",
         errors[0]
     );
-    let whole = NetinstError {
+    let whole = ConfigError {
         file: "/x.toml".into(),
         line: None,
         key: None,

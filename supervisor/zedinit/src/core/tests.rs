@@ -427,7 +427,7 @@ fn rescan_keeps_the_running_version_of_a_now_broken_definition() {
     let mut h = Harness::new(&[("svc", LONGRUN)]);
     h.take_log();
     let mut broken = Loaded::default();
-    broken.errors.push(DefinitionError {
+    broken.errors.push(ConfigError {
         file: "/defs/svc.toml".into(),
         line: Some(1),
         key: Some("command".into()),
@@ -625,7 +625,7 @@ fn file_readiness_is_checked_without_a_process() {
 
 fn y_broken() -> Loaded {
     let mut l = Loaded::default();
-    l.errors.push(DefinitionError {
+    l.errors.push(ConfigError {
         file: "/defs/y.toml".into(),
         line: Some(2),
         key: Some("requires".into()),

@@ -11,16 +11,12 @@
 //! (zedinit has a log-writer thread, so malloc's locks may be held at clone time).
 //! Raw syscalls, not glibc's wrappers, where a wrapper does more: see [`raw`].
 
-use crate::sys::confine::{Join, Plan};
+use crate::sys::confine::{Join, Plan, SpawnError, Step};
 use std::ffi::{CString, c_char, c_int};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-/// Bytes of a failure report: the step (u8) and the errno (i32, native order).
+/// Bytes of a failure report: the step (`Step as u8`) and the errno (i32, native order).
 pub const REPORT_LEN: usize = 5;
-/// The step number of `execve` itself in a report (confinement steps are below it).
-pub const EXEC_STEP: u8 = 255;
-/// The step number of the steps every child takes (signals, cgroup, session, stdio).
-pub const SETUP_STEP: u8 = 254;
 
 /// How the child gets its confinement.
 pub enum Confinement {
@@ -217,10 +213,10 @@ impl Launch {
     unsafe fn child_main(&self, report: RawFd, moves_itself: bool) -> ! {
         // SAFETY: syscalls on prepared memory; see each step.
         unsafe {
-            if let Err((step, errno)) = self.child_steps(moves_itself) {
+            if let Err(failed) = self.child_steps(moves_itself) {
                 let mut buf = [0u8; REPORT_LEN];
-                buf[0] = step;
-                buf[1..].copy_from_slice(&errno.to_ne_bytes());
+                buf[0] = failed.step as u8;
+                buf[1..].copy_from_slice(&failed.errno.to_ne_bytes());
                 libc::write(report, buf.as_ptr().cast(), REPORT_LEN);
             }
             libc::_exit(127)
@@ -229,14 +225,12 @@ impl Launch {
 
     /// # Safety
     /// Child side only (see [`Launch::child_main`]).
-    unsafe fn child_steps(&self, moves_itself: bool) -> Result<(), (u8, c_int)> {
-        let setup = |ret: c_int| {
-            if ret < 0 {
-                Err((SETUP_STEP, errno()))
-            } else {
-                Ok(())
-            }
+    unsafe fn child_steps(&self, moves_itself: bool) -> Result<(), SpawnError> {
+        let setup_failed = || SpawnError {
+            step: Step::Setup,
+            errno: errno(),
         };
+        let setup = |ret: c_int| if ret < 0 { Err(setup_failed()) } else { Ok(()) };
         // SAFETY: plain syscalls on fds and strings owned by `self`.
         unsafe {
             // zedinit blocks the signals it reads from its signalfd and ignores SIGPIPE:
@@ -261,7 +255,7 @@ impl Launch {
                 let moved = libc::write(procs, b"0".as_ptr().cast(), 1);
                 libc::close(procs);
                 if moved != 1 {
-                    return Err((SETUP_STEP, errno()));
+                    return Err(setup_failed());
                 }
             }
             // Own session and process group: stop signals go to the whole group, and a
@@ -277,13 +271,10 @@ impl Launch {
             if self.reset_uid {
                 setup(raw::setresuid(0, 0, 0))?;
             }
-            let applied = match &self.confinement {
-                Confinement::None => Ok(()),
-                Confinement::Own(plan) => plan.apply(),
-                Confinement::Join(join) => join.apply(),
-            };
-            if let Err(step) = applied {
-                return Err((step, errno()));
+            match &self.confinement {
+                Confinement::None => {}
+                Confinement::Own(plan) => plan.apply()?,
+                Confinement::Join(join) => join.apply()?,
             }
             if let Some(path) = &self.check_file {
                 libc::_exit(if libc::access(path.as_ptr(), libc::F_OK) == 0 {
@@ -306,7 +297,10 @@ impl Launch {
                     kept = e;
                 }
             }
-            Err((EXEC_STEP, kept))
+            Err(SpawnError {
+                step: Step::Exec,
+                errno: kept,
+            })
         }
     }
 }
@@ -365,8 +359,8 @@ pub enum Report {
     Pending,
     /// End of file without a report: the child exec'd.
     Execed,
-    /// It failed at `step` with `errno` and will exit 127.
-    Failed { step: u8, errno: i32 },
+    /// It failed (at a step, with an errno) and will exit 127.
+    Failed(SpawnError),
 }
 
 /// Reads the report pipe without blocking.
@@ -374,36 +368,27 @@ pub fn read_report(fd: &OwnedFd) -> Report {
     let mut buf = [0u8; REPORT_LEN];
     match nix::unistd::read(fd, &mut buf) {
         Ok(0) => Report::Execed,
-        Ok(n) if n == REPORT_LEN => Report::Failed {
-            step: buf[0],
-            errno: i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]),
-        },
+        Ok(n) if n == REPORT_LEN => Report::Failed(match Step::from_u8(buf[0]) {
+            Some(step) => SpawnError {
+                step,
+                errno: i32::from_ne_bytes([buf[1], buf[2], buf[3], buf[4]]),
+            },
+            // Cannot happen (both ends are this binary); say it failed.
+            None => SpawnError {
+                step: Step::Setup,
+                errno: libc::EIO,
+            },
+        }),
         // A short report cannot happen (5 bytes to a pipe is atomic); say it failed.
-        Ok(_) => Report::Failed {
-            step: SETUP_STEP,
+        Ok(_) => Report::Failed(SpawnError {
+            step: Step::Setup,
             errno: libc::EIO,
-        },
+        }),
         Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => Report::Pending,
-        Err(e) => Report::Failed {
-            step: SETUP_STEP,
+        Err(e) => Report::Failed(SpawnError {
+            step: Step::Setup,
             errno: e as i32,
-        },
-    }
-}
-
-/// A report as text: which step failed and why.
-pub fn describe(step: u8, errno: i32, program: &str) -> String {
-    let error = std::io::Error::from_raw_os_error(errno);
-    match step {
-        EXEC_STEP => format!("{program}: {error}"),
-        SETUP_STEP => format!("setting up the child: {error}"),
-        n => format!(
-            "step \"{}\": {error}",
-            crate::sys::confine::STEPS
-                .get(n as usize)
-                .copied()
-                .unwrap_or("?")
-        ),
+        }),
     }
 }
 

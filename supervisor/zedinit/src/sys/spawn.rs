@@ -144,10 +144,14 @@ fn set_env(env: &mut Vec<(String, String)>, name: &str, value: String) {
 impl Executor for OsExecutor {
     fn spawn(&mut self, spec: &ServiceSpec) -> Result<Spawned, String> {
         let mut env = base_env(spec);
-        let (uid, gid) = match &spec.run {
-            Some(run) => confine::ids(run)?,
-            None => (0, 0),
+        // Looked up once: the heartbeat file's owner, and the plan's credentials.
+        let confined = match &spec.run {
+            Some(run) => Some((run, confine::ids(run)?)),
+            None => None,
         };
+        let (uid, gid) = confined
+            .as_ref()
+            .map_or((0, 0), |(_, ids)| (ids.uid, ids.gid));
         // Files zedinit makes for the service, bound into its own root if it has one.
         let mut extra = Vec::new();
         let wants_notify = spec
@@ -176,14 +180,15 @@ impl Executor for OsExecutor {
             extra.push((path, inside));
         }
         let mut new_pid_ns = false;
-        let confinement = match &spec.run {
+        let confinement = match confined {
             None => Confinement::None,
-            Some(run) => {
+            Some((run, ids)) => {
                 for (name, value) in &run.env {
                     set_env(&mut env, name, value.clone());
                 }
                 new_pid_ns = run.pid_new;
-                Confinement::Own(Box::new(confine::prepare(spec, run, &self.roots, &extra)?))
+                let plan = confine::prepare(&spec.name, run, ids, &self.roots, &extra)?;
+                Confinement::Own(Box::new(plan))
             }
         };
         let mut child = Launch::new(&spec.command, &env, SERVICE_PATH)?;
@@ -243,7 +248,7 @@ impl Executor for OsExecutor {
         let result = match report {
             Report::Pending => return None,
             Report::Execed => Ok(()),
-            Report::Failed { step, errno } => Err(launch::describe(step, errno, &child.program)),
+            Report::Failed(failed) => Err(failed.describe(&child.program)),
         };
         if let Some(fd) = child.report.take() {
             self.spent_reports.push(fd);

@@ -75,9 +75,10 @@ pub trait Executor {
     fn log_tail(&self, name: &str, n: usize) -> Vec<String>;
 }
 
-/// What is true of a service now (`ServiceState`).
+/// What is true of a service now: its state, as `supctl status` and the wire name it
+/// (`ServiceStatus::state`).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Phase {
+pub enum State {
     /// Not running: never started, waiting for dependencies, or stopped on request.
     Stopped,
     /// A oneshot is running (its dependents wait for `Done`), or a longrun with
@@ -100,32 +101,32 @@ pub enum Phase {
     Failed,
 }
 
-impl Phase {
+impl State {
     /// The state name shown by `supctl status` (DESIGN.md, exactly).
     pub fn name(&self) -> &'static str {
         match self {
-            Phase::Stopped => "stopped",
-            Phase::Starting => "starting",
-            Phase::Ready => "ready",
-            Phase::Running => "running",
-            Phase::Backoff { .. } => "backoff",
-            Phase::Stopping { .. } => "stopping",
-            Phase::Done => "done",
-            Phase::Skipped => "skipped",
-            Phase::Failed => "failed",
+            State::Stopped => "stopped",
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Running => "running",
+            State::Backoff { .. } => "backoff",
+            State::Stopping { .. } => "stopping",
+            State::Done => "done",
+            State::Skipped => "skipped",
+            State::Failed => "failed",
         }
     }
 
     /// Its process runs and was not asked to stop.
     pub fn is_running(&self) -> bool {
-        matches!(self, Phase::Starting | Phase::Ready | Phase::Running)
+        matches!(self, State::Starting | State::Ready | State::Running)
     }
 
     /// A process of this service exists.
     pub fn is_active(&self) -> bool {
         matches!(
             self,
-            Phase::Starting | Phase::Ready | Phase::Running | Phase::Stopping { .. }
+            State::Starting | State::Ready | State::Running | State::Stopping { .. }
         )
     }
 
@@ -133,7 +134,7 @@ impl Phase {
     pub fn is_up(&self) -> bool {
         matches!(
             self,
-            Phase::Ready | Phase::Running | Phase::Done | Phase::Skipped
+            State::Ready | State::Running | State::Done | State::Skipped
         )
     }
 }
@@ -150,7 +151,7 @@ enum AfterStop {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub spec: ServiceSpec,
-    pub phase: Phase,
+    pub state: State,
     pub pid: Option<i32>,
     pub started_at: Option<Instant>,
     /// False after a stop request: reconcile leaves it down until a start request.
@@ -207,7 +208,7 @@ impl Service {
     /// When its heartbeat goes (or, signalled, stays) stale; `None` without one to watch.
     fn heartbeat_deadline(&self) -> Option<Instant> {
         let hb = self.spec.heartbeat.as_ref()?;
-        if !matches!(self.phase, Phase::Running | Phase::Ready) {
+        if !matches!(self.state, State::Running | State::Ready) {
             return None;
         }
         match self.stale {
@@ -228,7 +229,7 @@ impl Service {
     fn new(spec: ServiceSpec) -> Self {
         Service {
             spec,
-            phase: Phase::Stopped,
+            state: State::Stopped,
             pid: None,
             started_at: None,
             wanted: true,
@@ -329,9 +330,9 @@ impl<E: Executor> Core<E> {
             }
         }
         for svc in self.services.values_mut() {
-            if svc.recovering && (svc.phase.is_up() || !svc.wanted) {
+            if svc.recovering && (svc.state.is_up() || !svc.wanted) {
                 svc.recovering = false;
-                if svc.phase.is_up() {
+                if svc.state.is_up() {
                     log::info(format_args!("{}: recovered", svc.spec.name));
                 }
             }
@@ -346,7 +347,7 @@ impl<E: Executor> Core<E> {
             let Some(svc) = self.services.get(name) else {
                 continue;
             };
-            if !svc.phase.is_running() {
+            if !svc.state.is_running() {
                 continue;
             }
             let reason = if self.shutting_down || !svc.wanted {
@@ -376,9 +377,9 @@ impl<E: Executor> Core<E> {
             let Some(svc) = self.services.get(name) else {
                 continue;
             };
-            let due = match svc.phase {
-                Phase::Stopped => true,
-                Phase::Backoff { until } => until <= now,
+            let due = match svc.state {
+                State::Stopped => true,
+                State::Backoff { until } => until <= now,
                 _ => false,
             };
             if !(svc.wanted && due) {
@@ -404,7 +405,7 @@ impl<E: Executor> Core<E> {
     fn active_dependents(&self, name: &str, requires_only: bool) -> Vec<String> {
         self.services
             .values()
-            .filter(|s| s.phase.is_active())
+            .filter(|s| s.state.is_active())
             .filter(|s| {
                 if requires_only {
                     s.spec.requires.iter().any(|d| d == name)
@@ -425,7 +426,7 @@ impl<E: Executor> Core<E> {
         }
         let needed = self.dependencies_of(&svc.spec.name);
         self.services.values().any(|other| {
-            other.phase.is_active()
+            other.state.is_active()
                 && !other.spec.stop_last
                 && !needed.contains(other.spec.name.as_str())
         })
@@ -455,9 +456,9 @@ impl<E: Executor> Core<E> {
             .iter()
             .find_map(|dep| match self.services.get(dep) {
                 None => Some(dep.clone()),
-                Some(d) if d.phase == Phase::Failed => Some(dep.clone()),
+                Some(d) if d.state == State::Failed => Some(dep.clone()),
                 // Not wanted: it is going down (or stays down), so its dependents go first.
-                Some(d) if !d.wanted && d.phase != Phase::Skipped => Some(dep.clone()),
+                Some(d) if !d.wanted && d.state != State::Skipped => Some(dep.clone()),
                 Some(_) => None,
             })
     }
@@ -470,9 +471,9 @@ impl<E: Executor> Core<E> {
             let required = svc.spec.requires.iter().any(|r| r == dep);
             let met = match self.services.get(dep) {
                 None => !required,
-                Some(d) if d.phase.is_up() => true,
+                Some(d) if d.state.is_up() => true,
                 Some(_) if required => false,
-                Some(d) => d.phase == Phase::Failed || (!d.wanted && !d.phase.is_active()),
+                Some(d) => d.state == State::Failed || (!d.wanted && !d.state.is_active()),
             };
             if !met {
                 unmet.push(dep.to_string());
@@ -489,7 +490,7 @@ impl<E: Executor> Core<E> {
         for cond in &svc.spec.conditions {
             let exists = self.exec.path_exists(&cond.path);
             if exists == cond.negate {
-                svc.phase = Phase::Skipped;
+                svc.state = State::Skipped;
                 let what = if cond.negate {
                     "exists"
                 } else {
@@ -514,25 +515,25 @@ impl<E: Executor> Core<E> {
                 svc.started_at = Some(now);
                 svc.generation += 1;
                 // After a crash, the note says why it restarted until something new.
-                if !matches!(svc.phase, Phase::Backoff { .. }) {
+                if !matches!(svc.state, State::Backoff { .. }) {
                     svc.note = None;
                 }
                 svc.status_text = None;
                 svc.readiness = Readiness::default();
                 svc.last_beat = Some(now);
                 svc.stale = Stale::Fresh;
-                svc.phase = match (&svc.spec.kind, &svc.spec.ready) {
-                    (ServiceType::Oneshot, _) => Phase::Starting,
+                svc.state = match (&svc.spec.kind, &svc.spec.ready) {
+                    (ServiceType::Oneshot, _) => State::Starting,
                     // Up (dependents may start) only once its program runs.
-                    (ServiceType::Longrun, None) if exec_confirmed => Phase::Running,
-                    (ServiceType::Longrun, None) => Phase::Starting,
+                    (ServiceType::Longrun, None) if exec_confirmed => State::Running,
+                    (ServiceType::Longrun, None) => State::Starting,
                     (ServiceType::Longrun, Some(ready)) => {
                         svc.readiness.deadline = Some(now + ready.timeout);
                         // Probes start once the program runs.
                         if ready.check != ReadyCheck::Notify && exec_confirmed {
                             svc.readiness.next_probe = Some(now);
                         }
-                        Phase::Starting
+                        State::Starting
                     }
                 };
                 log::info(format_args!("{name}: started, pid {pid}"));
@@ -564,8 +565,8 @@ impl<E: Executor> Core<E> {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
-        match (svc.pid, &svc.phase) {
-            (Some(pid), Phase::Starting | Phase::Ready | Phase::Running) => {
+        match (svc.pid, &svc.state) {
+            (Some(pid), State::Starting | State::Ready | State::Running) => {
                 log::info(format_args!(
                     "{name}: stopping with {}",
                     svc.spec.stop.signal.as_str()
@@ -575,14 +576,14 @@ impl<E: Executor> Core<E> {
                 if svc.spec.stop.signal != Signal::SIGCONT {
                     self.exec.signal_group(pid, Signal::SIGCONT);
                 }
-                svc.phase = Phase::Stopping {
+                svc.state = State::Stopping {
                     deadline: now + svc.spec.stop.timeout,
                     killed: false,
                 };
             }
-            (_, Phase::Stopping { .. }) => {}
+            (_, State::Stopping { .. }) => {}
             _ => {
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 self.finish_stop(name);
             }
         }
@@ -621,17 +622,17 @@ impl<E: Executor> Core<E> {
         };
         match verdict {
             Verdict::Done => {
-                svc.phase = Phase::Done;
+                svc.state = State::Done;
                 svc.note = None;
                 log::info(format_args!("{name}: done"));
             }
             Verdict::Stop => {
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 svc.wanted = false;
                 svc.note = Some("exited; its restart policy does not restart it".into());
             }
             Verdict::Fail { reason } => {
-                svc.phase = Phase::Failed;
+                svc.state = State::Failed;
                 // Its own policy said never: a person decides. Restarts exhausted: a
                 // cause outside it may pass, so try again after the cool-down.
                 svc.retry_at = match svc.spec.restart.policy {
@@ -652,13 +653,13 @@ impl<E: Executor> Core<E> {
                 if delay.is_zero() {
                     // Due at once: reconcile starts it (never a direct call to `start`
                     // here, which could recurse as deep as the intensity allows).
-                    svc.phase = Phase::Backoff { until: now };
+                    svc.state = State::Backoff { until: now };
                 } else {
                     log::info(format_args!(
                         "{name}: restarting in {}",
                         confkit::durations::format_duration(delay)
                     ));
-                    svc.phase = Phase::Backoff { until: now + delay };
+                    svc.state = State::Backoff { until: now + delay };
                 }
             }
         }
@@ -705,15 +706,15 @@ impl<E: Executor> Core<E> {
         self.exec.kill_leftovers(pid);
         // Stopped for a stale heartbeat: the exit is a failure for the restart policy.
         let stale_restart = svc.stale == Stale::Restarting && svc.wanted && !self.shutting_down;
-        match svc.phase {
-            Phase::Stopping { .. } if !stale_restart => {
+        match svc.state {
+            State::Stopping { .. } if !stale_restart => {
                 log::info(format_args!("{name}: stopped ({exit})"));
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 self.finish_stop(&name);
             }
             _ if self.shutting_down || !svc.wanted => {
                 log::info(format_args!("{name}: exited ({exit})"));
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 self.finish_stop(&name);
             }
             _ if svc.exec_failed.is_some() => {
@@ -785,25 +786,25 @@ impl<E: Executor> Core<E> {
             let Some(svc) = self.services.get_mut(&name) else {
                 continue;
             };
-            match svc.phase {
-                Phase::Backoff { until } if until <= now => {
-                    svc.phase = Phase::Stopped;
+            match svc.state {
+                State::Backoff { until } if until <= now => {
+                    svc.state = State::Stopped;
                 }
-                Phase::Failed if svc.retry_at.is_some_and(|at| at <= now) && svc.wanted => {
+                State::Failed if svc.retry_at.is_some_and(|at| at <= now) && svc.wanted => {
                     log::info(format_args!("{name}: trying again after its cool-down"));
                     svc.retry_at = None;
                     svc.recovering = true;
                     svc.history.reset();
-                    svc.phase = Phase::Stopped;
+                    svc.state = State::Stopped;
                 }
-                Phase::Stopping { deadline, killed } if deadline <= now => {
+                State::Stopping { deadline, killed } if deadline <= now => {
                     if killed {
                         log::warn(format_args!(
                             "{name}: still there {}s after SIGKILL; no longer waiting for it",
                             KILL_GRACE.as_secs()
                         ));
                         svc.note = Some("did not exit after SIGKILL".into());
-                        svc.phase = Phase::Stopped;
+                        svc.state = State::Stopped;
                         self.finish_stop(&name);
                     } else if let Some(pid) = svc.pid {
                         log::warn(format_args!(
@@ -816,7 +817,7 @@ impl<E: Executor> Core<E> {
                         if self.shutting_down {
                             self.unclean = true;
                         }
-                        svc.phase = Phase::Stopping {
+                        svc.state = State::Stopping {
                             deadline: now + KILL_GRACE,
                             killed: true,
                         };
@@ -850,8 +851,8 @@ impl<E: Executor> Core<E> {
                 // The child exits 127 now; its exit applies the restart policy.
                 svc.exec_failed = Some(e);
             }
-            Ok(()) if svc.phase == Phase::Starting => match (&svc.spec.kind, &svc.spec.ready) {
-                (ServiceType::Longrun, None) => svc.phase = Phase::Running,
+            Ok(()) if svc.state == State::Starting => match (&svc.spec.kind, &svc.spec.ready) {
+                (ServiceType::Longrun, None) => svc.state = State::Running,
                 (ServiceType::Longrun, Some(ready)) if ready.check != ReadyCheck::Notify => {
                     svc.readiness.next_probe = Some(now);
                 }
@@ -885,21 +886,21 @@ impl<E: Executor> Core<E> {
 
     /// The earliest timer the core owes.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let phases = self.services.values().filter_map(|s| match s.phase {
-            Phase::Backoff { until } => Some(until),
-            Phase::Stopping { deadline, .. } => Some(deadline),
+        let phases = self.services.values().filter_map(|s| match s.state {
+            State::Backoff { until } => Some(until),
+            State::Stopping { deadline, .. } => Some(deadline),
             _ => None,
         });
         let execs = self.services.values().filter_map(|s| s.exec_deadline);
         let retries = self
             .services
             .values()
-            .filter(|s| s.phase == Phase::Failed && s.wanted)
+            .filter(|s| s.state == State::Failed && s.wanted)
             .filter_map(|s| s.retry_at);
         let readiness = self
             .services
             .values()
-            .filter(|s| s.phase == Phase::Starting && !s.readiness.timed_out)
+            .filter(|s| s.state == State::Starting && !s.readiness.timed_out)
             .flat_map(|s| {
                 let probe = s
                     .readiness
@@ -973,8 +974,8 @@ impl<E: Executor> Core<E> {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
-        if svc.phase == Phase::Starting && svc.spec.ready.is_some() {
-            svc.phase = Phase::Ready;
+        if svc.state == State::Starting && svc.spec.ready.is_some() {
+            svc.state = State::Ready;
             svc.readiness.deadline = None;
             svc.readiness.next_probe = None;
             log::info(format_args!("{name}: ready ({how})"));
@@ -986,8 +987,8 @@ impl<E: Executor> Core<E> {
         let Some(svc) = self.services.get_mut(name) else {
             return;
         };
-        let (Phase::Starting, Some(ready), Some(pid)) =
-            (&svc.phase, svc.spec.ready.clone(), svc.pid)
+        let (State::Starting, Some(ready), Some(pid)) =
+            (&svc.state, svc.spec.ready.clone(), svc.pid)
         else {
             return;
         };
@@ -1059,7 +1060,7 @@ impl<E: Executor> Core<E> {
             return false;
         };
         svc.readiness.probe_pid = None;
-        if svc.phase != Phase::Starting || svc.readiness.timed_out {
+        if svc.state != State::Starting || svc.readiness.timed_out {
             return true;
         }
         if exit.success() {
@@ -1144,15 +1145,15 @@ impl<E: Executor> Core<E> {
         let svc = self.lookup_kept(name)?;
         svc.wanted = true;
         if matches!(
-            svc.phase,
-            Phase::Failed | Phase::Done | Phase::Skipped | Phase::Backoff { .. }
+            svc.state,
+            State::Failed | State::Done | State::Skipped | State::Backoff { .. }
         ) {
-            svc.phase = Phase::Stopped;
+            svc.state = State::Stopped;
             svc.history.reset();
             svc.note = None;
         }
         // A pending Replace already starts the new definition once stopped.
-        if matches!(svc.phase, Phase::Stopping { .. }) && svc.then == AfterStop::Rest {
+        if matches!(svc.state, State::Stopping { .. }) && svc.then == AfterStop::Rest {
             svc.then = AfterStop::Restart;
         }
         Ok(())
@@ -1176,8 +1177,8 @@ impl<E: Executor> Core<E> {
         if matches!(svc.then, AfterStop::Restart) {
             svc.then = AfterStop::Rest;
         }
-        if matches!(svc.phase, Phase::Backoff { .. }) {
-            svc.phase = Phase::Stopped;
+        if matches!(svc.state, State::Backoff { .. }) {
+            svc.state = State::Stopped;
         }
         svc.note = Some("stopped on request".into());
         let _ = now;
@@ -1190,20 +1191,20 @@ impl<E: Executor> Core<E> {
         svc.wanted = true;
         // A pending Replace restarts with the new definition: keep it.
         let keep_replace = matches!(svc.then, AfterStop::Replace(_));
-        match svc.phase {
-            Phase::Starting | Phase::Ready | Phase::Running => {
+        match svc.state {
+            State::Starting | State::Ready | State::Running => {
                 if !keep_replace {
                     svc.then = AfterStop::Restart;
                 }
                 self.begin_stop(name, now);
             }
-            Phase::Stopping { .. } => {
+            State::Stopping { .. } => {
                 if !keep_replace {
                     svc.then = AfterStop::Restart;
                 }
             }
             _ => {
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 svc.history.reset();
                 svc.note = None;
             }
@@ -1222,7 +1223,7 @@ impl<E: Executor> Core<E> {
         let Some(pid) = svc.pid else {
             return Err(RequestError::InvalidState(format!(
                 "{name} has no process ({})",
-                svc.phase.name()
+                svc.state.name()
             )));
         };
         self.exec
@@ -1285,7 +1286,7 @@ impl<E: Executor> Core<E> {
                 svc.wanted = true;
                 svc.note = None;
             }
-            let stopping = matches!(svc.phase, Phase::Stopping { .. });
+            let stopping = matches!(svc.state, State::Stopping { .. });
             if svc.spec.same_definition(&spec) {
                 // Back to what runs now (a pending change or removal is undone).
                 svc.then = if stopping {
@@ -1293,7 +1294,7 @@ impl<E: Executor> Core<E> {
                 } else {
                     AfterStop::Rest
                 };
-            } else if svc.phase.is_active() {
+            } else if svc.state.is_active() {
                 svc.then = AfterStop::Replace(Box::new(spec));
                 if !stopping {
                     self.begin_stop(name, now);
@@ -1303,7 +1304,7 @@ impl<E: Executor> Core<E> {
                 svc.then = AfterStop::Rest;
                 svc.history.reset();
                 if svc.wanted {
-                    svc.phase = Phase::Stopped;
+                    svc.state = State::Stopped;
                     svc.note = None;
                 }
             }
@@ -1314,11 +1315,11 @@ impl<E: Executor> Core<E> {
             };
             svc.wanted = false;
             svc.then = AfterStop::Remove;
-            if svc.phase.is_active() {
+            if svc.state.is_active() {
                 // Stopped by reconcile once nothing that requires it runs.
                 svc.note = Some("removed: stopping".into());
             } else {
-                svc.phase = Phase::Stopped;
+                svc.state = State::Stopped;
                 self.finish_stop(name);
             }
         }
@@ -1335,8 +1336,8 @@ impl<E: Executor> Core<E> {
         self.shutting_down = true;
         for svc in self.services.values_mut() {
             svc.wanted = false;
-            if matches!(svc.phase, Phase::Backoff { .. }) {
-                svc.phase = Phase::Stopped;
+            if matches!(svc.state, State::Backoff { .. }) {
+                svc.state = State::Stopped;
             }
         }
         self.reconcile(now);
@@ -1348,7 +1349,7 @@ impl<E: Executor> Core<E> {
             .filter_map(|n| self.services.get(n))
             .map(|s| ServiceStatus {
                 name: s.spec.name.clone(),
-                state: s.phase.name().to_string(),
+                state: s.state.name().to_string(),
                 kind: match s.spec.kind {
                     ServiceType::Longrun => "longrun".into(),
                     ServiceType::Oneshot => "oneshot".into(),
@@ -1359,11 +1360,11 @@ impl<E: Executor> Core<E> {
                     .map(|t| now.saturating_duration_since(t).as_millis() as u64),
                 restarts: s.restarts,
                 last_exit: s.last_exit.map(Exit::to_wire),
-                next_retry_ms: match (&s.phase, s.retry_at) {
-                    (Phase::Backoff { until }, _) => {
+                next_retry_ms: match (&s.state, s.retry_at) {
+                    (State::Backoff { until }, _) => {
                         Some(until.saturating_duration_since(now).as_millis() as u64)
                     }
-                    (Phase::Failed, Some(at)) if s.wanted => {
+                    (State::Failed, Some(at)) if s.wanted => {
                         Some(at.saturating_duration_since(now).as_millis() as u64)
                     }
                     _ => None,
@@ -1385,7 +1386,7 @@ impl<E: Executor> Core<E> {
     pub fn health(&self) -> Health {
         let mut reasons = Vec::new();
         for s in self.services.values().filter(|s| s.spec.critical) {
-            if s.phase == Phase::Failed {
+            if s.state == State::Failed {
                 reasons.push(format!(
                     "{} failed: {}",
                     s.spec.name,

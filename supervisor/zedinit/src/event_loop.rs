@@ -5,13 +5,13 @@
 //! Shutdown: services stop in reverse dependency order (core), then strays get SIGTERM,
 //! then SIGKILL after [`SWEEP_GRACE`], then zedinit exits with [`ExitCode`].
 
-use crate::control::Supervisor;
+use crate::codepages::CodePages;
 use crate::log;
-use crate::memory::CodePages;
 use crate::server::{Changes, Server};
+use crate::sys::executor::OsExecutor;
 use crate::sys::notify::{self, NotifyGate};
-use crate::sys::spawn::OsExecutor;
-use crate::sys::{codepages, proc, reap, signals};
+use crate::sys::{codepages, pid1, proc, reap};
+use crate::verbs::Supervisor;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
@@ -169,7 +169,7 @@ impl EventLoop {
         let core = &self.sup.core;
         let starting = || {
             core.services()
-                .any(|s| s.phase == crate::core::Phase::Starting)
+                .any(|s| s.state == crate::core::State::Starting)
         };
         if self
             .code_pages
@@ -230,7 +230,7 @@ impl EventLoop {
         let mut changes = Changes::default();
         match token {
             SIGNAL_TOKEN => {
-                for signal in signals::drain(&self.signal_fd) {
+                for signal in pid1::drain(&self.signal_fd) {
                     match signal {
                         Signal::SIGCHLD => self.reap(),
                         Signal::SIGTERM | Signal::SIGINT => self.begin_shutdown(signal),

@@ -4,10 +4,10 @@
 //! corpus (`fuzz/corpus/<target>/`) through the same functions on the stable toolchain.
 //! Nothing here is called by zedinit or supctl.
 
-use crate::control::{Outcome, Supervisor};
 use crate::core::{Core, Executor, Spawned};
 use crate::parse::{self, Definition, Loaded};
 use crate::spec::ServiceSpec;
+use crate::verbs::{Outcome, Supervisor};
 use nix::sys::signal::Signal;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -22,9 +22,9 @@ pub use limits::{
     RESERVED_CLIENTS,
 };
 
-use crate::control::{Goal, Outcome, Supervisor};
 use crate::core::Executor;
 use crate::log;
+use crate::verbs::{Goal, Outcome, Supervisor};
 use limits::{MAX_QUEUED_BYTES, long_lived_refusal, over_budget, reserved_may_ask};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use output::Output;

@@ -3,14 +3,14 @@
 //! Usage: zedinit [--services-dir DIR]... [--control-socket PATH]
 
 use std::path::PathBuf;
-use zedinit::control::Supervisor;
 use zedinit::core::Core;
 use zedinit::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
 use zedinit::server::{self, Server};
 use zedinit::sys::cgroup::Cgroups;
-use zedinit::sys::logpipes::{LogHub, ServiceOutput};
-use zedinit::sys::signals;
-use zedinit::sys::spawn::OsExecutor;
+use zedinit::sys::executor::OsExecutor;
+use zedinit::sys::output_pipes::{LogHub, ServiceOutput};
+use zedinit::sys::pid1;
+use zedinit::verbs::Supervisor;
 use zedinit::{log, parse};
 
 struct Args {
@@ -86,8 +86,8 @@ fn parse_args() -> Result<Args, String> {
 fn main() {
     // A readiness probe run by zedinit as a child (never as PID 1 itself).
     let argv: Vec<String> = std::env::args().collect();
-    if argv.len() == 3 && argv[1] == zedinit::sys::spawn::PROBE_TCP_FLAG {
-        std::process::exit(zedinit::sys::spawn::probe_tcp(&argv[2]));
+    if argv.len() == 3 && argv[1] == zedinit::sys::executor::PROBE_TCP_FLAG {
+        std::process::exit(zedinit::sys::executor::probe_tcp(&argv[2]));
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -110,10 +110,10 @@ fn main() {
 
 fn run(args: Args) -> i32 {
     let pid = std::process::id() as i32;
-    signals::reset_dispositions();
-    signals::cloexec_inherited_fds();
+    pid1::reset_dispositions();
+    pid1::cloexec_inherited_fds();
     // Signals are blocked before any child exists, so none is missed.
-    let signal_fd = match signals::block_and_open() {
+    let signal_fd = match pid1::block_and_open() {
         Ok(fd) => fd,
         Err(e) => {
             log::warn(format_args!("cannot set up signals: {e}"));
@@ -122,10 +122,10 @@ fn run(args: Args) -> i32 {
     };
     // Before any thread or child exists: root services without CAP_KILL can no longer
     // signal zedinit (README, "Signals").
-    if let Err(e) = signals::shield() {
+    if let Err(e) = pid1::shield() {
         log::warn(format_args!("{e}"));
     }
-    let subreaper = pid != 1 && signals::become_subreaper();
+    let subreaper = pid != 1 && pid1::become_subreaper();
     if pid != 1 && !subreaper {
         log::warn(format_args!(
             "not PID 1 and cannot become a child subreaper: orphans will go elsewhere"

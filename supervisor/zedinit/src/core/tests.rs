@@ -133,7 +133,7 @@ impl Harness {
     fn state(&self, name: &str) -> &'static str {
         self.core
             .service(name)
-            .map(|s| s.phase.name())
+            .map(|s| s.state.name())
             .unwrap_or("absent")
     }
 

@@ -3,12 +3,12 @@
 pub mod cgroup;
 pub mod codepages;
 pub mod confine;
+pub mod executor;
 pub mod heartbeat;
 pub mod launch;
-pub mod logpipes;
-pub mod logwriter;
 pub mod notify;
+pub mod output_pipes;
+pub mod output_writer;
+pub mod pid1;
 pub mod proc;
 pub mod reap;
-pub mod signals;
-pub mod spawn;

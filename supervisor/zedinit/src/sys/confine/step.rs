@@ -80,7 +80,7 @@ pub struct SpawnError {
 }
 
 impl SpawnError {
-    /// The error as `sys/spawn.rs` reports it: `program` is what exec was given.
+    /// The error as `sys/executor.rs` reports it: `program` is what exec was given.
     pub fn describe(&self, program: &str) -> String {
         let error = std::io::Error::from_raw_os_error(self.errno);
         match self.step {

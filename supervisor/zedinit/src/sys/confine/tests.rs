@@ -88,7 +88,7 @@ impl Lab {
         }
     }
 
-    /// zedinit's notify socket for the service, as `sys/spawn.rs` passes it.
+    /// zedinit's notify socket for the service, as `sys/executor.rs` passes it.
     fn notify(&self) -> Vec<(PathBuf, PathBuf)> {
         vec![(
             self.dir.path().join("notify/svc.sock"),

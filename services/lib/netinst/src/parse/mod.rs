@@ -483,7 +483,6 @@ fn parse_range(text: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;
 
 /// A lease file's path: absolute, a file named `<something>.leases` in a directory other

@@ -1,7 +1,7 @@
 //! Definition files → `ServiceSpec`s. Every problem is collected (not just the first),
 //! each naming file, line and key; a bad file never hides the good ones.
 
-use crate::signals::parse_signal;
+use crate::signal_names::parse_signal;
 use crate::spec::{
     PathCondition, ReadyCheck, ReadySpec, RestartPolicy, RestartSpec, ServiceSpec, ServiceType,
     StopSpec,
@@ -820,12 +820,10 @@ fn valid_host_port(text: &str) -> bool {
 }
 
 #[cfg(test)]
-#[path = "parse_tests.rs"]
 mod tests;
 
-#[path = "run_parse.rs"]
-mod run_parse;
-pub use run_parse::{parse_bind, parse_rlimit};
+mod run;
+pub use run::{parse_bind, parse_rlimit};
 
 /// `"10MiB"`, `"512KiB"`, `"1M"`, `"2000"` (bytes).
 pub fn parse_size(text: &str) -> Result<u64, String> {

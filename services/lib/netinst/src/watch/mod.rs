@@ -204,5 +204,4 @@ impl Watcher {
 }
 
 #[cfg(test)]
-#[path = "watch_tests.rs"]
 mod tests;

@@ -2,10 +2,10 @@
 //! blocking: the read ends are non-blocking and each readiness reads a bounded amount),
 //! lines tagged and kept in the service's ring, then handed to the writer thread.
 
-use crate::logs::{LineBuffer, Ring, Stream, format_line, utc_timestamp};
+use crate::output::{LineBuffer, Ring, Stream, format_line, utc_timestamp};
 use crate::spec::ServiceSpec;
 use crate::sys::launch::Launch;
-use crate::sys::logwriter::{FilePolicy, LogWriter};
+use crate::sys::output_writer::{FilePolicy, LogWriter};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;

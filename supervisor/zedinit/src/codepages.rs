@@ -17,7 +17,7 @@ pub const CODE_SETTLE: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct CodePages {
     /// When to give the pages back, once nothing is starting; `None` with `pending`:
-    /// waiting for the starting services to settle (no timer meanwhile: their phase
+    /// waiting for the starting services to settle (no timer meanwhile: their state
     /// changes come with events that wake the loop anyway).
     due: Option<Instant>,
     /// A give-back is owed (start-up, or a rescan since the last one).

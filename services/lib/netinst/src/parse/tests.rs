@@ -732,8 +732,8 @@ fn macs_round_trip() {
 #[test]
 fn the_documented_examples_parse() {
     for (doc, prefix) in [
-        (include_str!("../README.md"), ""),
-        (include_str!("lib.rs"), "//! "),
+        (include_str!("../../README.md"), ""),
+        (include_str!("../lib.rs"), "//! "),
     ] {
         let lines: Vec<&str> = doc
             .lines()

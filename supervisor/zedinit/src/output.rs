@@ -1,6 +1,6 @@
 //! Service output, the pure parts: splitting pipe chunks into lines, tagging them
 //! (`<svc>.out` / `<svc>.err`, with a UTC time), the in-memory ring that `supctl logs`
-//! reads, and rotation names. The OS parts are in `sys::logpipes` and `sys::logwriter`.
+//! reads, and rotation names. The OS parts are in `sys::output_pipes` and `sys::output_writer`.
 
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};

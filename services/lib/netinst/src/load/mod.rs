@@ -183,5 +183,4 @@ fn whole_file(file: &Path, message: String) -> ConfigError {
 }
 
 #[cfg(test)]
-#[path = "load_tests.rs"]
 mod tests;

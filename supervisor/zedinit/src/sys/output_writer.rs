@@ -5,7 +5,7 @@
 //! by size (`.1` … `.keep`). The thread starts with the first line.
 
 use crate::log;
-use crate::logs::rotation_renames;
+use crate::output::rotation_renames;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -165,7 +165,7 @@ fn writer_loop(shared: &Shared, dir: &std::path::Path) {
         for (service, (count, policy)) in dropped {
             let marker = format!(
                 "{} zedinit: {count} lines of {service} dropped (the log writer could not keep up)",
-                crate::logs::utc_timestamp(std::time::SystemTime::now())
+                crate::output::utc_timestamp(std::time::SystemTime::now())
             );
             write_line(&mut files, dir, &service, policy, &marker);
         }
@@ -254,7 +254,7 @@ fn write_out(
     if log.lost_lines > 0 {
         let marker = format!(
             "{} zedinit: {} lines of {service} lost ({})\n",
-            crate::logs::utc_timestamp(std::time::SystemTime::now()),
+            crate::output::utc_timestamp(std::time::SystemTime::now()),
             log.lost_lines,
             log.lost_why
         );

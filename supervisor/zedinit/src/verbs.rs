@@ -3,7 +3,7 @@
 
 use crate::core::{Core, Executor, RequestError};
 use crate::parse;
-use crate::signals::parse_signal;
+use crate::signal_names::parse_signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use zedctr_proto::protocol::{ErrorKind, PROTOCOL_VERSION, Request, Response};
@@ -230,7 +230,7 @@ impl<E: Executor> Supervisor<E> {
                 None => Some(Response::ok(
                     serde_json::json!({"name": service, "state": "removed"}),
                 )),
-                Some(svc) if !svc.phase.is_active() => Some(self.service_reply(service, now)),
+                Some(svc) if !svc.state.is_active() => Some(self.service_reply(service, now)),
                 Some(_) => None,
             },
             Goal::Started {
@@ -246,16 +246,16 @@ impl<E: Executor> Supervisor<E> {
                     }
                     Some(svc) => svc,
                 };
-                match &svc.phase {
-                    crate::core::Phase::Skipped => Some(self.service_reply(service, now)),
+                match &svc.state {
+                    crate::core::State::Skipped => Some(self.service_reply(service, now)),
                     p if p.is_up() && svc.generation >= *min_generation => {
                         Some(self.service_reply(service, now))
                     }
-                    crate::core::Phase::Failed => Some(Response::error(
+                    crate::core::State::Failed => Some(Response::error(
                         ErrorKind::Failed,
                         format!("{service} failed: {}", svc.note.as_deref().unwrap_or("")),
                     )),
-                    crate::core::Phase::Stopped if !svc.wanted => Some(Response::error(
+                    crate::core::State::Stopped if !svc.wanted => Some(Response::error(
                         ErrorKind::InvalidState,
                         format!(
                             "{service} was stopped: {}",
@@ -277,7 +277,7 @@ impl<E: Executor> Supervisor<E> {
         let state = self
             .core
             .service(name)
-            .map(|s| s.phase.name())
+            .map(|s| s.state.name())
             .unwrap_or("removed");
         Response::error(
             ErrorKind::Timeout,

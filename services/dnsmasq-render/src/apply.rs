@@ -8,7 +8,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::{ErrorKind, Request, Response};
+use zedctr_proto::protocol::{ErrorKind, Request, Response, Verb};
 
 /// What the last pass left in the output directory: every `<bridge>.conf` that starts
 /// with our header, with its companions (a missing one reads as empty, so it is written
@@ -82,7 +82,10 @@ pub struct Socket {
 
 impl Control for Socket {
     fn call(&mut self, mut request: Request) -> Result<Response, String> {
-        if matches!(request.verb.as_str(), "stop" | "start" | "restart") {
+        if matches!(
+            request.known_verb(),
+            Some(Verb::Stop | Verb::Start | Verb::Restart)
+        ) {
             request.wait_ms = Some(self.wait.as_millis() as u64);
         }
         let mut client = Client::connect(&self.path).map_err(|e| e.to_string())?;
@@ -137,14 +140,14 @@ fn run(step: &Step, control: &mut dyn Control) -> Result<(), String> {
             lease_file,
             removed,
         } => return prune(lease_file, removed),
-        Step::Rescan { .. } => (Request::new("rescan"), "rescan"),
-        Step::Stop { service } => (Request::for_service("stop", service), "stop"),
-        Step::Start { service } => (Request::for_service("start", service), "start"),
-        Step::Restart { service } => (Request::for_service("restart", service), "restart"),
+        Step::Rescan { .. } => (Request::new(Verb::Rescan), "rescan"),
+        Step::Stop { service } => (Request::for_service(Verb::Stop, service), "stop"),
+        Step::Start { service } => (Request::for_service(Verb::Start, service), "start"),
+        Step::Restart { service } => (Request::for_service(Verb::Restart, service), "restart"),
         Step::Hup { service } => (
             Request {
                 signal: Some("SIGHUP".into()),
-                ..Request::for_service("signal", service)
+                ..Request::for_service(Verb::Signal, service)
             },
             "signal SIGHUP to",
         ),

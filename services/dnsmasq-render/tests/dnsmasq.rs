@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::Request;
+use zedctr_proto::protocol::{Request, Verb};
 use zedctr_proto::status::StatusReport;
 
 const RENDER: &str = env!("CARGO_BIN_EXE_dnsmasq-render");
@@ -70,7 +70,7 @@ impl Device {
     fn status(&self) -> Option<StatusReport> {
         let mut client = Client::connect(&self.socket).ok()?;
         let answer = client
-            .call(&Request::new("status"), Duration::from_secs(5))
+            .call(&Request::new(Verb::Status), Duration::from_secs(5))
             .ok()?;
         serde_json::from_value(answer.data?).ok()
     }

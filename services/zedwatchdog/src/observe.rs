@@ -6,7 +6,7 @@ use crate::verdict::{Health, Pid, Touch};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::Request;
+use zedctr_proto::protocol::{Request, Verb};
 
 /// zedinit's `health`, or why there was none within `deadline`.
 pub fn health(socket: &Path, deadline: Duration) -> Health {
@@ -14,7 +14,7 @@ pub fn health(socket: &Path, deadline: Duration) -> Health {
         Ok(client) => client,
         Err(e) => return Health::NoAnswer(e.to_string()),
     };
-    let answer = match client.call(&Request::new("health"), deadline) {
+    let answer = match client.call(&Request::new(Verb::Health), deadline) {
         Ok(answer) => answer,
         Err(e) => return Health::NoAnswer(format!("{e} (deadline {}ms)", deadline.as_millis())),
     };

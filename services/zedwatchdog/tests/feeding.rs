@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::Request;
+use zedctr_proto::protocol::{Request, Verb};
 
 struct Lab {
     zedinit: lab::zedinit::Lab,
@@ -78,7 +78,7 @@ impl Lab {
     }
 
     fn state(&self, service: &str) -> String {
-        let Some(data) = self.call(Request::new("status")).and_then(|r| r.data) else {
+        let Some(data) = self.call(Request::new(Verb::Status)).and_then(|r| r.data) else {
             return "no answer".into();
         };
         let report: zedctr_proto::status::StatusReport =
@@ -108,7 +108,7 @@ impl Lab {
 
     fn start_victim(&self) {
         let started = self
-            .call(Request::for_service("start", "victim"))
+            .call(Request::for_service(Verb::Start, "victim"))
             .expect("start");
         assert!(started.ok, "{started:?}");
     }

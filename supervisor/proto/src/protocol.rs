@@ -7,10 +7,71 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest request line accepted; longer lines get `too-large` and are discarded.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
+/// What a request asks. On the wire a verb is its name (`"status"`), and the wire keeps
+/// a string: a name no variant has must reach zedinit, which answers `unknown-verb`
+/// naming it (a typed field would turn it into `bad-request`). Clients build requests
+/// from a `Verb`, so a misspelt verb does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Status,
+    Health,
+    Start,
+    Stop,
+    Restart,
+    Reload,
+    Signal,
+    Rescan,
+    Logs,
+    Shutdown,
+}
+
+impl Verb {
+    pub const ALL: [Verb; 10] = [
+        Verb::Status,
+        Verb::Health,
+        Verb::Start,
+        Verb::Stop,
+        Verb::Restart,
+        Verb::Reload,
+        Verb::Signal,
+        Verb::Rescan,
+        Verb::Logs,
+        Verb::Shutdown,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Status => "status",
+            Verb::Health => "health",
+            Verb::Start => "start",
+            Verb::Stop => "stop",
+            Verb::Restart => "restart",
+            Verb::Reload => "reload",
+            Verb::Signal => "signal",
+            Verb::Rescan => "rescan",
+            Verb::Logs => "logs",
+            Verb::Shutdown => "shutdown",
+        }
+    }
+
+    /// The verb a wire name stands for; `None` for a name zedinit does not know.
+    pub fn parse(name: &str) -> Option<Verb> {
+        Verb::ALL.into_iter().find(|v| v.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     pub version: u32,
+    /// A [`Verb`]'s wire name (see there why a string).
     pub verb: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
@@ -30,10 +91,10 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(verb: &str) -> Self {
+    pub fn new(verb: Verb) -> Self {
         Request {
             version: PROTOCOL_VERSION,
-            verb: verb.into(),
+            verb: verb.as_str().into(),
             service: None,
             signal: None,
             wait_ms: None,
@@ -42,7 +103,7 @@ impl Request {
         }
     }
 
-    pub fn for_service(verb: &str, service: &str) -> Self {
+    pub fn for_service(verb: Verb, service: &str) -> Self {
         Request {
             service: Some(service.into()),
             ..Request::new(verb)
@@ -73,6 +134,13 @@ pub enum ErrorKind {
     ShuttingDown,
     /// Too many clients at once.
     Busy,
+}
+
+impl Request {
+    /// The verb asked, if zedinit knows it.
+    pub fn known_verb(&self) -> Option<Verb> {
+        Verb::parse(&self.verb)
+    }
 }
 
 impl ErrorKind {
@@ -135,5 +203,30 @@ impl Response {
         });
         line.push(b'\n');
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verb_goes_on_the_wire_as_its_documented_name_and_back() {
+        let names: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
+        // DESIGN.md "Control protocol": the wire names clients have always sent.
+        assert_eq!(
+            names,
+            [
+                "status", "health", "start", "stop", "restart", "reload", "signal", "rescan",
+                "logs", "shutdown"
+            ]
+        );
+        for verb in Verb::ALL {
+            assert_eq!(Verb::parse(verb.as_str()), Some(verb));
+            let line = serde_json::to_string(&Request::new(verb)).expect("json");
+            assert!(line.contains(&format!("\"verb\":\"{verb}\"")), "{line}");
+        }
+        assert_eq!(Verb::parse("dance"), None);
+        assert_eq!(Verb::parse("Status"), None, "names are exact");
     }
 }

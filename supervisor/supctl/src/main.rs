@@ -9,7 +9,7 @@ use zedctr_proto::client::{Client, ClientError, socket_path};
 // Everything printed for a person goes through `shown`: service names, states, notes,
 // reasons and log lines come from services and definitions, and must not reach the
 // terminal as control sequences. `--json` output stays JSON (serde escapes it).
-use zedctr_proto::protocol::{ErrorKind, Request, Response};
+use zedctr_proto::protocol::{ErrorKind, Request, Response, Verb};
 use zedctr_proto::status::{Health, StatusReport};
 use zedinit::escape::for_terminal as shown;
 
@@ -144,7 +144,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
     let mut client = Client::connect(socket)?;
     match command {
         Command::Status { services, json } => {
-            let response = client.call(&Request::new("status"), ANSWER_TIMEOUT)?;
+            let response = client.call(&Request::new(Verb::Status), ANSWER_TIMEOUT)?;
             let Some(data) = ok_data(&response) else {
                 return Ok(code::ERROR);
             };
@@ -173,7 +173,7 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
             Ok(code::OK)
         }
         Command::Health { json } => {
-            let response = client.call(&Request::new("health"), ANSWER_TIMEOUT)?;
+            let response = client.call(&Request::new(Verb::Health), ANSWER_TIMEOUT)?;
             let Some(data) = ok_data(&response) else {
                 return Ok(code::ERROR);
             };
@@ -195,21 +195,21 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
                 code::ERROR
             })
         }
-        Command::Start(v) => state_verb(&mut client, "start", v),
-        Command::Stop(v) => state_verb(&mut client, "stop", v),
-        Command::Restart(v) => state_verb(&mut client, "restart", v),
+        Command::Start(v) => state_verb(&mut client, Verb::Start, v),
+        Command::Stop(v) => state_verb(&mut client, Verb::Stop, v),
+        Command::Restart(v) => state_verb(&mut client, Verb::Restart, v),
         Command::Reload { service } => {
-            simple(&mut client, Request::for_service("reload", &service))
+            simple(&mut client, Request::for_service(Verb::Reload, &service))
         }
         Command::Signal { service, signal } => {
             let request = Request {
                 signal: Some(signal),
-                ..Request::for_service("signal", &service)
+                ..Request::for_service(Verb::Signal, &service)
             };
             simple(&mut client, request)
         }
         Command::Rescan => {
-            let response = client.call(&Request::new("rescan"), ANSWER_TIMEOUT)?;
+            let response = client.call(&Request::new(Verb::Rescan), ANSWER_TIMEOUT)?;
             let Some(data) = ok_data(&response) else {
                 return Ok(code::ERROR);
             };
@@ -244,12 +244,12 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
             lines,
             follow,
         } => logs(&mut client, &service, lines, follow),
-        Command::Shutdown => simple(&mut client, Request::new("shutdown")),
+        Command::Shutdown => simple(&mut client, Request::new(Verb::Shutdown)),
         Command::Check { .. } | Command::Export { .. } => Ok(code::OK),
     }
 }
 
-fn state_verb(client: &mut Client, verb: &str, v: StateVerb) -> Result<u8, ClientError> {
+fn state_verb(client: &mut Client, verb: Verb, v: StateVerb) -> Result<u8, ClientError> {
     let mut worst = code::OK;
     for service in &v.services {
         let wait_ms = if v.no_wait {
@@ -451,7 +451,7 @@ fn logs(client: &mut Client, service: &str, lines: usize, follow: bool) -> Resul
     let request = Request {
         lines: Some(lines),
         follow: Some(follow),
-        ..Request::for_service("logs", service)
+        ..Request::for_service(Verb::Logs, service)
     };
     let mut response = client.call(&request, ANSWER_TIMEOUT)?;
     loop {

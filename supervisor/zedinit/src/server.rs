@@ -673,7 +673,7 @@ fn serve_queue<E: Executor>(
                 continue;
             }
         };
-        if conn.slot == Slot::Reserved && !reserved_may_ask(&request.verb) {
+        if conn.slot == Slot::Reserved && !reserved_may_ask(request.known_verb()) {
             conn.output
                 .push(Response::error(ErrorKind::Busy, RESERVED_ONLY).to_line());
             conn.queue.clear();

@@ -6,7 +6,7 @@ use crate::parse;
 use crate::signal_names::parse_signal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use zedctr_proto::protocol::{ErrorKind, PROTOCOL_VERSION, Request, Response};
+use zedctr_proto::protocol::{ErrorKind, PROTOCOL_VERSION, Request, Response, Verb};
 use zedctr_proto::status::{StatusReport, SupervisorStatus};
 
 /// Longest wait a client may ask for.
@@ -116,17 +116,27 @@ impl<E: Executor> Supervisor<E> {
             .unwrap_or_default()
             .min(MAX_WAIT);
         let service = req.service.as_deref();
-        match req.verb.as_str() {
-            "status" => match service {
+        let Some(verb) = req.known_verb() else {
+            return reply_err(
+                ErrorKind::UnknownVerb,
+                format!(
+                    "unknown verb {:?}; verbs: {}",
+                    req.verb,
+                    Verb::ALL.map(Verb::as_str).join(", ")
+                ),
+            );
+        };
+        match verb {
+            Verb::Status => match service {
                 Some(name) if self.core.service(name).is_none() => unknown(name),
                 _ => Outcome::Reply(Response::ok(json(&self.status_report(now)))),
             },
-            "health" => Outcome::Reply(Response::ok(json(&self.core.health()))),
-            "rescan" => Outcome::Reply(self.rescan(now)),
-            "shutdown" => {
+            Verb::Health => Outcome::Reply(Response::ok(json(&self.core.health()))),
+            Verb::Rescan => Outcome::Reply(self.rescan(now)),
+            Verb::Shutdown => {
                 Outcome::Shutdown(Response::ok(serde_json::json!({"shutting_down": true})))
             }
-            "logs" => {
+            Verb::Logs => {
                 let Some(name) = service else {
                     return reply_err(ErrorKind::BadRequest, "logs: needs \"service\"");
                 };
@@ -144,27 +154,18 @@ impl<E: Executor> Supervisor<E> {
                     Outcome::Reply(response)
                 }
             }
-            "start" | "stop" | "restart" | "reload" | "signal" => {
+            Verb::Start | Verb::Stop | Verb::Restart | Verb::Reload | Verb::Signal => {
                 let Some(name) = service else {
-                    return reply_err(
-                        ErrorKind::BadRequest,
-                        format!("{}: needs \"service\"", req.verb),
-                    );
+                    return reply_err(ErrorKind::BadRequest, format!("{verb}: needs \"service\""));
                 };
-                self.service_verb(&req.verb, name, req.signal.as_deref(), wait, now)
+                self.service_verb(verb, name, req.signal.as_deref(), wait, now)
             }
-            other => reply_err(
-                ErrorKind::UnknownVerb,
-                format!(
-                    "unknown verb {other:?}; verbs: status, health, start, stop, restart, reload, signal, rescan, logs, shutdown"
-                ),
-            ),
         }
     }
 
     fn service_verb(
         &mut self,
-        verb: &str,
+        verb: Verb,
         name: &str,
         signal: Option<&str>,
         wait: Duration,
@@ -172,22 +173,22 @@ impl<E: Executor> Supervisor<E> {
     ) -> Outcome {
         let generation = self.core.service(name).map(|s| s.generation).unwrap_or(0);
         let result = match verb {
-            "start" => self.core.request_start(name).map(|_| Goal::Started {
+            Verb::Start => self.core.request_start(name).map(|_| Goal::Started {
                 service: name.into(),
                 min_generation: 0,
             }),
-            "restart" => self.core.request_restart(name, now).map(|_| Goal::Started {
+            Verb::Restart => self.core.request_restart(name, now).map(|_| Goal::Started {
                 service: name.into(),
                 min_generation: generation + 1,
             }),
-            "stop" => self.core.request_stop(name, now).map(|_| Goal::Stopped {
+            Verb::Stop => self.core.request_stop(name, now).map(|_| Goal::Stopped {
                 service: name.into(),
             }),
             _ => {
                 let signal = match signal.map(parse_signal) {
                     Some(Ok(s)) => Some(s),
                     Some(Err(e)) => return reply_err(ErrorKind::BadRequest, e),
-                    None if verb == "signal" => {
+                    None if verb == Verb::Signal => {
                         return reply_err(ErrorKind::BadRequest, "signal: needs \"signal\"");
                     }
                     None => None,

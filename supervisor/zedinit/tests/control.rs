@@ -6,11 +6,11 @@ use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::{ErrorKind, MAX_REQUEST_BYTES, Request};
+use zedctr_proto::protocol::{ErrorKind, MAX_REQUEST_BYTES, Request, Verb};
 
 fn still_answers(lab: &Lab) {
     assert!(
-        lab.call(&Request::new("status")).ok,
+        lab.call(&Request::new(Verb::Status)).ok,
         "the server still answers"
     );
 }
@@ -46,14 +46,19 @@ fn bad_requests_get_typed_errors_and_the_server_keeps_answering() {
         Some(ErrorKind::BadRequest)
     );
 
-    let r = client.call(&Request::new("dance"), t).expect("answer");
+    // A verb no `Verb` has (raw JSON: clients cannot build one).
+    let dance = Request {
+        verb: "dance".into(),
+        ..Request::new(Verb::Status)
+    };
+    let r = client.call(&dance, t).expect("answer");
     assert_eq!(r.error, Some(ErrorKind::UnknownVerb));
     let r = client
-        .call(&Request::for_service("restart", "ghost"), t)
+        .call(&Request::for_service(Verb::Restart, "ghost"), t)
         .expect("answer");
     assert_eq!(r.error, Some(ErrorKind::UnknownService));
     assert!(r.message.unwrap_or_default().contains("ghost"));
-    let r = client.call(&Request::new("start"), t).expect("answer");
+    let r = client.call(&Request::new(Verb::Start), t).expect("answer");
     assert_eq!(
         r.error,
         Some(ErrorKind::BadRequest),
@@ -63,7 +68,7 @@ fn bad_requests_get_typed_errors_and_the_server_keeps_answering() {
         .call(
             &Request {
                 version: 99,
-                ..Request::new("status")
+                ..Request::new(Verb::Status)
             },
             t,
         )
@@ -73,17 +78,17 @@ fn bad_requests_get_typed_errors_and_the_server_keeps_answering() {
         .call(
             &Request {
                 signal: Some("SIGNOPE".into()),
-                ..Request::for_service("signal", "svc")
+                ..Request::for_service(Verb::Signal, "svc")
             },
             t,
         )
         .expect("answer");
     assert_eq!(r.error, Some(ErrorKind::BadRequest));
     let r = client
-        .call(&Request::for_service("logs", "ghost"), t)
+        .call(&Request::for_service(Verb::Logs, "ghost"), t)
         .expect("answer");
     assert_eq!(r.error, Some(ErrorKind::UnknownService));
-    let r = client.call(&Request::new("logs"), t).expect("answer");
+    let r = client.call(&Request::new(Verb::Logs), t).expect("answer");
     assert_eq!(
         r.error,
         Some(ErrorKind::BadRequest),
@@ -91,7 +96,12 @@ fn bad_requests_get_typed_errors_and_the_server_keeps_answering() {
     );
 
     // The same connection is still good after all that.
-    assert!(client.call(&Request::new("status"), t).expect("answer").ok);
+    assert!(
+        client
+            .call(&Request::new(Verb::Status), t)
+            .expect("answer")
+            .ok
+    );
     still_answers(&lab);
 }
 
@@ -136,7 +146,7 @@ fn a_ten_megabyte_line_is_too_large_and_the_connection_survives() {
     assert!(line.contains("\"healthy\":true"), "{line}");
     assert!(
         client
-            .call(&Request::new("status"), Duration::from_secs(10))
+            .call(&Request::new(Verb::Status), Duration::from_secs(10))
             .expect("answer")
             .ok
     );
@@ -331,7 +341,7 @@ fn running_out_of_file_descriptors_pauses_accepting_instead_of_spinning() {
     drop(clients);
     wait_until("the server answers again", || {
         Client::connect(&lab.socket).is_ok_and(|mut c| {
-            c.call(&Request::new("status"), Duration::from_secs(5))
+            c.call(&Request::new(Verb::Status), Duration::from_secs(5))
                 .is_ok_and(|r| r.ok)
         })
     });

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
-use zedctr_proto::protocol::Request;
+use zedctr_proto::protocol::{Request, Verb};
 use zedinit::server::{MAX_CLIENTS, MAX_LONG_LIVED, MAX_LONG_LIVED_PER_PEER};
 
 /// Processes this test started, killed and reaped when it ends, even on a panic.
@@ -62,7 +62,7 @@ fn answered_or_closed(stream: &UnixStream) -> bool {
 fn logs_request(service: &str, lines: usize) -> Vec<u8> {
     let mut line = serde_json::to_vec(&Request {
         lines: Some(lines),
-        ..Request::for_service("logs", service)
+        ..Request::for_service(Verb::Logs, service)
     })
     .expect("json");
     line.push(b'\n');
@@ -73,7 +73,7 @@ fn logs_request(service: &str, lines: usize) -> Vec<u8> {
 fn ring_lines(lab: &Lab, service: &str, max: usize) -> usize {
     let response = lab.call(&Request {
         lines: Some(max),
-        ..Request::for_service("logs", service)
+        ..Request::for_service(Verb::Logs, service)
     });
     response
         .data

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::Request;
+use zedctr_proto::protocol::{Request, Verb};
 
 /// zedwatchdog's default `--health-deadline`: a health answer later than this stops the
 /// feeding and reboots the device, so it is the bound that matters, not a speed.
@@ -31,7 +31,7 @@ fn vm_rss_kb(pid: i32) -> u64 {
 fn health_within_deadline(lab: &Lab) -> Result<bool, String> {
     let mut client = Client::connect(&lab.socket).map_err(|e| format!("connect: {e}"))?;
     let response = client
-        .call(&Request::new("health"), HEALTH_DEADLINE)
+        .call(&Request::new(Verb::Health), HEALTH_DEADLINE)
         .map_err(|e| format!("no answer within {HEALTH_DEADLINE:?}: {e}"))?;
     Ok(response.ok
         && response

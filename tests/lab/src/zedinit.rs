@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use zedctr_proto::client::Client;
-use zedctr_proto::protocol::{Request, Response};
+use zedctr_proto::protocol::{Request, Response, Verb};
 use zedctr_proto::status::StatusReport;
 
 pub struct Lab {
@@ -112,7 +112,7 @@ impl Lab {
         self.child = Some(child);
         wait_until("zedinit's control socket answers", || {
             Client::connect(&self.socket).is_ok_and(|mut c| {
-                c.call(&Request::new("status"), Duration::from_secs(5))
+                c.call(&Request::new(Verb::Status), Duration::from_secs(5))
                     .is_ok()
             })
         });
@@ -136,7 +136,7 @@ impl Lab {
     }
 
     pub fn status(&self) -> StatusReport {
-        let response = self.call(&Request::new("status"));
+        let response = self.call(&Request::new(Verb::Status));
         assert!(response.ok, "{response:?}");
         serde_json::from_value(response.data.expect("data")).expect("status report")
     }

@@ -4,6 +4,8 @@
 //! a `health` or `status` request gets in and is answered, and PID 1's memory for all
 //! clients together stays bounded.
 
+use zedctr_proto::protocol::Verb;
+
 /// Clients served at once in the ordinary slots.
 pub const MAX_CLIENTS: usize = 64;
 /// Extra slots used only when every ordinary slot is taken: they serve `health` and
@@ -24,8 +26,8 @@ pub const OUTPUT_BUDGET: usize = 8 * 1024 * 1024;
 pub const MAX_QUEUED_BYTES: usize = 128 * 1024;
 
 /// The verbs a reserved slot serves: they answer at once and never follow or wait.
-pub fn reserved_may_ask(verb: &str) -> bool {
-    matches!(verb, "health" | "status")
+pub fn reserved_may_ask(verb: Option<Verb>) -> bool {
+    matches!(verb, Some(Verb::Health | Verb::Status))
 }
 
 /// Why one more follower or waiter is refused, if it is: `total` are there now, `of_peer`
@@ -111,11 +113,13 @@ mod tests {
 
     #[test]
     fn reserved_slots_serve_only_health_and_status() {
-        assert!(reserved_may_ask("health"));
-        assert!(reserved_may_ask("status"));
-        for verb in ["logs", "start", "stop", "restart", "rescan", "shutdown", ""] {
-            assert!(!reserved_may_ask(verb), "{verb}");
+        assert!(reserved_may_ask(Some(Verb::Health)));
+        assert!(reserved_may_ask(Some(Verb::Status)));
+        for verb in Verb::ALL {
+            let reserved = matches!(verb, Verb::Health | Verb::Status);
+            assert_eq!(reserved_may_ask(Some(verb)), reserved, "{verb}");
         }
+        assert!(!reserved_may_ask(None), "an unknown verb");
     }
 
     #[test]

@@ -4,6 +4,9 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+// Durations as every zedctr binary and definition takes them (`500ms`, `5s`, `2m`, `1h`,
+// or bare seconds): one syntax.
+use confkit::durations::parse_duration;
 use downloader::backoff::Backoff;
 use downloader::client::parse_ca_chain;
 use downloader::engine::{Job, RetryLimit, Settings};
@@ -40,17 +43,17 @@ enum Command {
 #[derive(Args)]
 struct Tuning {
     /// No data for this long ends an attempt (also bounds connect and response headers).
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     stall_timeout: Duration,
     /// Retries after a failed attempt, counted since the last attempt that made
     /// progress: a number, or `unlimited` [default: serve unlimited, fetch 5]
     #[arg(long)]
     retries: Option<RetryLimit>,
     /// First retry delay; doubles each time (with jitter) up to --backoff-max.
-    #[arg(long, default_value = "1s", value_parser = duration)]
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
     backoff_base: Duration,
     /// The longest retry delay (each is a random point in the upper half of its step).
-    #[arg(long, default_value = "5m", value_parser = duration)]
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
     backoff_max: Duration,
     /// Network instances: a `.local` datastore host is looked up by mDNS on their bridges
     #[arg(long, default_value = netinst::DEFAULT_DIR)]
@@ -59,7 +62,7 @@ struct Tuning {
     #[arg(long, default_value = "a-query,workstation,http,https")]
     mdns_methods: String,
     /// Total time the `.local` lookup may take
-    #[arg(long, default_value = "4s", value_parser = duration)]
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
     mdns_budget: Duration,
 }
 
@@ -109,7 +112,7 @@ struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     max_concurrent: usize,
     /// How often `$ZEDCTR_HEARTBEAT_FILE` is touched.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
     #[command(flatten)]
     tuning: Tuning,
@@ -133,10 +136,6 @@ struct FetchArgs {
     ca_chain: Option<PathBuf>,
     #[command(flatten)]
     tuning: Tuning,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 30s, 2m)"))
 }
 
 fn sha256(text: &str) -> Result<String, String> {

@@ -2,6 +2,9 @@
 //! 1 failed (the message says why), 2 usage.
 
 use clap::Parser;
+// Durations as every zedctr binary and definition takes them (`500ms`, `5s`, `2m`, `1h`,
+// or bare seconds): one syntax.
+use confkit::durations::parse_duration;
 use logtail::pattern::Pattern;
 use logtail::tailer::{Options, Tailer};
 use std::path::PathBuf;
@@ -22,7 +25,7 @@ struct Cli {
     #[arg(long, default_value = "/run/logtail/state.json")]
     state: PathBuf,
     /// A rotated file that has been quiet this long is let go
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     grace: Duration,
     /// On the first start (no state), each file's last lines shown, like `tail -f`
     #[arg(long, default_value_t = 10)]
@@ -30,10 +33,6 @@ struct Cli {
     /// Longer lines are printed in pieces (later pieces marked `FILE:+ `)
     #[arg(long, default_value_t = 16384)]
     max_line: usize,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 5s)"))
 }
 
 fn main() -> ExitCode {

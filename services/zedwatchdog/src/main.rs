@@ -3,6 +3,9 @@
 //! fed (or inotify could not be had), 2 usage.
 
 use clap::{Parser, ValueEnum};
+// Durations as every zedctr binary and definition takes them (`500ms`, `5s`, `2m`, `1h`,
+// or bare seconds): one syntax.
+use confkit::durations::parse_duration;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -31,10 +34,10 @@ struct Cli {
     #[arg(long)]
     timeout: Option<i32>,
     /// How often to check and feed
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
     interval: Duration,
     /// zedinit must answer `health` within this
-    #[arg(long, default_value = "2s", value_parser = duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     health_deadline: Duration,
     /// zedinit's control socket (default: $ZEDCTR_CONTROL_SOCKET or /run/zedctr/control.sock)
     #[arg(long)]
@@ -46,7 +49,7 @@ struct Cli {
     #[arg(long, default_value = "/run")]
     run_dir: PathBuf,
     /// A registered touch file older than this withholds feeding
-    #[arg(long, default_value = "300s", value_parser = duration)]
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
     touch_budget: Duration,
     /// On SIGTERM, leave the watchdog armed (the device reboots unless something else feeds it)
     #[arg(long)]
@@ -73,10 +76,6 @@ enum Namespace {
 enum Wake {
     Round,
     Stop,
-}
-
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 5s)"))
 }
 
 fn say(text: &str) {
@@ -267,5 +266,26 @@ fn wait(signals: &SignalFd, registry: &mut Registry, until: Instant) -> Result<W
         if Instant::now() >= until {
             return Ok(Wake::Round);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_the_syntax_every_zedctr_binary_takes() {
+        // Bare seconds, as supctl and the definitions take them (humantime refused "5").
+        let cli = Cli::try_parse_from([
+            "zedwatchdog",
+            "--interval",
+            "5",
+            "--health-deadline",
+            "500ms",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.interval, Duration::from_secs(5));
+        assert_eq!(cli.health_deadline, Duration::from_millis(500));
+        assert!(Cli::try_parse_from(["zedwatchdog", "--interval", "5 parsecs"]).is_err());
     }
 }

@@ -401,7 +401,7 @@ fn rescan_adds_changes_and_removes() {
     );
     assert_eq!(
         diff,
-        rescan::Diff {
+        crate::rescan::Diff {
             added: vec!["new".into()],
             removed: vec!["drop".into()],
             changed: vec!["change".into()]
@@ -434,7 +434,7 @@ fn rescan_keeps_the_running_version_of_a_now_broken_definition() {
         message: "is empty".into(),
     });
     let diff = h.core.apply_rescan(broken, h.now);
-    assert_eq!(diff, rescan::Diff::default());
+    assert_eq!(diff, crate::rescan::Diff::default());
     h.core.reconcile(h.now);
     assert_eq!(h.take_log(), Vec::<String>::new());
     assert_eq!(h.state("svc"), "running");

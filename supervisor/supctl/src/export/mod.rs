@@ -12,160 +12,21 @@
 //! policy, heartbeats, conditions, mkdir owners) is carried as comments, the dependency
 //! table first.
 //!
-//! build.yml is read by a small strict reader of the two things needed (`image:` and
-//! `config.binds`), not a YAML library: supctl shares its crate with zedinit, whose link
-//! order is by symbol name, and a new dependency would rename them.
+//! Files: [`build_yml`] (build.yml's reader: a small strict reader of the two things
+//! needed, `image:` and `config.binds`, that refuses what it does not understand),
+//! [`yaml`] (quoting and comments a YAML 1.1 reader cannot misread), and here the
+//! mapping of a definition to a linuxkit entry.
+
+mod build_yml;
+mod yaml;
+
+use build_yml::plain;
+pub use build_yml::{Container, read_build_yml};
+use yaml::{comment, id, id_text, kebab, list, q};
 
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
-use zedinit::spec::{IdRef, RunSpec, ServiceSpec, ServiceType};
-
-/// What build.yml says about the zedctr container.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Container {
-    pub image: String,
-    /// (host, container, read-only) for each bind.
-    pub binds: Vec<(PathBuf, PathBuf, bool)>,
-}
-
-const BIND_OPTIONS: [&str; 10] = [
-    "ro", "rw", "bind", "rbind", "private", "rprivate", "shared", "rshared", "slave", "rslave",
-];
-
-/// Reads `image:` and the list under `config:` → `binds:` (`- host:container[:opts]`).
-pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
-    let at = |line: usize, what: &str| format!("{}:{line}: {what}", file.display());
-    let mut image = None;
-    let mut binds = Vec::new();
-    let mut in_config = false;
-    let mut in_binds = false;
-    for (i, raw) in text.lines().enumerate() {
-        let line = i + 1;
-        let content = strip_comment(raw).trim_end();
-        if content.trim().is_empty() {
-            continue;
-        }
-        if content.contains('\t') {
-            return Err(at(line, "a tab: YAML is indented with spaces"));
-        }
-        let indent = content.len() - content.trim_start().len();
-        let item = content.trim();
-        if indent == 0 {
-            in_config = item == "config:";
-            in_binds = false;
-            if let Some(value) = item.strip_prefix("image:") {
-                image = Some(unquote(value.trim()).to_string());
-            }
-            continue;
-        }
-        if in_config && indent == 2 {
-            in_binds = item == "binds:";
-            if item.starts_with("binds:") && !in_binds {
-                return Err(at(
-                    line,
-                    "binds: write it as a block list (`- host:container`)",
-                ));
-            }
-            continue;
-        }
-        if in_binds {
-            let Some(value) = item.strip_prefix("- ") else {
-                return Err(at(
-                    line,
-                    &format!("binds: {item:?} is not a `- host:container` item"),
-                ));
-            };
-            let value = unquote(value.trim());
-            let mut parts = value.split(':');
-            let (Some(host), Some(container)) = (parts.next(), parts.next()) else {
-                return Err(at(line, &format!("binds: {value:?} is not host:container")));
-            };
-            let options: Vec<&str> = parts.flat_map(|o| o.split(',')).collect();
-            if let Some(unknown) = options.iter().find(|o| !BIND_OPTIONS.contains(o)) {
-                return Err(at(
-                    line,
-                    &format!("binds: {value:?}: unknown option {unknown:?}"),
-                ));
-            }
-            if !host.starts_with('/') || !container.starts_with('/') {
-                return Err(at(
-                    line,
-                    &format!("binds: {value:?}: both sides must be absolute"),
-                ));
-            }
-            binds.push((
-                PathBuf::from(host),
-                PathBuf::from(container),
-                options.contains(&"ro"),
-            ));
-        }
-    }
-    let image = image.ok_or_else(|| format!("{}: no `image:`", file.display()))?;
-    if binds.is_empty() {
-        return Err(format!("{}: no `config:` → `binds:` list", file.display()));
-    }
-    Ok(Container { image, binds })
-}
-
-/// The line without its comment: a `#` at the start or after a space, outside quotes.
-fn strip_comment(line: &str) -> &str {
-    let mut quote = None;
-    let mut previous = ' ';
-    for (i, c) in line.char_indices() {
-        match (quote, c) {
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(open), c) if c == open => quote = None,
-            (None, '#') if previous == ' ' => return &line[..i],
-            _ => {}
-        }
-        previous = c;
-    }
-    line
-}
-
-fn unquote(text: &str) -> &str {
-    text.strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .or_else(|| text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')))
-        .unwrap_or(text)
-}
-
-/// An absolute path of plain names only: a lexical prefix is where it really leads.
-fn plain(path: &Path) -> bool {
-    path.is_absolute()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-        && !path
-            .to_string_lossy()
-            .split('/')
-            .any(|part| part == "." || part == "..")
-}
-
-impl Container {
-    /// The host path behind `path` inside the container, through the bind whose container
-    /// side is the longest prefix of it (by whole components), and whether that bind is
-    /// read-only. `None`: no bind reaches it, or it has `.`/`..` parts.
-    pub fn host_path(&self, path: &Path) -> Option<(PathBuf, bool)> {
-        if !plain(path) {
-            return None;
-        }
-        self.binds
-            .iter()
-            .filter_map(|(host, container, ro)| {
-                Some((host, container, *ro, path.strip_prefix(container).ok()?))
-            })
-            .max_by_key(|(_, container, _, _)| container.components().count())
-            .map(|(host, _, ro, rest)| {
-                let host = if rest.as_os_str().is_empty() {
-                    host.clone()
-                } else {
-                    host.join(rest)
-                };
-                (host, ro)
-            })
-    }
-}
+use std::path::Path;
+use zedinit::spec::{RunSpec, ServiceSpec, ServiceType};
 
 /// Device numbers of nodes a definition may name, for machines that lack them (linuxkit
 /// wants type, major and minor; the machine that exports may have no watchdog).
@@ -197,64 +58,6 @@ fn device_numbers(path: &Path) -> Option<(char, u32, u32)> {
         .iter()
         .find(|(p, ..)| Path::new(p) == path)
         .map(|(_, kind, major, minor)| (*kind, *major, *minor))
-}
-
-/// A YAML double-quoted string holding exactly `text`, in printable ASCII only: JSON's
-/// quoting (its escapes `\" \\ \n \t \uXXXX` are YAML's too), then every character
-/// outside printable ASCII escaped as well. JSON leaves DEL, C1 and the rest of Unicode
-/// as they are, and YAML 1.1 readers (PyYAML, libyaml, go-yaml as linuxkit uses it) fold
-/// NEL, LS and PS (U+0085, U+2028, U+2029) inside a quoted scalar like a line break,
-/// which would change the value (YAML 1.1 §5.4, "Line Break Characters").
-fn q(text: &str) -> String {
-    let json = serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into());
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        match c as u32 {
-            0x20..=0x7e => out.push(c),
-            n @ ..=0xffff => {
-                let _ = write!(out, "\\u{n:04x}");
-            }
-            n => {
-                let _ = write!(out, "\\U{n:08x}");
-            }
-        }
-    }
-    out
-}
-
-/// Text for a `#` comment: one line of printable ASCII, whatever a path or name holds.
-/// Everything else is escaped (`\n`, `\u{2028}`): a YAML 1.1 reader ends the comment at
-/// NEL, LS and PS as at a newline (YAML 1.1 §5.4), and what followed would be read as
-/// keys of the entry (`pid: host`); other characters are escaped too, so no future
-/// reader's idea of a line break matters.
-fn comment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if (' '..='~').contains(&c) {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
-
-fn id(id: &IdRef) -> String {
-    match id {
-        IdRef::Id(n) => n.to_string(),
-        IdRef::Name(name) => q(name),
-    }
-}
-
-fn id_text(id: &IdRef) -> String {
-    match id {
-        IdRef::Id(n) => n.to_string(),
-        IdRef::Name(name) => name.clone(),
-    }
-}
-
-fn list(items: &[String]) -> String {
-    format!("[{}]", items.join(", "))
 }
 
 /// The linuxkit YAML for `specs` (in dependency order as given), or every problem found.
@@ -308,18 +111,6 @@ pub fn linuxkit(specs: &[&ServiceSpec], container: &Container) -> Result<String,
         let _ = write!(out, "services:\n{services}");
     }
     Ok(out)
-}
-
-/// `OnFailure` → `on-failure`: the definitions' own spelling.
-fn kebab(debug: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in debug.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
 }
 
 fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<String, Vec<String>> {
@@ -542,6 +333,7 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn container() -> Container {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../build.yml"))

@@ -45,6 +45,7 @@ const IDLE: Duration = Duration::from_secs(3600);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    svclog::init("dnsmasq-render");
     let layout = Layout {
         out_dir: cli.out_dir,
         services_dir: cli.services_dir,
@@ -54,7 +55,8 @@ fn main() -> ExitCode {
         path: zedctr_proto::client::socket_path(cli.control_socket),
         wait: Duration::from_secs(15),
     };
-    let mut report = |message: String| eprintln!("dnsmasq-render: {message}");
+    // What a pass has to say: a bad instance file, a step that failed (to be retried).
+    let mut report = |message: String| tracing::warn!("{message}");
     if cli.once {
         let pass =
             dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
@@ -67,9 +69,9 @@ fn main() -> ExitCode {
     let mut watcher = match netinst::Watcher::new(&cli.network_instances) {
         Ok(watcher) => watcher,
         Err(e) => {
-            eprintln!(
-                "dnsmasq-render: {}: can't watch: {e}",
-                cli.network_instances.display()
+            tracing::error!(
+                dir = %cli.network_instances.display(),
+                "can't watch the network instances: {e}"
             );
             return ExitCode::FAILURE;
         }

@@ -302,9 +302,9 @@ async fn attempt(
                 if next >= candidates.len() {
                     return Err(err);
                 }
-                eprintln!(
-                    "downloader: cannot connect to {} ({}); trying the next bridge",
-                    ep.addr,
+                tracing::warn!(
+                    addr = %ep.addr,
+                    "cannot connect ({}); trying the next bridge",
                     chain(&e)
                 );
             }
@@ -444,9 +444,9 @@ async fn already_in_place(job: &Job) -> Result<Option<Outcome>, DownloadError> {
             resumed_from: 0,
         }));
     }
-    eprintln!(
-        "downloader: {} does not match its sha256; replacing it",
-        job.target.display()
+    tracing::warn!(
+        file = %job.target.display(),
+        "does not match its sha256; replacing it"
     );
     tokio::fs::remove_file(&job.target)
         .await

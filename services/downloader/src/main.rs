@@ -148,6 +148,7 @@ fn sha256(text: &str) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    svclog::init("downloader");
     keep_heap_for_body_buffers();
     let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
@@ -163,7 +164,7 @@ fn main() -> ExitCode {
     match code {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("downloader: {e:#}");
+            tracing::error!("{e:#}");
             ExitCode::from(1)
         }
     }

@@ -174,7 +174,7 @@ async fn resolve_local(
         message,
     })?;
     if let Some(warning) = &found.warning {
-        eprintln!("downloader: warning: {warning}");
+        tracing::warn!("{warning}");
     }
     let mut endpoints = found.candidates.iter().map(|c| Endpoint {
         addr: SocketAddr::new(c.ip.into(), port),

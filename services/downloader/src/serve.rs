@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
 
 /// Everything `serve` is told on its command line.
 #[derive(Debug, Clone)]
@@ -76,8 +77,8 @@ pub async fn run(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     // Watch before the first scan: a request written in between is then not missed.
     let watch = DirWatch::new(&opts.config_dir)
         .with_context(|| format!("cannot watch {}", opts.config_dir.display()))?;
-    eprintln!(
-        "downloader: serving requests from {} (status in {}, files in {}, {} at a time)",
+    info!(
+        "serving requests from {} (status in {}, files in {}, {} at a time)",
         opts.config_dir.display(),
         opts.status_dir.display(),
         opts.download_dir.display(),
@@ -105,7 +106,7 @@ pub async fn run(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
             _ = beat.tick() => {
                 if let Some(file) = &shared.opts.heartbeat_file {
                     if let Err(e) = heartbeat::touch(file) {
-                        eprintln!("downloader: heartbeat {}: {e}", file.display());
+                        warn!(file = %file.display(), "heartbeat: {e}");
                     }
                 }
             }
@@ -118,7 +119,7 @@ pub async fn run(opts: ServeOptions, shutdown: impl Future<Output = ()>) -> anyh
     for (_, running) in jobs.drain() {
         let _ = running.task.await;
     }
-    eprintln!("downloader: stopped");
+    info!("stopped");
     result
 }
 
@@ -128,10 +129,7 @@ async fn rescan(shared: &Arc<Shared>, jobs: &mut HashMap<String, Running>) {
         Ok(found) => found,
         Err(e) => {
             // Not "every request was removed": a directory we can't read says nothing.
-            eprintln!(
-                "downloader: cannot read {}: {e}",
-                shared.opts.config_dir.display()
-            );
+            warn!(dir = %shared.opts.config_dir.display(), "cannot read: {e}");
             return;
         }
     };
@@ -142,7 +140,7 @@ async fn rescan(shared: &Arc<Shared>, jobs: &mut HashMap<String, Running>) {
         .collect();
     for key in removed {
         if let Some(running) = jobs.remove(&key) {
-            eprintln!("downloader: {key}: request removed; cancelling");
+            info!(key = %key, "request removed; cancelling");
             stop(shared, jobs, running, true).await;
             remove_quietly(&shared.opts.status_dir.join(format!("{key}.json")));
         }
@@ -155,8 +153,9 @@ async fn rescan(shared: &Arc<Shared>, jobs: &mut HashMap<String, Running>) {
                 continue;
             }
             if let Some(old) = jobs.remove(&key) {
-                eprintln!(
-                    "downloader: {key}: request {}; restarting",
+                info!(
+                    key = %key,
+                    "request {}; restarting",
                     if same {
                         "touched after an error"
                     } else {
@@ -225,8 +224,9 @@ async fn job(
     if key.len() > status::MAX_KEY_BYTES {
         // No status can be written for it (`status::MAX_KEY_BYTES`): say so where zedinit
         // keeps our log, and don't download what nobody could be told about.
-        eprintln!(
-            "downloader: {key}: request refused: its name is {} bytes, at most {} (the status file could not be written); use a shorter <key>.json",
+        error!(
+            key = %key,
+            "request refused: its name is {} bytes, at most {} (the status file could not be written); use a shorter <key>.json",
             key.len(),
             status::MAX_KEY_BYTES
         );
@@ -238,7 +238,7 @@ async fn job(
         Err(e) => {
             let name = e.name.clone().unwrap_or_else(|| key.clone());
             let mut rep = Reporter::new(&opts.status_dir, &key, &name, None, 0);
-            eprintln!("downloader: {key}: invalid request: {e}");
+            error!(key = %key, "invalid request: {e}");
             rep.fail(&format!("invalid request: {e}"));
             failed.store(true, Ordering::SeqCst);
             return;
@@ -252,8 +252,9 @@ async fn job(
         req.size,
     );
     let target = opts.download_dir.join(&req.sha256);
-    eprintln!(
-        "downloader: {key}: {} ({} bytes) -> {}",
+    info!(
+        key = %key,
+        "{} ({} bytes) -> {}",
         req.url,
         req.size,
         target.display()
@@ -283,8 +284,9 @@ async fn job(
     };
     match result {
         Ok(outcome) => {
-            eprintln!(
-                "downloader: {key}: {} {} ({} bytes{})",
+            info!(
+                key = %key,
+                "{} {} ({} bytes{})",
                 if outcome.already_present {
                     "already verified:"
                 } else {
@@ -303,7 +305,7 @@ async fn job(
         Err(DownloadError::Cancelled) => {}
         Err(e) => {
             let message = e.to_string();
-            eprintln!("downloader: {key}: error: {message}");
+            error!(key = %key, "{message}");
             rep.fail(&message);
             failed.store(true, Ordering::SeqCst);
         }
@@ -333,7 +335,7 @@ fn read_requests(dir: &Path) -> std::io::Result<Found> {
             }
             // Removed between listing and reading: the next event covers it.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => eprintln!("downloader: cannot read {}: {e}", path.display()),
+            Err(e) => warn!(file = %path.display(), "cannot read: {e}"),
         }
     }
     Ok(found)
@@ -361,7 +363,7 @@ fn remove_orphans(opts: &ServeOptions, jobs: &HashMap<String, Running>) {
             // Only our own names: anything else in the directory is not ours to judge.
             let ours = sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
             if ours && !jobs.values().any(|r| r.sha256.as_deref() == Some(sha)) {
-                eprintln!("downloader: removing {} (no request wants it)", name);
+                info!(file = %name, "removing (no request wants it)");
                 remove_quietly(&entry.path());
             }
         }
@@ -372,6 +374,6 @@ fn remove_quietly(path: &Path) {
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => eprintln!("downloader: cannot remove {}: {e}", path.display()),
+        Err(e) => warn!(file = %path.display(), "cannot remove: {e}"),
     }
 }

@@ -192,10 +192,10 @@ impl Reporter {
         if let Err(e) = write_atomic(&self.dir, &self.status) {
             // A status we can't write must not stop the download; say so where zedinit
             // keeps our log.
-            eprintln!(
-                "downloader: {}: cannot write status in {}: {e}",
-                self.status.key,
-                self.dir.display()
+            tracing::warn!(
+                key = %self.status.key,
+                dir = %self.dir.display(),
+                "cannot write status: {e}"
             );
         }
         self.last_write = Some(Instant::now());
@@ -253,7 +253,7 @@ impl Observer for Reporter {
             "{error} (retry {retries} in {})",
             humantime::format_duration(Duration::from_millis(delay.as_millis() as u64))
         );
-        eprintln!("downloader: {}: {message}", self.status.key);
+        tracing::warn!(key = %self.status.key, "{message}");
         self.record_error(&message);
         self.write();
     }

@@ -37,6 +37,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    svclog::init("logtail");
     let options = Options {
         patterns: cli.patterns,
         state: cli.state,
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     match ended {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("logtail: {e}");
+            tracing::error!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -641,8 +641,8 @@ fn label_text(label: &Path) -> String {
     escaped(label.as_os_str().as_bytes())
 }
 
-/// A line for the user, on stderr (which zedinit passes to the console as well): escaped
-/// like the lines, as it may name any file.
+/// A message for the user, on stderr (which zedinit passes to the console as well; a
+/// tracing event, svclog's shape): escaped like the lines, as it may name any file.
 fn note(text: &str) {
-    eprintln!("logtail: {}", escaped(text.as_bytes()));
+    tracing::info!("{}", escaped(text.as_bytes()));
 }

@@ -3,6 +3,7 @@
 //! fed (or inotify could not be had), 2 usage.
 
 use clap::{Parser, ValueEnum};
+use tracing::{error, info, warn};
 // Durations as every zedctr binary and definition takes them (`500ms`, `5s`, `2m`, `1h`,
 // or bare seconds): one syntax.
 use confkit::durations::parse_duration;
@@ -78,16 +79,13 @@ enum Wake {
     Stop,
 }
 
-fn say(text: &str) {
-    eprintln!("zedwatchdog: {text}");
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    svclog::init("zedwatchdog");
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            say(&e);
+            error!("{e}");
             ExitCode::FAILURE
         }
     }
@@ -119,7 +117,7 @@ fn run(cli: &Cli) -> Result<(), String> {
     // Everything that can fail or read a disk comes before the device is opened (armed).
     let mut registry = Registry::open(&cli.registry)?;
     let (namespace, why) = pid_namespace(cli);
-    say(&format!("pid namespace: {why}"));
+    info!(namespace = ?namespace, "pid namespace: {why}");
     let mut recorder = cli
         .state_dir
         .as_ref()
@@ -143,7 +141,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         let verdict = verdict::decide(&health, &touches, &pids, cli.touch_budget);
         for note in &verdict.notes {
             if noted.insert(note.clone()) {
-                say(note);
+                info!("{note}");
             }
         }
         if verdict.feed {
@@ -155,7 +153,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         if let Some(recorder) = recorder.as_mut() {
             for failure in recorder.after_round(&verdict.reasons, timeout, SystemTime::now()) {
                 if noted.insert(failure.clone()) {
-                    say(&format!("cannot record: {failure}"));
+                    warn!(failure = %failure, "cannot record");
                 }
             }
         }
@@ -163,12 +161,10 @@ fn run(cli: &Cli) -> Result<(), String> {
         let gist = record::gist(&verdict.reasons);
         if last_said.as_ref() != Some(&gist) {
             if verdict.feed {
-                say("feeding the watchdog: zedinit healthy, registrations fresh");
+                info!("feeding the watchdog: zedinit healthy, registrations fresh");
             } else {
-                say(&format!(
-                    "NOT feeding the watchdog: {}",
-                    verdict.reasons.join("; ")
-                ));
+                let reasons = verdict.reasons.join("; ");
+                warn!(reasons = %reasons, "NOT feeding the watchdog: {reasons}");
             }
             last_said = Some(gist);
         }
@@ -195,44 +191,41 @@ fn previous_boot(cli: &Cli, device: &Device, recorder: Option<&mut Recorder>) {
         ),
     };
     if let Err(e) = &status {
-        say(&format!("{}: no boot status: {e}", cli.device.display()));
+        warn!(device = %cli.device.display(), "no boot status: {e}");
     }
-    say(&format!("previous boot: {reason}"));
+    info!(reason = %reason, "previous boot: {reason}");
 }
 
 fn set_timeout(cli: &Cli, device: &Device, seconds: i32) {
     match device.set_timeout(seconds) {
         Ok(set) => {
-            say(&format!("{}: timeout {set}s", cli.device.display()));
+            info!(device = %cli.device.display(), timeout_s = set, "timeout {set}s");
             // A round takes up to interval + deadline; a restart of this service adds
             // its backoff. Less than three rounds of slack reboots a merely slow device.
             let round = (cli.interval + cli.health_deadline).as_secs_f64();
             if f64::from(set) < 3.0 * round {
-                say(&format!(
-                    "warning: a {set}s timeout is less than three rounds ({round:.0}s \
+                warn!(
+                    "a {set}s timeout is less than three rounds ({round:.0}s \
                      each: --interval + --health-deadline)"
-                ));
+                );
             }
         }
-        Err(e) => say(&format!(
-            "{}: cannot set the timeout: {e}",
-            cli.device.display()
-        )),
+        Err(e) => warn!(device = %cli.device.display(), "cannot set the timeout: {e}"),
     }
 }
 
 /// SIGTERM or SIGINT: disarm (unless --keep-armed), and then no withholding stands.
 fn stop(cli: &Cli, device: Device, recorder: Option<&mut Recorder>) -> Result<(), String> {
     if cli.keep_armed {
-        say("stopping; the watchdog stays armed");
+        info!("stopping; the watchdog stays armed");
         return Ok(());
     }
     device
         .disarm()
         .map_err(|e| format!("{}: disarming: {e}", cli.device.display()))?;
-    say("stopping; the watchdog is disarmed");
+    info!("stopping; the watchdog is disarmed");
     if let Some(Err(e)) = recorder.map(Recorder::fed) {
-        say(&format!("cannot record: {e}"));
+        warn!(failure = %e, "cannot record");
     }
     Ok(())
 }

@@ -292,7 +292,22 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
     // A critical service fails: not fed, with the reason; back: fed again.
     let count = lab.withheld_count();
     lab.fail_victim();
+    let withheld = lab.wait_withheld(count, "victim");
     lab.assert_withholding(count, "victim");
+    // Its stderr is a pipe here, as under zedinit: EVE's JSON lines, the reasons a field.
+    let line: serde_json::Value = serde_json::from_str(&withheld).expect("a JSON line");
+    assert_eq!(line["source"], "zedwatchdog", "{line}");
+    assert_eq!(line["level"], "warning", "{line}");
+    assert!(
+        line["reasons"]
+            .as_str()
+            .is_some_and(|r| r.contains("victim")),
+        "{line}"
+    );
+    assert!(
+        line["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{line}"
+    );
     lab.start_victim();
     lab.wait_feeding();
 

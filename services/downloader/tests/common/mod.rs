@@ -474,6 +474,18 @@ impl Serve {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// True when serve logged (one JSON line, svclog's shape: its stderr is a file here)
+    /// a message holding `text` about request `key`.
+    pub fn logged(&self, key: &str, text: &str) -> bool {
+        self.log().lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|v| {
+                v["source"] == "downloader"
+                    && v["key"] == key
+                    && v["msg"].as_str().is_some_and(|m| m.contains(text))
+            })
+        })
+    }
 }
 
 impl Drop for Serve {

@@ -112,6 +112,9 @@ impl Lab {
             .arg(&self.state)
             .args(["--grace", "1s"])
             .args(extra)
+            // Its messages as text, as a person reads them (the JSON shape is svclog's,
+            // tested there and under zedinit).
+            .env(svclog::FORMAT_ENV, "text")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -83,6 +83,47 @@ pub fn toml_files(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     Ok(Some(files))
 }
 
+/// What [`each_config_file`] finds, in order.
+pub enum ConfigEntry<'p> {
+    /// A config file: the index of its directory in `dirs`, its name (the file's stem).
+    File {
+        dir_index: usize,
+        name: String,
+        path: &'p Path,
+    },
+    /// A directory that exists but cannot be read: its files keep whatever they gave
+    /// before (a reload must not take them for removed).
+    Unreadable { dir: &'p Path, error: ConfigError },
+}
+
+/// Visits every config file of `dirs` in order (each directory's `*.toml` in file-name
+/// order, see [`toml_files`]) and every directory that cannot be read; a missing
+/// directory holds nothing.
+pub fn each_config_file(dirs: &[PathBuf], mut visit: impl FnMut(ConfigEntry<'_>)) {
+    for (dir_index, dir) in dirs.iter().enumerate() {
+        let files = match toml_files(dir) {
+            Ok(Some(files)) => files,
+            Ok(None) => continue,
+            Err(e) => {
+                let error = ConfigError::whole_file(dir, format!("cannot read directory: {e}"));
+                visit(ConfigEntry::Unreadable { dir, error });
+                continue;
+            }
+        };
+        for path in &files {
+            // toml_files keeps UTF-8 names only.
+            if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
+                let name = name.to_string();
+                visit(ConfigEntry::File {
+                    dir_index,
+                    name,
+                    path,
+                });
+            }
+        }
+    }
+}
+
 /// Replaces `path` with `bytes` atomically: written to a hidden temporary beside it
 /// (`.<name>.<pid>.tmp`: dot files are skipped by every directory reader here, and the
 /// pid keeps two writers apart), then renamed over it, so a reader sees the old file or

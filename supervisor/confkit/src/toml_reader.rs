@@ -92,6 +92,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Gives a parser's context (a struct with a [`Reader`] field, and whatever else its
+/// schema keeps) the reader's methods: `self.error(..)`, `self.line(..)`.
+#[macro_export]
+macro_rules! reader_context {
+    ($cx:ident, $field:ident) => {
+        impl<'a> ::std::ops::Deref for $cx<'a> {
+            type Target = $crate::toml_reader::Reader<'a>;
+            fn deref(&self) -> &Self::Target {
+                &self.$field
+            }
+        }
+        impl<'a> ::std::ops::DerefMut for $cx<'a> {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.$field
+            }
+        }
+    };
+}
+
 /// A value's type with its article, for messages: "a string", "an integer".
 pub fn a_type(value: &DeValue<'_>) -> String {
     let t = value.type_str();

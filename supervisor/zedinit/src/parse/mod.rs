@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use confkit::ConfigEntry;
 /// One problem in one definition file: file, line, key and message (the one error type
 /// of every config parser here).
 pub use confkit::ConfigError;
@@ -79,18 +80,7 @@ struct Cx<'a> {
     key_lines: HashMap<&'static str, usize>,
 }
 
-impl<'a> std::ops::Deref for Cx<'a> {
-    type Target = Reader<'a>;
-    fn deref(&self) -> &Reader<'a> {
-        &self.r
-    }
-}
-
-impl std::ops::DerefMut for Cx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.r
-    }
-}
+confkit::reader_context!(Cx, r);
 
 impl<'a> Cx<'a> {
     fn service(&mut self, name: &str, root: &DeTable<'_>) -> Option<ServiceSpec> {
@@ -729,73 +719,65 @@ impl Loaded {
 /// second. Graph problems are checked too (see [`crate::graph::validate`]).
 pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
-    for (index, dir) in dirs.iter().enumerate() {
-        // The first directory is the image's own (static); the later ones are written
-        // at run time (dnsmasq-render: root without capabilities), and what they hold is
-        // confined.
-        let generated = index > 0;
-        let files = match confkit::toml_files(dir) {
-            Ok(Some(files)) => files,
-            Ok(None) => continue,
-            Err(e) => {
-                loaded
-                    .errors
-                    .push(whole_file(dir, format!("cannot read directory: {e}")));
-                loaded.unreadable_dirs.push(dir.clone());
-                continue;
-            }
-        };
-        for file in files {
-            let Some(name) = file
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .map(str::to_string)
-            else {
-                loaded
-                    .errors
-                    .push(whole_file(&file, "file name is not UTF-8".into()));
-                continue;
-            };
-            if let Some(first) = loaded.definitions.get(&name) {
-                let message = format!(
-                    "service {name:?} is already defined by {}; this file is ignored",
-                    first.spec.file.display()
-                );
-                loaded.errors.push(whole_file(&file, message));
-                continue;
-            }
-            let text = match read_definition(&file) {
-                Ok(text) => text,
-                Err(refused) => {
-                    loaded.errors.push(whole_file(&file, refused));
-                    continue;
-                }
-            };
-            match parse_definition(&name, &file, &text) {
-                Ok(def) if generated && def.spec.run.is_none() => {
-                    loaded.errors.push(whole_file(
-                        &file,
-                        format!(
-                            "refused: a definition in {} (after the first definitions \
-                             directory, where generated ones go) must have [run]: \
-                             its writer must not be able to run a program with all of \
-                             zedinit's privileges",
-                            dir.display()
-                        ),
-                    ));
-                }
-                Ok(def) => {
-                    loaded.definitions.insert(name, def);
-                }
-                Err(errors) => {
-                    loaded.errors.extend(errors);
-                    loaded.invalid.insert(name);
-                }
-            }
+    confkit::each_config_file(dirs, |entry| match entry {
+        ConfigEntry::File {
+            dir_index,
+            name,
+            path,
+        } => {
+            // The first directory is the image's own (static); the later ones are
+            // written at run time (dnsmasq-render: root without capabilities), and what
+            // they hold is confined.
+            load_file(&mut loaded, name, path, dir_index > 0);
         }
-    }
+        ConfigEntry::Unreadable { dir, error } => {
+            loaded.errors.push(error);
+            loaded.unreadable_dirs.push(dir.to_path_buf());
+        }
+    });
     crate::graph::validate(&mut loaded);
     loaded
+}
+
+/// One definition file read into `loaded` (or its problems).
+fn load_file(loaded: &mut Loaded, name: String, file: &Path, generated: bool) {
+    if let Some(first) = loaded.definitions.get(&name) {
+        let message = format!(
+            "service {name:?} is already defined by {}; this file is ignored",
+            first.spec.file.display()
+        );
+        loaded.errors.push(whole_file(file, message));
+        return;
+    }
+    let text = match read_definition(file) {
+        Ok(text) => text,
+        Err(refused) => {
+            loaded.errors.push(whole_file(file, refused));
+            return;
+        }
+    };
+    match parse_definition(&name, file, &text) {
+        Ok(def) if generated && def.spec.run.is_none() => {
+            let dir = file.parent().unwrap_or(file);
+            loaded.errors.push(whole_file(
+                file,
+                format!(
+                    "refused: a definition in {} (after the first definitions \
+                     directory, where generated ones go) must have [run]: \
+                     its writer must not be able to run a program with all of \
+                     zedinit's privileges",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(def) => {
+            loaded.definitions.insert(name, def);
+        }
+        Err(errors) => {
+            loaded.errors.extend(errors);
+            loaded.invalid.insert(name);
+        }
+    }
 }
 
 /// Largest definition read (a real one is a few KiB); a bigger file is refused unread.

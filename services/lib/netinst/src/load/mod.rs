@@ -3,6 +3,7 @@
 
 use crate::parse::parse_instance;
 use crate::{ConfigError, NetworkInstance};
+use confkit::ConfigEntry;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -50,24 +51,15 @@ pub fn load_dir(dir: &Path) -> Loaded {
 /// rejected, and the error names both files; the earlier one stays.
 pub fn load_dirs(dirs: &[PathBuf]) -> Loaded {
     let mut loaded = Loaded::default();
-    for dir in dirs {
-        // The same listing rule as every config directory (confkit): `*.toml`, in
-        // file-name order, hidden ones skipped; the watcher uses `is_instance_file`.
-        let files = match confkit::toml_files(dir) {
-            Ok(Some(files)) => files,
-            Ok(None) => continue,
-            Err(e) => {
-                loaded
-                    .errors
-                    .push(whole_file(dir, format!("cannot read directory: {e}")));
-                loaded.unreadable_dirs.push(dir.clone());
-                continue;
-            }
-        };
-        for file in files {
-            load_file(&mut loaded, &file);
+    // The same listing rule as every config directory (confkit): `*.toml`, in file-name
+    // order, hidden ones skipped; the watcher uses `is_instance_file`.
+    confkit::each_config_file(dirs, |entry| match entry {
+        ConfigEntry::File { name, path, .. } => load_file(&mut loaded, name, path),
+        ConfigEntry::Unreadable { dir, error } => {
+            loaded.errors.push(error);
+            loaded.unreadable_dirs.push(dir.to_path_buf());
         }
-    }
+    });
     loaded
 }
 
@@ -82,12 +74,7 @@ pub(crate) fn is_instance_file(path: &Path) -> bool {
 /// Largest instance file read (a real one is a few KiB); a bigger one is refused unread.
 pub const MAX_INSTANCE_BYTES: u64 = 1024 * 1024;
 
-fn load_file(loaded: &mut Loaded, file: &Path) {
-    let Some(name) = file.file_stem().and_then(|s| s.to_str()).map(String::from) else {
-        let message = "file name is not UTF-8".to_string();
-        loaded.errors.push(whole_file(file, message));
-        return;
-    };
+fn load_file(loaded: &mut Loaded, name: String, file: &Path) {
     if let Some(first) = loaded.get(&name) {
         let message = format!(
             "instance {name:?} is already defined by {}; this file is ignored",

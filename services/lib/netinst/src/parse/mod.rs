@@ -46,18 +46,7 @@ struct Cx<'a> {
     r: Reader<'a>,
 }
 
-impl<'a> std::ops::Deref for Cx<'a> {
-    type Target = Reader<'a>;
-    fn deref(&self) -> &Reader<'a> {
-        &self.r
-    }
-}
-
-impl std::ops::DerefMut for Cx<'_> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.r
-    }
-}
+confkit::reader_context!(Cx, r);
 
 impl Cx<'_> {
     fn instance(&mut self, name: &str, root: &DeTable<'_>) -> Option<NetworkInstance> {

@@ -11,6 +11,7 @@ use crate::server::{Changes, Server};
 use crate::sys::executor::OsExecutor;
 use crate::sys::notify::{self, NotifyGate};
 use crate::sys::{codepages, pid1, proc, reap};
+use crate::token::{self, Token};
 use crate::verbs::Supervisor;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{Signal, kill};
@@ -22,17 +23,6 @@ use std::time::{Duration, Instant};
 /// How long strays get after SIGTERM (and again after SIGKILL) in the final sweep.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
 
-const SIGNAL_TOKEN: u64 = 0;
-const LISTENER_TOKEN: u64 = 1;
-pub const FIRST_CONN_TOKEN: u64 = 2;
-/// Notify sockets get tokens from here up (connection tokens never get this far).
-const FIRST_NOTIFY_TOKEN: u64 = 1 << 48;
-/// The heartbeat inotify fd.
-const HEARTBEAT_TOKEN: u64 = 1 << 47;
-/// Exec report pipes of new children get tokens from here up (below the heartbeat's).
-pub const FIRST_REPORT_TOKEN: u64 = 1 << 46;
-/// Service output pipes get tokens from here up.
-pub const FIRST_LOG_TOKEN: u64 = 1 << 49;
 /// Log bytes after which the loop trims the heap before it next sleeps.
 const TRIM_AFTER_BYTES: u64 = 256 * 1024;
 /// How long the listener rests after accept ran out of file descriptors.
@@ -95,13 +85,13 @@ impl EventLoop {
         epoll
             .add(
                 &signal_fd,
-                EpollEvent::new(EpollFlags::EPOLLIN, SIGNAL_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, token::SIGNAL),
             )
             .map_err(|e| format!("epoll add signalfd: {e}"))?;
         epoll
             .add(
                 server.listener_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, token::LISTENER),
             )
             .map_err(|e| format!("epoll add listener: {e}"))?;
         Ok(EventLoop {
@@ -112,7 +102,7 @@ impl EventLoop {
             stage: Stage::Running,
             children_left: true,
             notify_tokens: std::collections::BTreeMap::new(),
-            next_notify_token: FIRST_NOTIFY_TOKEN,
+            next_notify_token: token::FIRST_NOTIFY,
             notify_gate: NotifyGate::default(),
             listener_paused_until: None,
             trim_debt: 0,
@@ -228,8 +218,8 @@ impl EventLoop {
     fn dispatch(&mut self, token: u64, flags: EpollFlags) {
         let now = Instant::now();
         let mut changes = Changes::default();
-        match token {
-            SIGNAL_TOKEN => {
+        match Token::decode(token) {
+            Token::Signal => {
                 for signal in pid1::drain(&self.signal_fd) {
                     match signal {
                         Signal::SIGCHLD => self.reap(),
@@ -242,25 +232,25 @@ impl EventLoop {
                     }
                 }
             }
-            LISTENER_TOKEN => self.server.accept(now, &mut changes),
-            HEARTBEAT_TOKEN => {
+            Token::Listener => self.server.accept(now, &mut changes),
+            Token::Heartbeat => {
                 for name in self.sup.core.exec.heartbeats.read_beats() {
                     self.sup.core.on_beat(&name, now);
                 }
             }
-            token if token >= FIRST_LOG_TOKEN => {
+            Token::Output(token) => {
                 let server = &mut self.server;
                 self.sup.core.exec.logs.read(token, |service, lines| {
                     server.deliver_log(service, lines, &mut changes)
                 });
             }
-            token if (FIRST_REPORT_TOKEN..HEARTBEAT_TOKEN).contains(&token) => {
+            Token::Report(token) => {
                 if let Some(pid) = self.sup.core.exec.report_pid(token) {
                     self.sup.core.on_exec_report(pid, now);
                 }
             }
-            token if token >= FIRST_NOTIFY_TOKEN => self.read_notify(token, now),
-            conn => {
+            Token::Notify(token) => self.read_notify(token, now),
+            Token::Conn(conn) => {
                 let hangup = flags.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR);
                 self.server
                     .ready(conn, hangup, &mut self.sup, now, &mut changes);
@@ -348,7 +338,7 @@ impl EventLoop {
             self.listener_paused_until = None;
             if let Err(e) = self.epoll.add(
                 self.server.listener_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, LISTENER_TOKEN),
+                EpollEvent::new(EpollFlags::EPOLLIN, token::LISTENER),
             ) {
                 log::warn(format_args!("epoll add listener: {e}"));
             }
@@ -439,7 +429,7 @@ impl EventLoop {
         if let Some(fd) = self.sup.core.exec.heartbeats.take_fresh_fd() {
             if let Err(e) = self
                 .epoll
-                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, HEARTBEAT_TOKEN))
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token::HEARTBEAT))
             {
                 log::warn(format_args!("heartbeats: epoll: {e}"));
             }

@@ -26,6 +26,7 @@ pub mod server;
 pub mod signal_names;
 pub mod spec;
 pub mod sys;
+pub mod token;
 pub mod verbs;
 
 pub use zedctr_proto::{CONTROL_SOCKET_ENV, DEFAULT_CONTROL_SOCKET};

@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 use zedinit::core::Core;
-use zedinit::event_loop::{EventLoop, FIRST_CONN_TOKEN, exit_code};
+use zedinit::event_loop::{EventLoop, exit_code};
 use zedinit::server::{self, Server};
 use zedinit::sys::cgroup::Cgroups;
 use zedinit::sys::executor::OsExecutor;
 use zedinit::sys::output_pipes::{LogHub, ServiceOutput};
 use zedinit::sys::pid1;
+use zedinit::token;
 use zedinit::verbs::Supervisor;
 use zedinit::{log, parse};
 
@@ -163,7 +164,7 @@ fn run(args: Args) -> i32 {
         .to_path_buf();
     let logs = LogHub::new(
         args.log_dir.clone(),
-        zedinit::event_loop::FIRST_LOG_TOKEN,
+        token::FIRST_OUTPUT,
         args.service_output,
     );
     let exec = OsExecutor::new(
@@ -171,7 +172,7 @@ fn run(args: Args) -> i32 {
         &args.heartbeat_dir,
         logs,
         Cgroups::discover(),
-        zedinit::event_loop::FIRST_REPORT_TOKEN,
+        token::FIRST_REPORT,
     );
     let core = Core::new(exec, loaded, seed);
     let sup = Supervisor {
@@ -181,7 +182,7 @@ fn run(args: Args) -> i32 {
         subreaper,
         rescans: 0,
     };
-    let server = Server::new(listener, FIRST_CONN_TOKEN, nix::unistd::geteuid().as_raw());
+    let server = Server::new(listener, token::FIRST_CONN, nix::unistd::geteuid().as_raw());
     let code = match EventLoop::new(sup, server, signal_fd) {
         Ok(event_loop) => event_loop.run(),
         Err(e) => {

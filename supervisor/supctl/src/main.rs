@@ -9,6 +9,7 @@ use confkit::durations::parse_duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use supctl::export;
 use zedctr_proto::client::{Client, ClientError, socket_path};
 use zedctr_proto::protocol::{Request, Verb};
 
@@ -83,6 +84,15 @@ enum ExportFormat {
         #[arg(long, default_value = "build.yml")]
         build_yml: PathBuf,
     },
+    /// The services' inter-dependency list (docs/services.md): needs, shared paths, privileges
+    Markdown {
+        /// Definition directories (offline; zedinit need not run)
+        #[arg(long = "services-dir", default_value = "/etc/zedctr/services")]
+        dirs: Vec<PathBuf>,
+        /// The container's linuxkit build.yml (its binds: paths are shown as the device's)
+        #[arg(long, default_value = "build.yml")]
+        build_yml: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -117,11 +127,15 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
     if let Command::Check { dirs } = &command {
         return Ok(definitions::check(dirs));
     }
-    if let Command::Export {
-        format: ExportFormat::Linuxkit { dirs, build_yml },
-    } = &command
-    {
-        return Ok(definitions::export_linuxkit(dirs, build_yml));
+    if let Command::Export { format } = &command {
+        return Ok(match format {
+            ExportFormat::Linuxkit { dirs, build_yml } => {
+                definitions::export(dirs, build_yml, export::linuxkit)
+            }
+            ExportFormat::Markdown { dirs, build_yml } => {
+                definitions::export(dirs, build_yml, export::markdown)
+            }
+        });
     }
     let mut client = Client::connect(socket)?;
     match command {

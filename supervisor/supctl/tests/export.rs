@@ -286,3 +286,40 @@ fn yaml_line_breaks_and_controls_in_a_definition_stay_inside_their_values() {
         "{text}"
     );
 }
+
+#[test]
+fn docs_services_md_is_the_markdown_export_of_the_shipped_definitions() {
+    let out = Command::new(SUPCTL)
+        .args([
+            "export",
+            "markdown",
+            "--services-dir",
+            &format!("{ROOT}/rootfs/etc/zedctr/services"),
+            "--build-yml",
+            &format!("{ROOT}/build.yml"),
+        ])
+        .output()
+        .expect("supctl export markdown");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).expect("UTF-8");
+    let committed =
+        std::fs::read_to_string(format!("{ROOT}/docs/services.md")).expect("docs/services.md");
+    assert!(
+        committed == generated,
+        "docs/services.md is stale: run `supctl export markdown --services-dir \
+         rootfs/etc/zedctr/services --build-yml build.yml > docs/services.md` from the \
+         repository root"
+    );
+    // What the document must say of the image, read as a person would.
+    for line in [
+        "- `sshd`: requires `sshd-keys`; runs only if `/usr/sbin/sshd` exists; reads `/persist/ssh` (its `/persist/ssh`), which `sshd-keys` writes",
+        "| `/run/zedctr/dnsmasq` | `dnsmasq-render` rw, `downloader` ro |",
+        "| `zedwatchdog` | longrun | no | root | none | none (its own, empty) | zedinit's | read-only | `/dev/watchdog` |",
+    ] {
+        assert!(generated.contains(line), "missing {line:?}:\n{generated}");
+    }
+}

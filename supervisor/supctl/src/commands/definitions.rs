@@ -4,8 +4,15 @@
 use super::{code, shown};
 use std::path::PathBuf;
 use supctl::export;
+use zedinit::spec::ServiceSpec;
 
-pub fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
+/// An export of the definitions in `dirs` into the container `build_yml` describes, in
+/// zedinit's start order, as `format` writes it (linuxkit YAML, the Markdown list).
+pub fn export(
+    dirs: &[PathBuf],
+    build_yml: &std::path::Path,
+    format: fn(&[&ServiceSpec], &export::Container) -> Result<String, Vec<String>>,
+) -> u8 {
     let text = match std::fs::read_to_string(build_yml) {
         Ok(text) => text,
         Err(e) => {
@@ -31,9 +38,8 @@ pub fn export_linuxkit(dirs: &[PathBuf], build_yml: &std::path::Path) -> u8 {
     let specs = loaded.specs();
     // Dependency order, so the onboot entries run in the order zedinit would start them.
     let order = zedinit::graph::start_order(&specs);
-    let ordered: Vec<&zedinit::spec::ServiceSpec> =
-        order.iter().filter_map(|n| specs.get(n)).collect();
-    match export::linuxkit(&ordered, &container) {
+    let ordered: Vec<&ServiceSpec> = order.iter().filter_map(|n| specs.get(n)).collect();
+    match format(&ordered, &container) {
         Ok(yaml) => {
             print!("{yaml}");
             code::OK

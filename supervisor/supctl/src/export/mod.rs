@@ -14,14 +14,17 @@
 //!
 //! Files: [`build_yml`] (build.yml's reader: a small strict reader of the two things
 //! needed, `image:` and `config.binds`, that refuses what it does not understand),
-//! [`yaml`] (quoting and comments a YAML 1.1 reader cannot misread), and here the
+//! [`yaml`] (quoting and comments a YAML 1.1 reader cannot misread), [`markdown`] (the
+//! services' inter-dependency list, `supctl export markdown`), and here the
 //! mapping of a definition to a linuxkit entry.
 
 mod build_yml;
+mod markdown;
 mod yaml;
 
 use build_yml::plain;
 pub use build_yml::{Container, read_build_yml};
+pub use markdown::markdown;
 use yaml::{comment, id, id_text, kebab, list, q};
 
 use std::fmt::Write as _;

@@ -106,7 +106,7 @@ fn services_table(out: &mut String, specs: &[&ServiceSpec]) {
             .iter()
             .map(|c| zedinit::caps::name(*c).to_string())
             .collect();
-        let devices: Vec<String> = run.devices.iter().map(|d| code(d)).collect();
+        let devices: Vec<String> = run.devices.iter().map(code).collect();
         let _ = writeln!(
             out,
             "| {} | {kind} | {} | {} | {} | {} | {} | {} | {} |",
@@ -180,7 +180,7 @@ fn needs(out: &mut String, specs: &[&ServiceSpec], reaches: &[Reach<'_>]) {
             let mut writers = writers;
             writers.sort_unstable();
             writers.dedup();
-            let writers: Vec<String> = writers.iter().map(|w| code(w)).collect();
+            let writers: Vec<String> = writers.iter().map(code).collect();
             lines.push(format!(
                 "{} {} (its {}), which {} {}",
                 if reach.writable { "shares" } else { "reads" },
@@ -280,8 +280,8 @@ fn user(run: &RunSpec) -> String {
     };
     match (&run.uid, &run.gid) {
         (None, _) => "root".into(),
-        (Some(uid), None) => code(&id(uid)),
-        (Some(uid), Some(gid)) => code(&format!("{}:{}", id(uid), id(gid))),
+        (Some(uid), None) => code(id(uid)),
+        (Some(uid), Some(gid)) => code(format!("{}:{}", id(uid), id(gid))),
     }
 }
 

@@ -8,12 +8,21 @@ use std::time::{Duration, Instant};
 /// output, first heartbeats all run one-off code in the seconds after a start.
 pub const CODE_SETTLE: Duration = Duration::from_secs(1);
 
+/// How long one-off work (an operator's requests, a burst of service output) must have
+/// been quiet before its code pages go back: longer than [`CODE_SETTLE`], so that a
+/// person's `supctl status` every few seconds costs one give-back, not one each.
+pub const ACTIVITY_SETTLE: Duration = Duration::from_secs(10);
+
 /// When zedinit should hand its code pages back (`sys::codepages::give_back`).
 ///
 /// Start-up code (parsers, graph, first spawns, opening log files) runs again only on
 /// a rescan. So: once, [`CODE_SETTLE`] after start-up with no service `starting` (a
 /// oneshot running or a readiness check pending: their settling runs more one-off
-/// code), and once more after each later rescan has settled the same way.
+/// code), and once more after each later rescan has settled the same way. Other one-off
+/// work (control requests other than `health`, a log flood: counted by the caller as
+/// `activity`) owes a give-back too, [`ACTIVITY_SETTLE`] after the last of it: what
+/// the steady state runs (a line a second from each service, zedwatchdog's `health`)
+/// faults back in, and only that stays.
 #[derive(Debug)]
 pub struct CodePages {
     /// When to give the pages back, once nothing is starting; `None` with `pending`:
@@ -23,6 +32,7 @@ pub struct CodePages {
     /// A give-back is owed (start-up, or a rescan since the last one).
     pending: bool,
     rescans_seen: u64,
+    activity_seen: u64,
 }
 
 impl CodePages {
@@ -31,23 +41,33 @@ impl CodePages {
             due: Some(now + CODE_SETTLE),
             pending: true,
             rescans_seen: 0,
+            activity_seen: 0,
         }
     }
 
     /// Called before the loop sleeps: true when the pages should be given back now.
-    /// `rescans` is the supervisor's rescan count, `any_starting` says whether a service
-    /// is `starting` (asked only while a give-back is owed: the loop calls this on every
-    /// wake-up, and a scan of the services on each would be wasted).
+    /// `rescans` is the supervisor's rescan count, `activity` a count of other one-off
+    /// work, `any_starting` says whether a service is `starting` (asked only while a
+    /// give-back is owed: the loop calls this on every wake-up, and a scan of the
+    /// services on each would be wasted).
     pub fn poll(
         &mut self,
         now: Instant,
         rescans: u64,
+        activity: u64,
         any_starting: impl FnOnce() -> bool,
     ) -> bool {
         if rescans != self.rescans_seen {
             self.rescans_seen = rescans;
             self.pending = true;
             self.due = Some(now + CODE_SETTLE);
+        }
+        if activity != self.activity_seen {
+            self.activity_seen = activity;
+            self.pending = true;
+            // Each new bit of activity pushes it back: one give-back once it is quiet.
+            let quiet = now + ACTIVITY_SETTLE;
+            self.due = Some(self.due.map_or(quiet, |due| due.max(quiet)));
         }
         if !self.pending {
             return false;
@@ -86,11 +106,11 @@ mod tests {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
         assert_eq!(c.deadline(), Some(t0 + CODE_SETTLE));
-        assert!(!c.poll(t0, 0, || false), "not at once");
-        assert!(!c.poll(t0 + CODE_SETTLE / 2, 0, || false));
-        assert!(c.poll(t0 + CODE_SETTLE, 0, || false));
+        assert!(!c.poll(t0, 0, 0, || false), "not at once");
+        assert!(!c.poll(t0 + CODE_SETTLE / 2, 0, 0, || false));
+        assert!(c.poll(t0 + CODE_SETTLE, 0, 0, || false));
         assert_eq!(c.deadline(), None, "no timer left: idle means no wake-ups");
-        assert!(!c.poll(t0 + CODE_SETTLE * 10, 0, || false), "only once");
+        assert!(!c.poll(t0 + CODE_SETTLE * 10, 0, 0, || false), "only once");
     }
 
     #[test]
@@ -98,20 +118,20 @@ mod tests {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
         let t1 = t0 + CODE_SETTLE;
-        assert!(!c.poll(t1, 0, || true));
+        assert!(!c.poll(t1, 0, 0, || true));
         assert_eq!(
             c.deadline(),
             None,
             "no wake-ups while a oneshot runs for long"
         );
-        assert!(!c.poll(t1 + CODE_SETTLE * 100, 0, || true));
+        assert!(!c.poll(t1 + CODE_SETTLE * 100, 0, 0, || true));
         assert_eq!(c.deadline(), None);
         // It settled (an event woke the loop): the full settle time from now.
         let t2 = t1 + CODE_SETTLE * 200;
-        assert!(!c.poll(t2, 0, || false));
+        assert!(!c.poll(t2, 0, 0, || false));
         assert_eq!(c.deadline(), Some(t2 + CODE_SETTLE));
-        assert!(!c.poll(t2 + CODE_SETTLE / 2, 0, || false));
-        assert!(c.poll(t2 + CODE_SETTLE, 0, || false));
+        assert!(!c.poll(t2 + CODE_SETTLE / 2, 0, 0, || false));
+        assert!(c.poll(t2 + CODE_SETTLE, 0, 0, || false));
         assert_eq!(c.deadline(), None);
     }
 
@@ -119,18 +139,49 @@ mod tests {
     fn again_after_each_rescan_has_settled() {
         let t0 = Instant::now();
         let mut c = CodePages::new(t0);
-        assert!(c.poll(t0 + CODE_SETTLE, 0, || false));
+        assert!(c.poll(t0 + CODE_SETTLE, 0, 0, || false));
         let t1 = t0 + CODE_SETTLE * 5;
         assert!(
-            !c.poll(t1, 1, || false),
+            !c.poll(t1, 1, 0, || false),
             "a rescan re-arms, it does not fire"
         );
         assert_eq!(c.deadline(), Some(t1 + CODE_SETTLE));
         // A second rescan before it settled pushes it back: one give-back for both.
         let t2 = t1 + CODE_SETTLE / 2;
-        assert!(!c.poll(t2, 2, || false));
-        assert!(!c.poll(t1 + CODE_SETTLE, 2, || false));
-        assert!(c.poll(t2 + CODE_SETTLE, 2, || false));
-        assert!(!c.poll(t2 + CODE_SETTLE * 3, 2, || false));
+        assert!(!c.poll(t2, 2, 0, || false));
+        assert!(!c.poll(t1 + CODE_SETTLE, 2, 0, || false));
+        assert!(c.poll(t2 + CODE_SETTLE, 2, 0, || false));
+        assert!(!c.poll(t2 + CODE_SETTLE * 3, 2, 0, || false));
+    }
+
+    #[test]
+    fn one_off_work_owes_a_give_back_once_it_has_been_quiet() {
+        let t0 = Instant::now();
+        let mut c = CodePages::new(t0);
+        assert!(c.poll(t0 + CODE_SETTLE, 0, 0, || false));
+        assert_eq!(c.deadline(), None, "idle: no timer");
+        // An operator's status, then another a few seconds later: one give-back, after
+        // the last has been quiet for the whole settle time.
+        let t1 = t0 + CODE_SETTLE * 30;
+        assert!(!c.poll(t1, 0, 1, || false));
+        assert_eq!(c.deadline(), Some(t1 + ACTIVITY_SETTLE));
+        let t2 = t1 + ACTIVITY_SETTLE / 2;
+        assert!(!c.poll(t2, 0, 2, || false));
+        assert!(!c.poll(t1 + ACTIVITY_SETTLE, 0, 2, || false), "pushed back");
+        assert!(c.poll(t2 + ACTIVITY_SETTLE, 0, 2, || false));
+        assert_eq!(c.deadline(), None);
+        assert!(!c.poll(t2 + ACTIVITY_SETTLE * 9, 0, 2, || false), "once");
+    }
+
+    #[test]
+    fn a_rescan_and_activity_together_wait_for_the_later() {
+        let t0 = Instant::now();
+        let mut c = CodePages::new(t0);
+        assert!(c.poll(t0 + CODE_SETTLE, 0, 0, || false));
+        let t1 = t0 + CODE_SETTLE * 30;
+        assert!(!c.poll(t1, 1, 1, || false));
+        assert_eq!(c.deadline(), Some(t1 + ACTIVITY_SETTLE));
+        assert!(!c.poll(t1 + CODE_SETTLE, 1, 1, || false));
+        assert!(c.poll(t1 + ACTIVITY_SETTLE, 1, 1, || false));
     }
 }

@@ -70,6 +70,9 @@ pub struct EventLoop {
     trimmed_once: bool,
     /// When zedinit's own code pages go back to the kernel (after start-up, rescans).
     code_pages: CodePages,
+    /// Bursts of service output (each [`TRIM_AFTER_BYTES`] between sleeps): one-off
+    /// work for [`CodePages`].
+    output_bursts: u64,
     /// Start-up's deferred housekeeping is done (other zedinits' leftover cgroups).
     housekept: bool,
 }
@@ -108,6 +111,7 @@ impl EventLoop {
             trim_debt: 0,
             trimmed_once: false,
             code_pages: CodePages::new(Instant::now()),
+            output_bursts: 0,
             housekept: false,
         })
     }
@@ -151,6 +155,10 @@ impl EventLoop {
         let grown = self.sup.core.exec.logs.take_bytes_seen();
         self.trim_debt = self.trim_debt.saturating_add(grown);
         if self.trim_debt >= TRIM_AFTER_BYTES || !self.trimmed_once {
+            if self.trimmed_once {
+                // A burst of output (a flood runs code a line a second does not).
+                self.output_bursts += 1;
+            }
             self.trim_debt = 0;
             self.trimmed_once = true;
             // SAFETY: malloc_trim only releases free memory at the top of the heap.
@@ -161,9 +169,10 @@ impl EventLoop {
             core.services()
                 .any(|s| s.state == crate::core::State::Starting)
         };
+        let activity = self.sup.one_off_requests + self.output_bursts;
         if self
             .code_pages
-            .poll(Instant::now(), self.sup.rescans, starting)
+            .poll(Instant::now(), self.sup.rescans, activity, starting)
         {
             if !self.housekept {
                 // Start-up has settled: what could wait for it.

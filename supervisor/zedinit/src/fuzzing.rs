@@ -117,6 +117,7 @@ fn supervisor() -> Supervisor<Recorder> {
         pid: 1,
         subreaper: false,
         rescans: 0,
+        one_off_requests: 0,
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Supervisor<E: Executor> {
     /// Rescans done: each one runs the parsers again (start-up code, see
     /// `sys::codepages`).
     pub rescans: u64,
+    /// Requests answered other than `health`: an operator's `status`, `restart` or
+    /// `logs` runs code the steady state does not (zedwatchdog's `health` every few
+    /// seconds is the steady state), so its pages are given back once things settle.
+    pub one_off_requests: u64,
 }
 
 /// A state a client waits for before its answer.
@@ -116,6 +120,9 @@ impl<E: Executor> Supervisor<E> {
             .unwrap_or_default()
             .min(MAX_WAIT);
         let service = req.service.as_deref();
+        if req.known_verb() != Some(Verb::Health) {
+            self.one_off_requests += 1;
+        }
         let Some(verb) = req.known_verb() else {
             return reply_err(
                 ErrorKind::UnknownVerb,

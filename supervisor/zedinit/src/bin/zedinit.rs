@@ -181,6 +181,7 @@ fn run(args: Args) -> i32 {
         pid,
         subreaper,
         rescans: 0,
+        one_off_requests: 0,
     };
     let server = Server::new(listener, token::FIRST_CONN, nix::unistd::geteuid().as_raw());
     let code = match EventLoop::new(sup, server, signal_fd) {

@@ -502,9 +502,10 @@ impl EventLoop {
                 let _ = self.epoll.modify(fd, &mut EpollEvent::new(flags, token));
             }
         }
-        // Removed connections were closed by dropping them, which also removes them
-        // from the epoll set.
-        let _ = changes.removed;
+        // Out of the epoll set first, then closed (dropped): see `Changes::closed`.
+        for stream in changes.closed {
+            let _ = self.epoll.delete(&stream);
+        }
         if changes.pause_listener && self.listener_paused_until.is_none() {
             log::warn(format_args!(
                 "control socket: out of file descriptors; not accepting for {}s",

@@ -204,6 +204,11 @@ pub struct Changes {
     /// Connections whose epoll interest changed.
     pub interest: Vec<(u64, Interest)>,
     pub removed: Vec<u64>,
+    /// The streams of removed connections, for the loop to take out of its epoll set
+    /// before they close: a child cloned since, not yet exec'd, holds a copy of each,
+    /// and epoll watches a file until its last copy closes (a closed client at EOF is
+    /// always readable: PID 1 would spin until that child exec'd).
+    pub closed: Vec<UnixStream>,
     pub shutdown: bool,
     /// Out of file descriptors: stop watching the listener for a while (it would stay
     /// readable and spin the loop).
@@ -319,7 +324,9 @@ impl Server {
             .map(|(t, _)| *t);
         match idlest {
             Some(token) => {
-                self.conns.remove(&token);
+                if let Some(conn) = self.conns.remove(&token) {
+                    changes.closed.push(conn.stream);
+                }
                 changes.removed.push(token);
                 true
             }
@@ -503,6 +510,7 @@ impl Server {
                 // Best effort, once, never waiting: the client is about to be closed.
                 let _ = conn.stream.write(conn.output.unsent());
             }
+            changes.closed.push(conn.stream);
             changes.removed.push(token);
         }
     }
@@ -517,8 +525,9 @@ impl Server {
             && conn.waiting.is_none()
             && conn.queue.is_empty();
         if conn.broken || finished {
-            // Dropping the stream closes it, which also takes it out of the epoll set.
-            self.conns.remove(&token);
+            if let Some(conn) = self.conns.remove(&token) {
+                changes.closed.push(conn.stream);
+            }
             changes.removed.push(token);
             return;
         }

@@ -165,3 +165,72 @@ fn a_read_exec_report_leaves_the_epoll_set_while_a_later_child_has_not_execd() {
     lab.wait_state("a", "running");
     lab.wait_state("b", "running");
 }
+
+#[test]
+fn a_closed_control_connection_leaves_the_epoll_set_while_a_later_child_has_not_execd() {
+    if !require_root(
+        "a_closed_control_connection_leaves_the_epoll_set_while_a_later_child_has_not_execd",
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.start();
+    let zedinit = lab.zedinit_host_pid();
+    // A client zedinit has accepted (and watches) before the clone: the child gets a
+    // copy of its socket.
+    let mut client = zedctr_proto::client::Client::connect(&lab.socket).expect("connect");
+    client
+        .call(
+            &zedctr_proto::protocol::Request::new(zedctr_proto::protocol::Verb::Status),
+            DEADLINE,
+        )
+        .expect("status");
+    lab.write_service("a", &format!("command = {}", sh("exec sleep 1000")));
+    ptrace(
+        libc::PTRACE_SEIZE,
+        zedinit,
+        libc::PTRACE_O_TRACEFORK as usize,
+    );
+    lab.signal(nix::sys::signal::Signal::SIGHUP);
+    let held = catch_clones(zedinit, 1)[0];
+    ptrace(libc::PTRACE_INTERRUPT, zedinit, 0);
+    loop {
+        let status = wait_stop(zedinit);
+        if status >> 16 == libc::PTRACE_EVENT_STOP {
+            break;
+        }
+        let signal = if status >> 16 == 0 {
+            libc::WSTOPSIG(status) as usize
+        } else {
+            0
+        };
+        ptrace(libc::PTRACE_CONT, zedinit, signal);
+    }
+    ptrace(libc::PTRACE_DETACH, zedinit, 0);
+    // The client goes: zedinit closes its end. Before the fix it closed it without
+    // taking it out of the epoll set, where the held child's copy kept it, at EOF and
+    // so always readable: PID 1 spun until the child exec'd.
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{zedinit}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = fds();
+    drop(client);
+    wait_until("zedinit to close the client's connection", || {
+        fds() < before
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut stale = stale_epoll_entries(zedinit);
+    while !stale.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stale = stale_epoll_entries(zedinit);
+    }
+    assert!(
+        stale.is_empty(),
+        "zedinit's epoll set still watches a connection it closed, while a child cloned \
+         after it has not exec'd: {stale:?}"
+    );
+    ptrace(libc::PTRACE_DETACH, held, 0);
+    lab.wait_state("a", "running");
+}

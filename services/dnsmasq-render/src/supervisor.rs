@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use zedctr_proto::protocol::{ErrorKind, Request, Response, Verb};
 
 /// The generated definitions' file names: `dnsmasq@<bridge>.toml`.
@@ -141,15 +141,26 @@ impl Supervisor {
     }
 
     /// Carries out the table's actions in order; a spawn that fails is retried by the
-    /// table's backoff. Returns the first spawn failure.
+    /// table's backoff. A stop that fails (no permission to signal) leaves the process
+    /// tracked as running and skips that service's further actions (a second dnsmasq
+    /// would find its ports taken). Returns the first failure.
     fn execute(&mut self, actions: Vec<Action>) -> Option<String> {
         let mut failed = None;
+        let mut held: Vec<String> = Vec::new();
         for action in actions {
             match action {
-                Action::Stop { service, pid } => {
-                    stop(pid, self.stop_timeout);
-                    info!(service = %service, pid, "stopped {service} (pid {pid})");
-                }
+                Action::Stop { service, .. } | Action::Spawn { service, .. }
+                    if held.contains(&service) => {}
+                Action::Stop { service, pid } => match stop(pid, self.stop_timeout) {
+                    Ok(()) => info!(service = %service, pid, "stopped {service} (pid {pid})"),
+                    Err(e) => {
+                        let e = format!("{service}: stopping pid {pid}: {e}");
+                        error!("{e}");
+                        self.table.spawned(&service, pid, Instant::now());
+                        held.push(service);
+                        failed.get_or_insert(e);
+                    }
+                },
                 Action::Spawn { service, command } => match spawn(&command) {
                     Ok(pid) => {
                         self.table.spawned(&service, pid, Instant::now());
@@ -185,9 +196,9 @@ impl Supervisor {
             return Response::error(ErrorKind::BadRequest, format!("signal {name:?}"));
         };
         match self.table.pid(service) {
-            Ok(pid) => match kill(Pid::from_raw(pid), signal) {
+            Ok(pid) => match signal_child(Pid::from_raw(pid), signal) {
                 Ok(()) => Response::ok(serde_json::json!({})),
-                Err(e) => Response::error(ErrorKind::InvalidState, format!("{service}: {e}")),
+                Err(e) => Response::error(ErrorKind::PermissionDenied, format!("{service}: {e}")),
             },
             Err(refusal) => refused(refusal, service),
         }
@@ -251,10 +262,12 @@ fn spawn(command: &[String]) -> std::io::Result<i32> {
     Ok(child.id() as i32)
 }
 
-/// SIGTERM, wait up to `timeout` for it to exit, SIGKILL; reaped either way.
-fn stop(pid: i32, timeout: Duration) {
+/// SIGTERM, wait up to `timeout` for it to exit, SIGKILL; reaped either way. Fails
+/// only when it may not be signalled: dnsmasq drops to its own user, and root needs
+/// CAP_KILL to signal another user's process.
+fn stop(pid: i32, timeout: Duration) -> Result<(), String> {
     let pid = Pid::from_raw(pid);
-    let _ = kill(pid, Signal::SIGTERM);
+    signal_child(pid, Signal::SIGTERM)?;
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
@@ -262,11 +275,24 @@ fn stop(pid: i32, timeout: Duration) {
                 std::thread::sleep(Duration::from_millis(20))
             }
             // Reaped (or not ours to reap any more).
-            _ => return,
+            _ => return Ok(()),
         }
     }
-    let _ = kill(pid, Signal::SIGKILL);
+    signal_child(pid, Signal::SIGKILL)?;
     let _ = waitpid(pid, None);
+    Ok(())
+}
+
+/// A signal to a child; one already gone (a zombie still takes signals) is no failure.
+fn signal_child(pid: Pid, signal: Signal) -> Result<(), String> {
+    match kill(pid, signal) {
+        Ok(()) | Err(Errno::ESRCH) => Ok(()),
+        Err(Errno::EPERM) => Err(format!(
+            "{signal}: not permitted (signalling dnsmasq, which runs as its own user, \
+             needs CAP_KILL)"
+        )),
+        Err(e) => Err(format!("{signal}: {e}")),
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! name is answered by the same dnsmasq (no restart); a removed reservation restarts it
 //! (stop, leases pruned, start); a dnsmasq killed is started again; a removed instance
 //! stops its dnsmasq and leaves the other's alone; SIGTERM stops them all and exits 0.
+//! It runs with only the capabilities its exported container is to have (`CAPS`).
 //! Needs root; everything is removed when the test ends, even on failure.
 
 use lab::avahi::{Lab, require_root, sh};
@@ -18,6 +19,10 @@ use std::sync::{Arc, Mutex};
 
 const RENDER: &str = env!("CARGO_BIN_EXE_dnsmasq-render");
 const CLIENT_MAC: &str = "02:00:00:00:00:52";
+/// Exactly what its container is to be given (README, "Without zedinit"): dnsmasq's own
+/// five (as the generated definition grants them), and KILL, to signal a dnsmasq that
+/// has dropped to its own user.
+const CAPS: &str = "-all,+net_bind_service,+net_admin,+net_raw,+setuid,+setgid,+kill";
 
 struct Device {
     render: Option<Child>,
@@ -93,11 +98,13 @@ impl Device {
         std::fs::rename(&hidden, self.instance_file(0)).expect("rename");
     }
 
-    /// `dnsmasq-render --supervise` in the device namespace; what it says is kept.
+    /// `dnsmasq-render --supervise` in the device namespace, root with only [`CAPS`];
+    /// what it says is kept.
     fn start_render(&mut self) {
         let mut child = self
             .net
-            .in_device(std::path::Path::new(RENDER))
+            .in_device(std::path::Path::new("setpriv"))
+            .args(["--inh-caps", "-all", "--bounding-set", CAPS, RENDER])
             .arg("--supervise")
             .arg("--network-instances")
             .arg(self.net.instances())
@@ -251,10 +258,13 @@ fn supervising_its_own_dnsmasq_it_serves_follows_restarts_and_stops_them() {
     // The reservation removed: stopped, its lease pruned, started again.
     device.write_instance(&[("renamed", 77)], false);
     let mut restarted = None;
-    wait_until("a new dnsmasq for the first bridge", || {
-        restarted = device.dnsmasq(0).filter(|p| *p != first);
-        restarted.is_some()
-    });
+    wait_until(
+        &format!("a new dnsmasq for the first bridge ({})", device.said()),
+        || {
+            restarted = device.dnsmasq(0).filter(|p| *p != first);
+            restarted.is_some()
+        },
+    );
     assert!(gone(first), "the old one was stopped and reaped");
     let leases = std::fs::read_to_string(&device.leases).unwrap_or_default();
     assert!(!leases.contains(CLIENT_MAC), "its lease pruned: {leases}");

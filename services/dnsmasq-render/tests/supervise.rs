@@ -98,13 +98,20 @@ impl Device {
         std::fs::rename(&hidden, self.instance_file(0)).expect("rename");
     }
 
-    /// `dnsmasq-render --supervise` in the device namespace, root with only [`CAPS`];
-    /// what it says is kept.
+    /// `dnsmasq-render --supervise` in the device namespace, root with only [`CAPS`] and
+    /// no_new_privs (as its container); what it says is kept.
     fn start_render(&mut self) {
         let mut child = self
             .net
             .in_device(std::path::Path::new("setpriv"))
-            .args(["--inh-caps", "-all", "--bounding-set", CAPS, RENDER])
+            .args([
+                "--no-new-privs",
+                "--inh-caps",
+                "-all",
+                "--bounding-set",
+                CAPS,
+                RENDER,
+            ])
             .arg("--supervise")
             .arg("--network-instances")
             .arg(self.net.instances())

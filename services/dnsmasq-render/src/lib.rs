@@ -2,11 +2,15 @@
 //! configuration in `/run/zedctr/dnsmasq/` and a generated zedinit definition
 //! `dnsmasq@<bridge>` in `/run/zedctr/services/`, and every later change of the
 //! instances is carried to the running dnsmasq with the least disruption (`changes`).
+//! Without zedinit (`--supervise`), it runs those definitions itself (`children`
+//! decides, `supervisor` does).
 
 pub mod apply;
 pub mod changes;
+pub mod children;
 pub mod fuzzing;
 pub mod render;
+pub mod supervisor;
 
 use std::path::PathBuf;
 

@@ -1,13 +1,20 @@
 //! `dnsmasq-render`: renders the network instances for dnsmasq and keeps zedinit's
-//! `dnsmasq@<bridge>` services in step, once (`--once`) or watching the directory.
-//! Exit codes: 0 done (`--once`), 1 failed (every problem is printed), 2 usage.
+//! `dnsmasq@<bridge>` services in step, once (`--once`) or watching the directory; or,
+//! with `--supervise` (no zedinit), runs those dnsmasq itself.
+//! Exit codes: 0 done (`--once`) or stopped by SIGTERM/SIGINT (`--supervise`), 1 failed
+//! (every problem is printed), 2 usage.
 
 use clap::Parser;
 use dnsmasq_render::apply::Socket;
 use dnsmasq_render::render::Layout;
+use dnsmasq_render::supervisor::Supervisor;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -32,9 +39,17 @@ struct Cli {
     #[arg(long, default_value = "/usr/sbin/dnsmasq")]
     dnsmasq: PathBuf,
     /// Render and apply once, then exit (otherwise: watch the directory)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "supervise")]
     once: bool,
+    /// No zedinit (its own container): run, restart and reap the dnsmasq@<bridge>
+    /// definitions itself instead of asking zedinit; SIGTERM stops them all
+    #[arg(long, conflicts_with = "control_socket")]
+    supervise: bool,
 }
+
+/// `--supervise`: how long a dnsmasq has to exit after SIGTERM before SIGKILL (the
+/// generated definition's `[stop] timeout`).
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// After a pass that could not finish (zedinit not up yet, busy), the next try: doubling
 /// from the first to the last, so a lasting failure is retried without hammering.
@@ -51,6 +66,15 @@ fn main() -> ExitCode {
         services_dir: cli.services_dir,
         dnsmasq: cli.dnsmasq,
     };
+    if cli.supervise {
+        return match supervise(&cli.network_instances, &layout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut control = Socket {
         path: zedctr_proto::client::socket_path(cli.control_socket),
         wait: Duration::from_secs(15),
@@ -76,19 +100,119 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut retry = RETRY_FIRST;
+    let mut retry = Retry::default();
     loop {
         // Every pass starts from what is on disk and what is owed: a retry is just a pass.
         let pass =
             dnsmasq_render::run_once(&cli.network_instances, &layout, &mut control, &mut report);
-        let wait = if pass.done {
-            retry = RETRY_FIRST;
-            IDLE
-        } else {
-            let wait = retry;
-            retry = (retry * 2).min(RETRY_LAST);
-            wait
-        };
-        watcher.wait_for_change(wait);
+        watcher.wait_for_change(retry.after(pass.done));
+    }
+}
+
+/// The wait before the next pass: long when the last one was done, else doubling.
+struct Retry(Duration);
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry(RETRY_FIRST)
+    }
+}
+
+impl Retry {
+    fn after(&mut self, done: bool) -> Duration {
+        if done {
+            self.0 = RETRY_FIRST;
+            return IDLE;
+        }
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(RETRY_LAST);
+        wait
+    }
+}
+
+/// What woke the supervising loop.
+enum Wake {
+    /// The instances changed, or a retry of the pass is due.
+    Pass,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// `--supervise`: the passes as without it, with `Supervisor` as the control; between
+/// them, children are reaped (SIGCHLD) and restarted when their backoff is over.
+fn supervise(instances: &std::path::Path, layout: &Layout) -> Result<(), String> {
+    let mut mask = SigSet::empty();
+    for signal in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(signal);
+    }
+    mask.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| format!("signalfd: {e}"))?;
+    let mut watcher = netinst::Watcher::new(instances).map_err(|e| {
+        format!(
+            "can't watch the network instances {}: {e}",
+            instances.display()
+        )
+    })?;
+    let mut supervisor = Supervisor::new(layout.services_dir.clone(), STOP_TIMEOUT);
+    // What an earlier run of ours defined (a restart of this container) runs again,
+    // even if the first pass finds nothing to change and so asks no rescan.
+    supervisor.rescan();
+    let mut report = |message: String| tracing::warn!("{message}");
+    let mut retry = Retry::default();
+    loop {
+        let pass = dnsmasq_render::run_once(instances, layout, &mut supervisor, &mut report);
+        let next_pass = Instant::now() + retry.after(pass.done);
+        match wait(&signals, &mut watcher, &mut supervisor, next_pass)? {
+            Wake::Pass => {}
+            Wake::Stop => {
+                tracing::info!("stopping every dnsmasq");
+                supervisor.stop_all();
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Waits for a change of the instances or `next_pass`, reaping and restarting
+/// children meanwhile.
+fn wait(
+    signals: &SignalFd,
+    watcher: &mut netinst::Watcher,
+    supervisor: &mut Supervisor,
+    next_pass: Instant,
+) -> Result<Wake, String> {
+    loop {
+        let until = supervisor
+            .next_due()
+            .map_or(next_pass, |d| d.min(next_pass));
+        let left = until.saturating_duration_since(Instant::now());
+        // Rounded up: a wake-up a little early would only spin.
+        let ms = left.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        let mut fds = [
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(watcher.fd(), PollFlags::POLLIN),
+        ];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let mut stop = false;
+        while let Ok(Some(info)) = signals.read_signal() {
+            stop |= info.ssi_signo != Signal::SIGCHLD as u32;
+        }
+        // SIGCHLDs coalesce: every wake-up reaps whatever has exited.
+        supervisor.reap();
+        if stop {
+            return Ok(Wake::Stop);
+        }
+        supervisor.tick();
+        if watcher.changed() || Instant::now() >= next_pass {
+            return Ok(Wake::Pass);
+        }
     }
 }

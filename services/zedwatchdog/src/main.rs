@@ -28,6 +28,22 @@ use zedwatchdog::{boot, observe, verdict};
     about = "Feed the watchdog only while zedinit is healthy and answers in time"
 )]
 struct Cli {
+    /// No zedinit to ask (each service its own container): gate on the services'
+    /// heartbeat files (--heartbeat) instead of zedinit's `health`. Explicit: a control
+    /// socket missing because zedinit died must withhold, not switch modes
+    #[arg(long)]
+    without_zedinit: bool,
+    /// Without zedinit: a service whose heartbeat file <heartbeat-dir>/NAME.touch must
+    /// be touched within MAX-AGE (its [heartbeat] max-age plus grace); repeatable
+    #[arg(long, value_name = "NAME=MAX-AGE", requires = "without_zedinit")]
+    heartbeat: Vec<observe::Expected>,
+    /// Without zedinit: where the heartbeat files are (zedinit's --heartbeat-dir)
+    #[arg(long, default_value = "/run", requires = "without_zedinit")]
+    heartbeat_dir: PathBuf,
+    /// Without zedinit: a heartbeat file not made yet withholds only once this long has
+    /// passed since zedwatchdog started (its service may still be starting)
+    #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "without_zedinit")]
+    heartbeat_grace: Duration,
     /// The watchdog device
     #[arg(long, default_value = "/dev/watchdog")]
     device: PathBuf,
@@ -118,6 +134,8 @@ fn run(cli: &Cli) -> Result<(), String> {
     let mut registry = Registry::open(&cli.registry)?;
     let (namespace, why) = pid_namespace(cli);
     info!(namespace = ?namespace, "pid namespace: {why}");
+    say_mode(cli);
+    let started = Instant::now();
     let mut recorder = cli
         .state_dir
         .as_ref()
@@ -134,11 +152,11 @@ fn run(cli: &Cli) -> Result<(), String> {
     let mut noted: BTreeSet<String> = BTreeSet::new();
     loop {
         let round = Instant::now();
-        let health = observe::health(&socket, cli.health_deadline);
+        let services = services(cli, &socket, started);
         let now = SystemTime::now();
         let touches = observe::touches(&registry.names("file"), &cli.run_dir, now);
         let pids = observe::pids(&registry.names("pid"), &cli.run_dir, namespace);
-        let verdict = verdict::decide(&health, &touches, &pids, cli.touch_budget);
+        let verdict = verdict::decide(&services, &touches, &pids, cli.touch_budget);
         for note in &verdict.notes {
             if noted.insert(note.clone()) {
                 info!("{note}");
@@ -160,7 +178,9 @@ fn run(cli: &Cli) -> Result<(), String> {
         // Say it when it changes (feeding or not, or why not), not every round.
         let gist = record::gist(&verdict.reasons);
         if last_said.as_ref() != Some(&gist) {
-            if verdict.feed {
+            if verdict.feed && cli.without_zedinit {
+                info!("feeding the watchdog: heartbeats fresh, registrations fresh");
+            } else if verdict.feed {
                 info!("feeding the watchdog: zedinit healthy, registrations fresh");
             } else {
                 let reasons = verdict.reasons.join("; ");
@@ -172,6 +192,40 @@ fn run(cli: &Cli) -> Result<(), String> {
             Wake::Round => {}
             Wake::Stop => return stop(cli, device, recorder.as_mut()),
         }
+    }
+}
+
+/// What says the services are well this round: zedinit's `health`, or without zedinit
+/// the heartbeat files (a missing one counts once the grace since `started` is over).
+fn services(cli: &Cli, socket: &std::path::Path, started: Instant) -> verdict::Services {
+    if !cli.without_zedinit {
+        return verdict::Services::Zedinit(observe::health(socket, cli.health_deadline));
+    }
+    verdict::Services::Heartbeats {
+        beats: observe::heartbeats(&cli.heartbeat, &cli.heartbeat_dir, SystemTime::now()),
+        in_grace: started.elapsed() < cli.heartbeat_grace,
+    }
+}
+
+/// Says once what feeding depends on besides the registrations.
+fn say_mode(cli: &Cli) {
+    if !cli.without_zedinit {
+        return;
+    }
+    let beats: Vec<String> = cli
+        .heartbeat
+        .iter()
+        .map(|e| format!("{} within {}s", e.service, e.budget.as_secs_f64()))
+        .collect();
+    if beats.is_empty() {
+        warn!("without zedinit and no --heartbeat: only EVE's registrations decide the feeding");
+    } else {
+        info!(
+            dir = %cli.heartbeat_dir.display(),
+            "without zedinit: heartbeats in {}: {}",
+            cli.heartbeat_dir.display(),
+            beats.join(", ")
+        );
     }
 }
 
@@ -280,5 +334,25 @@ mod tests {
         assert_eq!(cli.interval, Duration::from_secs(5));
         assert_eq!(cli.health_deadline, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["zedwatchdog", "--interval", "5 parsecs"]).is_err());
+    }
+
+    #[test]
+    fn heartbeats_are_only_taken_without_zedinit() {
+        // With zedinit, its own [heartbeat] check is the one: a second one here is refused.
+        assert!(Cli::try_parse_from(["zedwatchdog", "--heartbeat", "a=30s"]).is_err());
+        let cli = Cli::try_parse_from([
+            "zedwatchdog",
+            "--without-zedinit",
+            "--heartbeat",
+            "a=30s",
+            "--heartbeat",
+            "b=2m",
+            "--heartbeat-dir",
+            "/run/zedctr/heartbeats",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cli.heartbeat.len(), 2);
+        assert_eq!(cli.heartbeat[1].budget, Duration::from_secs(120));
+        assert_eq!(cli.heartbeat_grace, Duration::from_secs(60));
     }
 }

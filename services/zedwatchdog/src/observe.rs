@@ -1,8 +1,8 @@
-//! The OS side of a round: ask zedinit for its health within the deadline, and look at
-//! at what is registered under `/run/watchdog/{file,pid}/` (the names come from
-//! `registry`).
+//! The OS side of a round: ask zedinit for its health within the deadline (or, without
+//! zedinit, look at the services' heartbeat files), and look at what is registered
+//! under `/run/watchdog/{file,pid}/` (the names come from `registry`).
 
-use crate::verdict::{Health, Pid, Touch};
+use crate::verdict::{Health, Heartbeat, Pid, Touch};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use zedctr_proto::client::Client;
@@ -70,18 +70,68 @@ pub fn pid_namespace() -> (PidNamespace, String) {
     }
 }
 
+/// A service whose heartbeat is checked without zedinit, and its budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub service: String,
+    pub budget: Duration,
+}
+
+impl std::str::FromStr for Expected {
+    type Err = String;
+
+    /// `NAME=MAX-AGE` (`downloader=30s`): the file is `<heartbeat dir>/NAME.touch`.
+    fn from_str(text: &str) -> Result<Expected, String> {
+        let (service, age) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected NAME=MAX-AGE (downloader=30s)"))?;
+        let valid = !service.is_empty()
+            && !service.starts_with('.')
+            && !service.contains('/')
+            && service != "..";
+        if !valid {
+            return Err(format!("{service:?}: not a service name"));
+        }
+        let budget = confkit::durations::parse_duration(age)?;
+        Ok(Expected {
+            service: service.to_string(),
+            budget,
+        })
+    }
+}
+
+/// Each expected service's heartbeat file `<dir>/<service>.touch`, as found now.
+pub fn heartbeats(expected: &[Expected], dir: &Path, now: SystemTime) -> Vec<Heartbeat> {
+    expected
+        .iter()
+        .map(|e| {
+            let path = dir.join(format!("{}.touch", e.service));
+            Heartbeat {
+                service: e.service.clone(),
+                age: age_of(&path, now),
+                path: path.display().to_string(),
+                budget: e.budget,
+            }
+        })
+        .collect()
+}
+
+/// Time since the file's last modification (a touch, or a write); `None` if missing.
+fn age_of(path: &Path, now: SystemTime) -> Option<Duration> {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .map(|t| now.duration_since(t).unwrap_or_default())
+}
+
 pub fn touches(names: &[String], run_dir: &Path, now: SystemTime) -> Vec<Touch> {
     names
         .iter()
         .map(|name| {
             let path = run_dir.join(name);
-            let age = std::fs::metadata(&path)
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| now.duration_since(t).unwrap_or_default());
             Touch {
+                age: age_of(&path, now),
                 path: path.display().to_string(),
-                age,
             }
         })
         .collect()
@@ -130,5 +180,49 @@ fn pid_of(path: &Path, namespace: PidNamespace) -> Pid {
             Pid::Gone { path: shown, pid }
         }
         Err(_) => Pid::NotVisible { path: shown, pid },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expected_heartbeat_is_a_name_and_a_duration() {
+        let e: Expected = "downloader=30s".parse().expect("parses");
+        assert_eq!(
+            e,
+            Expected {
+                service: "downloader".into(),
+                budget: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            "x=90".parse::<Expected>().map(|e| e.budget),
+            Ok(Duration::from_secs(90))
+        );
+        for bad in ["downloader", "=30s", "../x=30s", ".x=1s", "x=soon"] {
+            assert!(bad.parse::<Expected>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn heartbeat_files_are_found_by_service_name_and_aged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = SystemTime::now();
+        std::fs::write(dir.path().join("a.touch"), "").expect("a");
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("a.touch"))
+            .and_then(|f| f.set_modified(now - Duration::from_secs(40)))
+            .expect("age it");
+        let expected: Vec<Expected> = ["a=30s", "b=30s"]
+            .iter()
+            .map(|e| e.parse().expect("parses"))
+            .collect();
+        let beats = heartbeats(&expected, dir.path(), now);
+        assert_eq!(beats[0].age.map(|a| a.as_secs()), Some(40));
+        assert!(beats[0].path.ends_with("/a.touch"));
+        assert_eq!(beats[1].age, None, "b.touch was never made");
     }
 }

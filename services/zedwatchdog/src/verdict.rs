@@ -1,7 +1,11 @@
 //! Whether to feed the watchdog this round: plain data in, a verdict with its reasons
 //! out. Feeding is the claim "this device is fine"; every doubt withholds it:
-//! - zedinit must answer `health` within the deadline and say healthy (a wedged or
-//!   overloaded PID 1 is exactly what a watchdog is for);
+//! - with zedinit: it must answer `health` within the deadline and say healthy (a
+//!   wedged or overloaded PID 1 is exactly what a watchdog is for);
+//! - without it (`--without-zedinit`: each service its own container): every heartbeat
+//!   file named on the command line must have been touched within its budget; one
+//!   that does not exist yet is a reason only once the grace after start has passed
+//!   (its service may still be starting in its own container);
 //! - every touch file registered the EVE way (`/run/watchdog/file/<name>` for
 //!   `/run/<name>`) must have been touched within its budget;
 //! - a registered pid file (`/run/watchdog/pid/<name>` for `/run/<name>`) must name a
@@ -19,6 +23,30 @@ pub enum Health {
     Unhealthy(Vec<String>),
     /// No answer within the deadline, or no connection: the message says which.
     NoAnswer(String),
+}
+
+/// Who says whether the services are well.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Services {
+    /// zedinit's `health`.
+    Zedinit(Health),
+    /// No zedinit: the services' heartbeat files, and whether the grace after start
+    /// (when a file not made yet is not a reason) still runs.
+    Heartbeats {
+        beats: Vec<Heartbeat>,
+        in_grace: bool,
+    },
+}
+
+/// One service's heartbeat file (zedinit's `[heartbeat]`: `<dir>/<service>.touch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub service: String,
+    pub path: String,
+    /// Time since its last modification; `None` when it does not exist.
+    pub age: Option<Duration>,
+    /// Older than this withholds.
+    pub budget: Duration,
 }
 
 /// One registered touch file, as found.
@@ -66,14 +94,14 @@ pub struct Verdict {
     pub notes: Vec<String>,
 }
 
-pub fn decide(health: &Health, touches: &[Touch], pids: &[Pid], budget: Duration) -> Verdict {
+pub fn decide(services: &Services, touches: &[Touch], pids: &[Pid], budget: Duration) -> Verdict {
     let mut reasons = Vec::new();
     let mut notes = Vec::new();
-    match health {
-        Health::Healthy => {}
-        Health::Unhealthy(why) if why.is_empty() => reasons.push("zedinit: unhealthy".to_string()),
-        Health::Unhealthy(why) => reasons.extend(why.iter().map(|r| format!("zedinit: {r}"))),
-        Health::NoAnswer(why) => reasons.push(format!("zedinit did not answer: {why}")),
+    match services {
+        Services::Zedinit(health) => zedinit(health, &mut reasons),
+        Services::Heartbeats { beats, in_grace } => {
+            heartbeats(beats, *in_grace, &mut reasons, &mut notes)
+        }
     }
     for touch in touches {
         match touch.age {
@@ -107,6 +135,45 @@ pub fn decide(health: &Health, touches: &[Touch], pids: &[Pid], budget: Duration
     }
 }
 
+fn zedinit(health: &Health, reasons: &mut Vec<String>) {
+    match health {
+        Health::Healthy => {}
+        Health::Unhealthy(why) if why.is_empty() => reasons.push("zedinit: unhealthy".to_string()),
+        Health::Unhealthy(why) => reasons.extend(why.iter().map(|r| format!("zedinit: {r}"))),
+        Health::NoAnswer(why) => reasons.push(format!("zedinit did not answer: {why}")),
+    }
+}
+
+/// zedinit's `[heartbeat]` check, made by the watchdog itself: stale is older than the
+/// budget; missing is stale once the grace has passed (until then only noted, once).
+fn heartbeats(
+    beats: &[Heartbeat],
+    in_grace: bool,
+    reasons: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    for beat in beats {
+        let Heartbeat {
+            service,
+            path,
+            age,
+            budget,
+        } = beat;
+        match age {
+            None if in_grace => notes.push(format!(
+                "{service}: no heartbeat file {path} yet (within the grace after start)"
+            )),
+            None => reasons.push(format!("{service}: no heartbeat file {path}")),
+            Some(age) if age > budget => reasons.push(format!(
+                "{service}: heartbeat {path} not touched for {}s (budget {}s)",
+                age.as_secs(),
+                budget.as_secs_f64()
+            )),
+            Some(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,7 +190,7 @@ mod tests {
     #[test]
     fn healthy_and_fresh_feeds() {
         let v = decide(
-            &Health::Healthy,
+            &Services::Zedinit(Health::Healthy),
             &[touch("/run/a.touch", Some(10))],
             &[],
             BUDGET,
@@ -134,7 +201,7 @@ mod tests {
     #[test]
     fn every_doubt_withholds_with_its_reason() {
         let v = decide(
-            &Health::Unhealthy(vec!["ticker: failed".into()]),
+            &Services::Zedinit(Health::Unhealthy(vec!["ticker: failed".into()])),
             &[],
             &[],
             BUDGET,
@@ -142,7 +209,7 @@ mod tests {
         assert_eq!(v.reasons, vec!["zedinit: ticker: failed"]);
         assert!(!v.feed);
         let v = decide(
-            &Health::NoAnswer("timed out after 2s".into()),
+            &Services::Zedinit(Health::NoAnswer("timed out after 2s".into())),
             &[],
             &[],
             BUDGET,
@@ -152,7 +219,7 @@ mod tests {
             vec!["zedinit did not answer: timed out after 2s"]
         );
         let v = decide(
-            &Health::Healthy,
+            &Services::Zedinit(Health::Healthy),
             &[
                 touch("/run/a.touch", Some(301)),
                 touch("/run/b.touch", None),
@@ -185,11 +252,11 @@ mod tests {
                 why: "no pid in it".into(),
             },
         ];
-        let v = decide(&Health::Healthy, &[], &pids, BUDGET);
+        let v = decide(&Services::Zedinit(Health::Healthy), &[], &pids, BUDGET);
         assert!(v.feed, "{v:?}");
         assert_eq!(v.notes.len(), 2);
         let v = decide(
-            &Health::Healthy,
+            &Services::Zedinit(Health::Healthy),
             &[],
             &[Pid::Zombie {
                 path: "/run/d.pid".into(),
@@ -204,7 +271,7 @@ mod tests {
     #[test]
     fn a_pid_gone_from_the_hosts_namespace_withholds() {
         let v = decide(
-            &Health::Healthy,
+            &Services::Zedinit(Health::Healthy),
             &[],
             &[Pid::Gone {
                 path: "/run/zedagent.pid".into(),
@@ -215,5 +282,91 @@ mod tests {
         assert!(!v.feed);
         assert_eq!(v.reasons, vec!["/run/zedagent.pid: pid 812 is gone"]);
         assert!(v.notes.is_empty());
+    }
+
+    fn beat(service: &str, age: Option<u64>, budget: u64) -> Heartbeat {
+        Heartbeat {
+            service: service.into(),
+            path: format!("/run/zedctr/heartbeats/{service}.touch"),
+            age: age.map(Duration::from_secs),
+            budget: Duration::from_secs(budget),
+        }
+    }
+
+    #[test]
+    fn without_zedinit_every_heartbeat_must_be_fresher_than_its_own_budget() {
+        let beats = Services::Heartbeats {
+            beats: vec![
+                beat("downloader", Some(29), 30),
+                beat("agent", Some(100), 120),
+            ],
+            in_grace: false,
+        };
+        let v = decide(&beats, &[], &[], BUDGET);
+        assert!(v.feed && v.notes.is_empty(), "{v:?}");
+        let beats = Services::Heartbeats {
+            beats: vec![
+                beat("downloader", Some(31), 30),
+                beat("agent", Some(100), 120),
+            ],
+            in_grace: false,
+        };
+        let v = decide(&beats, &[], &[], BUDGET);
+        assert!(!v.feed);
+        assert_eq!(
+            v.reasons,
+            vec![
+                "downloader: heartbeat /run/zedctr/heartbeats/downloader.touch not touched \
+                 for 31s (budget 30s)"
+            ]
+        );
+        // No zedinit is asked, so none is a reason; registrations still count.
+        let v = decide(
+            &Services::Heartbeats {
+                beats: vec![],
+                in_grace: false,
+            },
+            &[touch("/run/a.touch", Some(301))],
+            &[],
+            BUDGET,
+        );
+        assert_eq!(
+            v.reasons,
+            vec!["/run/a.touch: not touched for 301s (budget 300s)"]
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_file_not_made_yet_withholds_only_after_the_grace() {
+        let missing = |in_grace| Services::Heartbeats {
+            beats: vec![beat("downloader", None, 30)],
+            in_grace,
+        };
+        let v = decide(&missing(true), &[], &[], BUDGET);
+        assert!(v.feed, "{v:?}");
+        assert_eq!(
+            v.notes,
+            vec![
+                "downloader: no heartbeat file /run/zedctr/heartbeats/downloader.touch yet \
+                 (within the grace after start)"
+            ]
+        );
+        let v = decide(&missing(false), &[], &[], BUDGET);
+        assert!(!v.feed);
+        assert_eq!(
+            v.reasons,
+            vec!["downloader: no heartbeat file /run/zedctr/heartbeats/downloader.touch"]
+        );
+        // A stale file is stale, grace or not: its service did beat, and stopped.
+        let v = decide(
+            &Services::Heartbeats {
+                beats: vec![beat("downloader", Some(31), 30)],
+                in_grace: true,
+            },
+            &[],
+            &[],
+            BUDGET,
+        );
+        assert!(!v.feed);
     }
 }

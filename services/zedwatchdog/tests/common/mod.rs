@@ -4,7 +4,8 @@
 //! watchdog driver: no /dev/watchdog, and softdog can't be loaded; a FIFO takes writes
 //! the way the kernel's interface does: any write pings, `V` before close disarms).
 
-#![allow(dead_code)]
+// Each test file uses a part of it.
+#![allow(dead_code, unused_imports)]
 
 use std::io::Read;
 use std::path::Path;

@@ -133,6 +133,30 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     );
     assert_eq!(watchdog["devices"][0]["path"], "/dev/watchdog");
     assert_eq!(watchdog["devices"][0]["major"], 10);
+    // Without zedinit ([export]): it feeds on EVE's registrations, in the host's pids.
+    let command = watchdog["command"].to_string();
+    assert!(command.contains("\"--without-zedinit\""), "{command}");
+    assert_eq!(watchdog["pid"], "host");
+    // dnsmasq-render runs its dnsmasq itself, on the bridges, with dnsmasq's privileges,
+    // and binds no control socket.
+    let render = entry(&doc, "services", "dnsmasq-render");
+    assert!(
+        render["command"].to_string().contains("\"--supervise\""),
+        "{render}"
+    );
+    assert_eq!(render["net"], "host");
+    for cap in ["CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_KILL"] {
+        assert!(
+            render["capabilities"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x == cap)),
+            "{cap}: {render}"
+        );
+    }
+    assert!(
+        !render.to_string().contains("control.sock"),
+        "no control socket without zedinit: {render}"
+    );
     // The dependency table comes along as comments.
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

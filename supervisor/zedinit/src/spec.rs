@@ -116,6 +116,28 @@ pub struct ServiceSpec {
     pub log: LogSpec,
     /// A liveness beat the service must give (touch its file or send WATCHDOG=1).
     pub heartbeat: Option<HeartbeatSpec>,
+    /// `[export]`: how the service runs in a container of its own, without zedinit
+    /// (`supctl export`); zedinit itself ignores it.
+    pub export: ExportSpec,
+}
+
+/// `[export]`: what differs when the service runs in a container of its own (the
+/// modularization path), where zedinit no longer gives what it gives here. Each key
+/// replaces what the export would otherwise take from the definition.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportSpec {
+    /// The command run there (e.g. `zedwatchdog --without-zedinit`, `dnsmasq-render
+    /// --supervise`).
+    pub command: Option<Vec<String>>,
+    /// Its capabilities there (a service that supervises its own children needs
+    /// theirs).
+    pub capabilities: Option<Vec<u8>>,
+    /// Its pid namespace there: `host` (it must see the device's processes) or `new`.
+    pub pid_host: Option<bool>,
+    /// Its network there: `host` (the device's) or `none` (a new, empty one).
+    pub net_none: Option<bool>,
+    /// Its binds there (e.g. without zedinit's control socket).
+    pub binds: Option<Vec<Bind>>,
 }
 
 /// `[heartbeat]`: the service touches `/run/<svc>.touch` (made by zedinit, owned by the

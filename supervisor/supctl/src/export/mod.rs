@@ -147,10 +147,22 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
     for note in notes {
         let _ = writeln!(e, "    # {}", comment(&note));
     }
-    let command: Vec<String> = spec.command.iter().map(|a| q(a)).collect();
+    // `[export]` says what differs without zedinit (a service that asked zedinit, or
+    // that now supervises its own children, runs otherwise there).
+    let command: Vec<String> = spec
+        .export
+        .command
+        .as_ref()
+        .unwrap_or(&spec.command)
+        .iter()
+        .map(|a| q(a))
+        .collect();
     let _ = writeln!(e, "    command: {}", list(&command));
-    let caps: Vec<String> = run
+    let caps: Vec<String> = spec
+        .export
         .capabilities
+        .as_ref()
+        .unwrap_or(&run.capabilities)
         .iter()
         .map(|c| q(zedinit::caps::name(*c)))
         .collect();
@@ -166,7 +178,8 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
     // Mounts, in the order they must be made: its own /run, tmpfs for what it makes
     // inside /run, then its binds (possibly onto both).
     let mut mounts = Vec::new();
-    let run_is_bound = run.binds.iter().any(|b| b.dst == Path::new("/run"));
+    let binds = spec.export.binds.as_ref().unwrap_or(&run.binds);
+    let run_is_bound = binds.iter().any(|b| b.dst == Path::new("/run"));
     if !run_is_bound {
         mounts.push(
             "{type: tmpfs, source: tmpfs, destination: \"/run\", options: [nosuid, nodev, \"mode=755\"]}"
@@ -175,8 +188,7 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
     }
     let mut host_dirs = Vec::new();
     for dir in &run.mkdir {
-        let under = run
-            .binds
+        let under = binds
             .iter()
             .filter_map(|b| Some((b, dir.path.strip_prefix(&b.dst).ok()?)))
             .max_by_key(|(b, _)| b.dst.components().count());
@@ -232,7 +244,7 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
             ))),
         }
     }
-    for bind in &run.binds {
+    for bind in binds {
         match container.host_path(&bind.src) {
             Some((host, container_ro)) => {
                 let mut options = vec!["bind", "rprivate"];
@@ -259,7 +271,11 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
     for mount in &mounts {
         let _ = writeln!(e, "      - {mount}");
     }
-    let _ = writeln!(e, "    net: {}", if run.net_none { "new" } else { "host" });
+    let net_none = spec.export.net_none.unwrap_or(run.net_none);
+    let _ = writeln!(e, "    net: {}", if net_none { "new" } else { "host" });
+    if spec.export.pid_host == Some(true) {
+        let _ = writeln!(e, "    pid: host");
+    }
     let _ = writeln!(e, "    readonly: {}", run.readonly);
     match (&run.uid, &run.gid) {
         (Some(_), None) => errors.push(problem(

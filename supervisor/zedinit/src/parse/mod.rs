@@ -99,6 +99,7 @@ impl<'a> Cx<'a> {
         let mut run_given = false;
         let mut log = crate::spec::LogSpec::default();
         let mut heartbeat = None;
+        let mut export = crate::spec::ExportSpec::default();
         let mut command_missing = true;
 
         for (key, value) in root.iter() {
@@ -179,6 +180,11 @@ impl<'a> Cx<'a> {
                         heartbeat = self.heartbeat(&span, table);
                     }
                 }
+                "export" => {
+                    if let Some(table) = self.table(k, value) {
+                        export = self.export(&span, table);
+                    }
+                }
                 "ready" => {
                     if let Some(table) = self.table(k, value) {
                         ready = self.ready(&span, table);
@@ -224,7 +230,49 @@ impl<'a> Cx<'a> {
             run: if run_given { Some(run?) } else { None },
             log,
             heartbeat,
+            export,
         })
+    }
+
+    /// `[export]`: `command`, `capabilities`, `binds`, `pid`, `net` (see `spec::ExportSpec`).
+    fn export(
+        &mut self,
+        table_span: &Range<usize>,
+        table: &DeTable<'_>,
+    ) -> crate::spec::ExportSpec {
+        let mut export = crate::spec::ExportSpec::default();
+        for (key, value) in table.iter() {
+            let k = key.get_ref().as_ref();
+            let dotted = format!("export.{k}");
+            match k {
+                "command" => export.command = self.command(table_span, &dotted, value),
+                "capabilities" => export.capabilities = Some(self.caps(&dotted, value)),
+                "pid" => match value.get_ref().as_str() {
+                    Some("host") => export.pid_host = Some(true),
+                    Some("new") => export.pid_host = Some(false),
+                    _ => self.error(&value.span(), &dotted, "must be \"host\" or \"new\""),
+                },
+                "binds" => {
+                    let mut binds = Vec::new();
+                    for item in self.array(&dotted, value) {
+                        if let Some(text) = self.string(&dotted, item) {
+                            match parse_bind(&text) {
+                                Ok(bind) => binds.push(bind),
+                                Err(e) => self.error(&item.span(), &dotted, e),
+                            }
+                        }
+                    }
+                    export.binds = Some(binds);
+                }
+                "net" => match value.get_ref().as_str() {
+                    Some("host") => export.net_none = Some(false),
+                    Some("none") => export.net_none = Some(true),
+                    _ => self.error(&value.span(), &dotted, "must be \"host\" or \"none\""),
+                },
+                _ => self.error(&key.span(), &dotted, "unknown key"),
+            }
+        }
+        export
     }
 
     fn command(

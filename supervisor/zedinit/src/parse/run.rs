@@ -153,7 +153,7 @@ impl Cx<'_> {
         (self.error_count() == before).then_some(run)
     }
 
-    fn array<'t, 'i>(
+    pub(super) fn array<'t, 'i>(
         &mut self,
         key: &str,
         value: &'t Spanned<DeValue<'i>>,
@@ -198,7 +198,7 @@ impl Cx<'_> {
         }
     }
 
-    fn caps(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<u8> {
+    pub(super) fn caps(&mut self, key: &str, value: &Spanned<DeValue<'_>>) -> Vec<u8> {
         let mut out = Vec::new();
         for item in self.array(key, value) {
             match item.get_ref().as_str() {

@@ -893,3 +893,40 @@ fn a_regular_definition_still_loads_and_bad_utf8_is_reported() {
     let e = refused(dir.path(), "latin1");
     assert!(e.message.contains("not UTF-8"), "{e}");
 }
+
+#[test]
+fn export_says_what_differs_in_a_container_of_its_own() {
+    let def = parse_definition(
+        "svc",
+        Path::new("/d/svc.toml"),
+        "command = [\"/x\"]\n[run]\nnet = \"none\"\n[export]\ncommand = [\"/x\", \"--alone\"]\n\
+         capabilities = [\"CAP_KILL\"]\npid = \"host\"\nnet = \"host\"\nbinds = [\"/a:/b:ro\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let export = def.spec.export;
+    assert_eq!(
+        export.command,
+        Some(vec!["/x".to_string(), "--alone".to_string()])
+    );
+    assert_eq!(
+        export.capabilities,
+        Some(vec![crate::caps::parse("CAP_KILL").expect("a capability")])
+    );
+    assert_eq!(export.pid_host, Some(true));
+    assert_eq!(export.net_none, Some(false));
+    assert_eq!(export.binds.map(|b| b.len()), Some(1));
+    // zedinit's own view is untouched.
+    assert_eq!(def.spec.command, vec!["/x".to_string()]);
+    assert!(def.spec.run.expect("run").net_none);
+
+    let errors = errors_of(
+        "svc",
+        "command = [\"/x\"]\n[export]\npid = \"shared\"\nuser = 0\ncapabilities = [\"all\"]\n",
+    );
+    let keys: Vec<&str> = errors.iter().filter_map(|e| e.key.as_deref()).collect();
+    assert_eq!(
+        keys,
+        ["export.pid", "export.user", "export.capabilities"],
+        "{errors:?}"
+    );
+}

@@ -107,6 +107,24 @@ fn catch_clones(zedinit: i32, n: usize) -> Vec<i32> {
     pids
 }
 
+/// Stops tracing zedinit (it goes on untraced), passing on any signal meant for it.
+fn let_go(zedinit: i32) {
+    ptrace(libc::PTRACE_INTERRUPT, zedinit, 0);
+    loop {
+        let status = wait_stop(zedinit);
+        if status >> 16 == libc::PTRACE_EVENT_STOP {
+            break;
+        }
+        let signal = if status >> 16 == 0 {
+            libc::WSTOPSIG(status) as usize
+        } else {
+            0
+        };
+        ptrace(libc::PTRACE_CONT, zedinit, signal);
+    }
+    ptrace(libc::PTRACE_DETACH, zedinit, 0);
+}
+
 #[test]
 fn a_read_exec_report_leaves_the_epoll_set_while_a_later_child_has_not_execd() {
     if !require_root("a_read_exec_report_leaves_the_epoll_set_while_a_later_child_has_not_execd") {
@@ -127,20 +145,7 @@ fn a_read_exec_report_leaves_the_epoll_set_while_a_later_child_has_not_execd() {
     lab.signal(nix::sys::signal::Signal::SIGHUP);
     let children = catch_clones(zedinit, 2);
     // zedinit goes on untraced; the first child execs, the second stays before exec.
-    ptrace(libc::PTRACE_INTERRUPT, zedinit, 0);
-    loop {
-        let status = wait_stop(zedinit);
-        if status >> 16 == libc::PTRACE_EVENT_STOP {
-            break;
-        }
-        let signal = if status >> 16 == 0 {
-            libc::WSTOPSIG(status) as usize
-        } else {
-            0
-        };
-        ptrace(libc::PTRACE_CONT, zedinit, signal);
-    }
-    ptrace(libc::PTRACE_DETACH, zedinit, 0);
+    let_go(zedinit);
     let (first, held) = (children[0], children[1]);
     ptrace(libc::PTRACE_DETACH, first, 0);
     wait_until("the first child's exec report read (running)", || {
@@ -193,20 +198,7 @@ fn a_closed_control_connection_leaves_the_epoll_set_while_a_later_child_has_not_
     );
     lab.signal(nix::sys::signal::Signal::SIGHUP);
     let held = catch_clones(zedinit, 1)[0];
-    ptrace(libc::PTRACE_INTERRUPT, zedinit, 0);
-    loop {
-        let status = wait_stop(zedinit);
-        if status >> 16 == libc::PTRACE_EVENT_STOP {
-            break;
-        }
-        let signal = if status >> 16 == 0 {
-            libc::WSTOPSIG(status) as usize
-        } else {
-            0
-        };
-        ptrace(libc::PTRACE_CONT, zedinit, signal);
-    }
-    ptrace(libc::PTRACE_DETACH, zedinit, 0);
+    let_go(zedinit);
     // The client goes: zedinit closes its end. Before the fix it closed it without
     // taking it out of the epoll set, where the held child's copy kept it, at EOF and
     // so always readable: PID 1 spun until the child exec'd.

@@ -6,8 +6,9 @@
 //! [`MAX_REQUEST_BYTES`] getting `too-large` in its place (the rest of it discarded).
 //!
 //! Room for everyone ([`limits`]): when the [`MAX_CLIENTS`] ordinary slots are taken,
-//! the longest-idle client makes room; when every one of them is busy (following logs,
-//! waiting, not reading), a new connection gets one of [`RESERVED_CLIENTS`] slots that
+//! the longest-idle client makes room (idle: nothing in flight, nothing unread in its
+//! socket, silent for a second); when none is idle (following logs, waiting, not
+//! reading, just connected), a new connection gets one of [`RESERVED_CLIENTS`] slots that
 //! serve only `health` and `status`, so zedwatchdog's check always gets in. Followers
 //! and waiters are capped, overall and per process. A client silent for
 //! [`IDLE_TIMEOUT`], or whose answers have not moved for that long, is dropped; the
@@ -44,6 +45,10 @@ const MAX_QUEUED: usize = 64;
 /// A client with nothing in flight, or whose answers have not moved, is dropped after
 /// this long.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A client silent for less than this is not idle enough to make room for another:
+/// between its `connect` and its first `write` (or while its request is still in the
+/// kernel's buffer) it would be dropped without an answer.
+const MAKE_ROOM_AFTER: Duration = Duration::from_secs(1);
 
 /// Creates the control socket, mode 0600, refusing to replace a live one.
 pub fn bind(path: &Path) -> Result<UnixListener, String> {
@@ -165,6 +170,14 @@ impl Conn {
         self.long_lived() || !self.queue.is_empty() || !self.output.is_empty()
     }
 
+    /// It may be dropped to make room for a new client: nothing in flight, silent for
+    /// [`MAKE_ROOM_AFTER`], and nothing it sent still waits unread in the socket.
+    fn may_make_room(&self, now: Instant) -> bool {
+        !self.busy()
+            && now.saturating_duration_since(self.last_active) >= MAKE_ROOM_AFTER
+            && !has_unread_bytes(&self.stream)
+    }
+
     /// Follows a log or waits for a state.
     fn long_lived(&self) -> bool {
         self.waiting.is_some() || self.following.is_some()
@@ -278,7 +291,7 @@ impl Server {
             }
             // pid 0: the client is outside our pid namespace.
             let peer_pid = creds.map(|c| c.pid()).filter(|pid| *pid > 0);
-            let slot = self.make_room(changes);
+            let slot = self.make_room(now, changes);
             let token = self.next_token;
             self.next_token += 1;
             self.conns
@@ -291,21 +304,20 @@ impl Server {
     /// client if need be), else a reserved one, dropping the reserved client idle the
     /// longest when they are all taken (it asked for health or status and had its
     /// chance), so a new health check always gets in.
-    fn make_room(&mut self, changes: &mut Changes) -> Slot {
+    fn make_room(&mut self, now: Instant, changes: &mut Changes) -> Slot {
         let ordinary = self
             .conns
             .values()
             .filter(|c| c.slot == Slot::Ordinary)
             .count();
-        let among = |slot: Slot, busy_too: bool| {
-            move |(_, c): &(&u64, &Conn)| c.slot == slot && (busy_too || !c.busy())
-        };
-        if ordinary < MAX_CLIENTS || self.evict(among(Slot::Ordinary, false), changes) {
+        let idle_ordinary =
+            |(_, c): &(&u64, &Conn)| c.slot == Slot::Ordinary && c.may_make_room(now);
+        if ordinary < MAX_CLIENTS || self.evict(idle_ordinary, changes) {
             return Slot::Ordinary;
         }
         let reserved = self.conns.len() - ordinary;
         if reserved >= RESERVED_CLIENTS {
-            self.evict(among(Slot::Reserved, true), changes);
+            self.evict(|(_, c)| c.slot == Slot::Reserved, changes);
         }
         Slot::Reserved
     }
@@ -713,6 +725,17 @@ fn serve_outcome(conn: &mut Conn, outcome: Outcome, changes: &mut Changes) {
     }
 }
 
+/// Bytes the client sent wait in the socket, not read yet. (EOF, nothing, or a broken
+/// socket: no.) Closing a Unix socket with unread bytes resets the peer, whose answer
+/// is then lost.
+fn has_unread_bytes(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{MsgFlags, recv};
+    use std::os::fd::AsRawFd;
+    let mut byte = [0u8; 1];
+    let peek = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    matches!(recv(stream.as_raw_fd(), &mut byte, peek), Ok(n) if n > 0)
+}
+
 /// Best-effort one-line answer to a client we will not serve, then close.
 fn refuse(mut stream: UnixStream, kind: ErrorKind, message: &str) {
     let _ = stream.write(&Response::error(kind, message).to_line());
@@ -770,5 +793,25 @@ mod tests {
         split_requests(&mut c, &input);
         assert_eq!(kinds(&c), vec!["<too-large>", "ok"]);
         assert!(!c.discarding);
+    }
+
+    #[test]
+    fn only_a_client_silent_for_a_while_with_nothing_unread_makes_room() {
+        let (ours, mut theirs) = UnixStream::pair().expect("pair");
+        let connected = Instant::now();
+        let c = Conn::new(ours, Slot::Ordinary, None, connected);
+        assert!(!c.may_make_room(connected), "just connected");
+        let later = connected + MAKE_ROOM_AFTER;
+        assert!(c.may_make_room(later));
+        theirs
+            .write_all(b"{\"version\":1,\"verb\":\"status\"}\n")
+            .expect("write");
+        assert!(
+            !c.may_make_room(later),
+            "its request waits in the socket: closing would reset it unanswered"
+        );
+        let mut busy = conn();
+        busy.queue.push_back(Pending::Line(b"x".to_vec()));
+        assert!(!busy.may_make_room(later + IDLE_TIMEOUT));
     }
 }

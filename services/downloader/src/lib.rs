@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod fuzzing;
+pub mod heap;
 pub mod heartbeat;
 pub mod part;
 mod pipeline;

@@ -282,6 +282,10 @@ async fn job(
         None => Err(DownloadError::Cancelled),
         Some(_turn) => engine::download(&job, &opts.settings, &mut rep, &cancel).await,
     };
+    // The turn is given back: with no transfer left, neither is their heap (`heap.rs`).
+    if shared.permits.available_permits() >= opts.max_concurrent.max(1) {
+        crate::heap::give_back();
+    }
     match result {
         Ok(outcome) => {
             info!(

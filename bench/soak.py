@@ -269,6 +269,11 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/soak.py: needs root (namespaces)")
+    # SIGTERM and SIGINT (ignored in a background job) end the run through its clean-up.
+    def stop(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     for b in ("zedinit", "supctl", "downloader", "logtail", "dnsmasq-render"):
         if not os.access(f"{BIN}/{b}", os.X_OK):
             sh("cargo", "build", "--release", "--workspace", "--bins", cwd=ROOT)

@@ -149,7 +149,7 @@ fn sha256(text: &str) -> Result<String, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     svclog::init("downloader");
-    keep_heap_for_body_buffers();
+    downloader::heap::tune();
     let runtime = match runtime_for(&cli.command) {
         Ok(rt) => rt,
         Err(e) => {
@@ -167,21 +167,6 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-/// hyper reads a body into fresh buffers of up to ~400 KiB while the `.part` pipeline
-/// still holds the previous ones (a few MiB in flight). With glibc's defaults the top of
-/// the heap is given back to the kernel and faulted in again over and over: ~30,000 page
-/// faults per GiB. Serving such buffers from the heap (not mmap) and keeping up to 16
-/// MiB of it free brings that to ~2,500 and saves ~0.07 CPU-s per GiB (issue 5's
-/// benchmark). The cost: up to 16 MiB of free heap may stay with the process.
-fn keep_heap_for_body_buffers() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only tunes glibc's allocator; called before any other thread exists.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 1 << 20);
-        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 16 << 20);
     }
 }
 

@@ -282,10 +282,15 @@ async fn job(
         None => Err(DownloadError::Cancelled),
         Some(_turn) => engine::download(&job, &opts.settings, &mut rep, &cancel).await,
     };
-    // The turn is given back: with no transfer left, neither is their heap (`heap.rs`).
-    if shared.permits.available_permits() >= opts.max_concurrent.max(1) {
-        crate::heap::give_back();
-    }
+    // With no transfer left, neither is their heap (`heap.rs`); a moment later, as the
+    // connection's task and its buffers are dropped by the runtime after the transfer.
+    let idle = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(crate::heap::SETTLE).await;
+        if idle.permits.available_permits() >= idle.opts.max_concurrent.max(1) {
+            crate::heap::give_back();
+        }
+    });
     match result {
         Ok(outcome) => {
             info!(

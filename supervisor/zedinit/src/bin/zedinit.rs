@@ -8,6 +8,7 @@ use zedinit::event_loop::{EventLoop, exit_code};
 use zedinit::server::{self, Server};
 use zedinit::sys::cgroup::Cgroups;
 use zedinit::sys::executor::OsExecutor;
+use zedinit::sys::leftovers;
 use zedinit::sys::output_pipes::{LogHub, ServiceOutput};
 use zedinit::sys::pid1;
 use zedinit::token;
@@ -167,11 +168,16 @@ fn run(args: Args) -> i32 {
         token::FIRST_OUTPUT,
         args.service_output,
     );
+    let cgroups = Cgroups::discover();
+    // A zedinit killed on this socket may have left its services running (as a
+    // subreaper): they end before any service starts again (sys/leftovers.rs).
+    leftovers::end(&args.socket, &cgroups);
+    leftovers::record(&args.socket, &cgroups);
     let exec = OsExecutor::new(
         &run_dir,
         &args.heartbeat_dir,
         logs,
-        Cgroups::discover(),
+        cgroups,
         token::FIRST_REPORT,
     );
     let core = Core::new(exec, loaded, seed);
@@ -191,6 +197,7 @@ fn run(args: Args) -> i32 {
             exit_code::STARTUP
         }
     };
+    leftovers::forget(&args.socket);
     let _ = std::fs::remove_file(&args.socket);
     code
 }

@@ -27,6 +27,8 @@ const PROCS_READ_CAP: u64 = 1 << 20;
 pub struct Cgroups {
     /// zedinit's directory of service cgroups; `None` when cgroups are not usable.
     base: Option<PathBuf>,
+    /// Where the cgroup2 filesystem is mounted (when usable).
+    mount: Option<PathBuf>,
     /// The kernel has `cgroup.kill` (5.14+); else processes are killed one by one.
     has_kill: bool,
     /// Runs made so far (names each run's cgroup).
@@ -39,7 +41,7 @@ impl Cgroups {
     /// Finds the cgroup2 mount and zedinit's own cgroup, and makes zedinit's directory.
     pub fn discover() -> Self {
         match Self::make_base() {
-            Ok(base) => {
+            Ok((mount, base)) => {
                 let has_kill = base.join("cgroup.kill").exists();
                 log::info(format_args!(
                     "services are tracked in cgroups under {}",
@@ -47,6 +49,7 @@ impl Cgroups {
                 ));
                 Cgroups {
                     base: Some(base),
+                    mount: Some(mount),
                     has_kill,
                     runs: 0,
                     retired: Vec::new(),
@@ -65,6 +68,7 @@ impl Cgroups {
     pub fn disabled() -> Self {
         Cgroups {
             base: None,
+            mount: None,
             has_kill: false,
             runs: 0,
             retired: Vec::new(),
@@ -75,7 +79,17 @@ impl Cgroups {
         self.base.is_some()
     }
 
-    fn make_base() -> Result<PathBuf, String> {
+    /// zedinit's directory of service cgroups, when cgroups are usable.
+    pub fn base(&self) -> Option<&Path> {
+        self.base.as_deref()
+    }
+
+    /// The cgroup2 mount point, when cgroups are usable.
+    pub fn mount(&self) -> Option<&Path> {
+        self.mount.as_deref()
+    }
+
+    fn make_base() -> Result<(PathBuf, PathBuf), String> {
         let mountinfo = read_proc("/proc/self/mountinfo")?;
         let mount = cgroup2_mount(&mountinfo).ok_or("no cgroup2 mount")?;
         let own = read_proc("/proc/self/cgroup")?;
@@ -86,7 +100,7 @@ impl Cgroups {
         let name: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let base = parent.join(format!("zedinit.{name}"));
         std::fs::create_dir(&base).map_err(|e| format!("{}: {e}", base.display()))?;
-        Ok(base)
+        Ok((mount, base))
     }
 
     /// Removes what other zedinits killed with SIGKILL left behind beside zedinit's own

@@ -6,6 +6,7 @@ pub mod confine;
 pub mod executor;
 pub mod heartbeat;
 pub mod launch;
+pub mod leftovers;
 pub mod notify;
 pub mod output_pipes;
 pub mod output_writer;

@@ -127,6 +127,9 @@ struct OpenLog {
     /// file itself once writing works again.
     lost_lines: u64,
     lost_why: String,
+    /// The last write failed: said in zedinit's log once, not for every batch (on a
+    /// full disk the small "lost" marker may fit and the batch after it not).
+    failing: bool,
 }
 
 /// How long a log file that could not be opened rests before it is tried again.
@@ -258,14 +261,15 @@ fn write_out(
             log.lost_lines,
             log.lost_why
         );
-        if file.write_all(marker.as_bytes()).is_ok() {
+        if append_whole(file, log.size, marker.as_bytes()).is_ok() {
             log.size += marker.len() as u64;
             log.lost_lines = 0;
             log.lost_why.clear();
         }
     }
-    if let Err(e) = file.write_all(bytes) {
-        if log.lost_lines == 0 {
+    if let Err(e) = append_whole(file, log.size, bytes) {
+        if !log.failing {
+            log.failing = true;
             log::warn(format_args!(
                 "cannot write {}: {e}; its lines are counted as lost until it works again",
                 path.display()
@@ -274,6 +278,10 @@ fn write_out(
         log.lost_lines += lines;
         log.lost_why = format!("write error: {e}");
         return;
+    }
+    if log.failing {
+        log.failing = false;
+        log::info(format_args!("{} is written again", path.display()));
     }
     log.size += bytes.len() as u64;
     if log.size >= policy.max_size {
@@ -287,6 +295,17 @@ fn write_out(
         }
         *log = open(&path);
     }
+}
+
+/// Appends `bytes` (whole lines) to a file of `size` bytes, all or nothing: a write that
+/// fails part way (a full disk takes what fits, then ENOSPC) is cut back to `size`, so
+/// the file never holds half a line onto which the next one (or the marker saying what
+/// was lost) would be glued. What was there before is never touched.
+fn append_whole(file: &mut File, size: u64, bytes: &[u8]) -> std::io::Result<()> {
+    file.write_all(bytes).inspect_err(|_| {
+        // Shrinking frees blocks, so it works on a full disk.
+        let _ = file.set_len(size);
+    })
 }
 
 /// Opens (or makes) a log file: readable by root and its group only (a service's
@@ -308,6 +327,7 @@ fn open(path: &std::path::Path) -> OpenLog {
                 retry_at: None,
                 lost_lines: 0,
                 lost_why: String::new(),
+                failing: false,
             }
         }
         Err(e) => {
@@ -322,6 +342,7 @@ fn open(path: &std::path::Path) -> OpenLog {
                 retry_at: Some(Instant::now() + REOPEN_AFTER),
                 lost_lines: 0,
                 lost_why: format!("cannot open: {e}"),
+                failing: false,
             }
         }
     }
@@ -380,6 +401,94 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    /// A small tmpfs, unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+
+    /// bench/faults.py found, with the log directory on a full tmpfs, a line cut where
+    /// the disk filled and the "lines lost" marker glued onto it once there was room:
+    /// `... chatty.out: line 762026-12-05T21:37:07.085Z zedinit: 1425 lines of chatty lost`.
+    #[test]
+    fn a_full_disk_cuts_no_line_and_keeps_what_was_written_before() {
+        if !lab::require_root("a_full_disk_cuts_no_line_and_keeps_what_was_written_before") {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k", "zedinit-full"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(mounted.success());
+        let fs = Tmpfs(dir.path().to_path_buf());
+        let service: Arc<str> = Arc::from("svc");
+        let policy = FilePolicy {
+            max_size: 1 << 20,
+            keep: 1,
+        };
+        let mut files = BTreeMap::new();
+        let batch = |first: usize| -> Vec<u8> {
+            (first..first + 10)
+                .map(|n| format!("line {n:05} {}\n", "x".repeat(88)))
+                .collect::<String>()
+                .into_bytes()
+        };
+        write_out(&mut files, &fs.0, &service, policy, &batch(0));
+        // Fill the disk but for a few KiB: the log's next batches fill it part way.
+        std::fs::write(fs.0.join("filler"), vec![0u8; 56 * 1024]).expect("filler");
+        let mut n = 10;
+        while files[&service].lost_lines == 0 {
+            assert!(n < 100_000, "the disk never filled");
+            write_out(&mut files, &fs.0, &service, policy, &batch(n));
+            n += 10;
+        }
+        // A while on the full disk, then room again.
+        for _ in 0..5 {
+            write_out(&mut files, &fs.0, &service, policy, &batch(n));
+            n += 10;
+        }
+        std::fs::remove_file(fs.0.join("filler")).expect("room again");
+        write_out(&mut files, &fs.0, &service, policy, b"after\n");
+        let text = std::fs::read_to_string(fs.0.join("svc.log")).expect("log");
+        // Every line whole, in order, each either as written or a marker of what was lost;
+        // together they account for every line.
+        let mut next = 0;
+        let mut lost = 0;
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[..lines.len() - 1] {
+            if let Some(rest) = line.strip_prefix("line ") {
+                assert_eq!(
+                    *line,
+                    format!("line {next:05} {}", "x".repeat(88)),
+                    "{text}"
+                );
+                assert!(rest.len() == 5 + 1 + 88);
+                next += 1;
+            } else {
+                let (_, marker) = line.split_once(" zedinit: ").expect("a marker");
+                let (count, why) = marker.split_once(" lines of svc lost ").expect("lost");
+                assert_eq!(
+                    why, "(write error: No space left on device (os error 28))",
+                    "{line}"
+                );
+                let count: usize = count.parse().expect("count");
+                lost += count;
+                next += count;
+            }
+        }
+        assert_eq!(next, n, "every line written or counted lost");
+        assert!(lost >= 10, "the disk was full for at least a batch");
+        assert_eq!(lines[lines.len() - 1], "after");
     }
 
     #[test]

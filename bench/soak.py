@@ -39,7 +39,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+# ZEDCTR_BIN: binaries built elsewhere (another target dir), else the release build here.
+BIN = os.environ.get("ZEDCTR_BIN") or os.path.join(ROOT, "target", "release")
 DEV, APP = "zsoak-dev", "zsoak-app"
 TICK = os.sysconf("SC_CLK_TCK")
 

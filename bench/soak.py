@@ -41,7 +41,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ZEDCTR_BIN: binaries built elsewhere (another target dir), else the release build here.
 BIN = os.environ.get("ZEDCTR_BIN") or os.path.join(ROOT, "target", "release")
-DEV, APP = "zsoak-dev", "zsoak-app"
+# Namespace names; two soaks at once need two pairs (SOAK_NS=name: name-dev, name-app).
+_NS = os.environ.get("SOAK_NS", "zsoak")
+DEV, APP = f"{_NS}-dev", f"{_NS}-app"
 TICK = os.sysconf("SC_CLK_TCK")
 
 

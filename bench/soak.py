@@ -244,6 +244,29 @@ def plot(rows, png, minutes):
     fig.savefig(png, dpi=90)
 
 
+def read_csv(path):
+    rows = []
+    with open(path) as f:
+        next(f)
+        for line in f:
+            m, name, pid, rss, priv, fds, cpu = line.strip().split(",")
+            rows.append({"minute": float(m), "name": name, "pid": int(pid), "rss_kib": int(rss),
+                         "private_kib": int(priv), "fds": int(fds), "cpu_pct": float(cpu)})
+    return rows
+
+
+def plot_or_delegate(csv_path, png, minutes):
+    """Plots with this interpreter's matplotlib, else with Debian's python3 (apt's
+    python3-matplotlib is not seen by another python3 first on PATH, e.g. pyenv's)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        subprocess.run(["/usr/bin/python3", os.path.abspath(__file__), "--plot-from", csv_path,
+                        "--png", png, "--minutes", str(minutes)], check=True)
+        return
+    plot(read_csv(csv_path), png, minutes)
+
+
 def summary(rows):
     """Per name: median of the first and last quarter of samples (after minute 2)."""
     by = collections.defaultdict(list)
@@ -269,7 +292,16 @@ def main():
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--sample", type=float, default=60, help="seconds between samples")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    ap.add_argument("--plot-from", metavar="CSV", help="only plot an earlier run's CSV (to --png)")
+    ap.add_argument("--png")
     args = ap.parse_args()
+    if args.plot_from:
+        rows = read_csv(args.plot_from)
+        plot(rows, args.png or args.plot_from[:-4] + ".png", round(args.minutes))
+        print("\nname              private KiB first->last   RSS KiB first->last   fds first->last   median CPU %")
+        for name, p0, p1, r0, r1, f0, f1, cpu in summary(rows):
+            print(f"{name:16}  {p0:8} -> {p1:<8}      {r0:8} -> {r1:<8}   {f0:4} -> {f1:<4}       {cpu:.2f}")
+        return
     if os.geteuid() != 0:
         sys.exit("bench/soak.py: needs root (namespaces)")
     # SIGTERM and SIGINT (ignored in a background job) end the run through its clean-up.
@@ -398,7 +430,6 @@ def main():
             pass
         zed = None
         png = f"{args.out}/soak-{stamp}.png"
-        plot(rows, png, round(args.minutes))
         done = [t for _, t in load.downloads if t is not None]
         print()
         print(f"soak: {args.minutes} min, {len(set(r['minute'] for r in rows))} samples; csv {csv_path}; png {png}")
@@ -412,7 +443,8 @@ def main():
         print("\nname              private KiB first->last   RSS KiB first->last   fds first->last   median CPU %")
         for name, p0, p1, r0, r1, f0, f1, cpu in summary(rows):
             print(f"{name:16}  {p0:8} -> {p1:<8}      {r0:8} -> {r1:<8}   {f0:4} -> {f1:<4}       {cpu:.2f}")
-        print("\nfinal status:\n" + status)
+        print("\nfinal status:\n" + status, flush=True)
+        plot_or_delegate(csv_path, png, round(args.minutes))
     finally:
         if zed is not None and zed.poll() is None:
             zed.kill()

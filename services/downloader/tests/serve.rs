@@ -264,7 +264,9 @@ fn the_heap_of_finished_transfers_is_given_back() {
     let httpd = Server::httpd(&lab, &www, 8016, "httpd.log");
     let dirs = Dirs::new(&lab);
     let mut serve = Serve::start(&lab, &dirs, &[]);
-    wait_until("serve to start", || serve.log().contains("serving requests from"));
+    wait_until("serve to start", || {
+        serve.log().contains("serving requests from")
+    });
     let idle = private_dirty_kib(serve.pid());
     let sha = sha256_hex(&data);
     for round in 0..4 {

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Image tier (DESIGN.md "Tests, in tiers", 4): build ./Dockerfile offline with the
-# host-built binaries, run it the way build.yml says, and check from outside that the
-# image is the device's zedctr: zedinit supervises the shipped services, as PID 1 and
-# under `pid: host`, and, on a simulated EVE device, every feature works inside it.
+# Image tier (DESIGN.md "Tests, in tiers", 4): build ./Dockerfile from source, offline,
+# run it the way build.yml says, and check from outside that the image is the device's
+# zedctr: zedinit supervises the shipped services, as PID 1 and under `pid: host`, and,
+# on a simulated EVE device, every feature works inside it.
 #
 #   sudo tests/image/smoke.sh          (or run by scripts/test)
 #
@@ -10,17 +10,19 @@
 # with CI=true: exit 1. Packages: scripts/install-deps.
 #
 # Environment:
-#   ZEDCTR_BIN_DIR      where the binaries are (default target/release; if they are
-#                       missing there, `cargo build --release` makes them)
 #   ZEDCTR_IMAGE_DIR    the tier's own podman store and cache (default /var/tmp/zedctr-image)
 #   ZEDCTR_SMOKE_KEEP=1 keep containers, namespaces and the temporary directory
 #   ZEDCTR_SMOKE_RUNC=0 skip the plain-OCI-bundle-under-runc check
 #
 # What it does:
-#   1 base image once per machine (mmdebstrap + podman import, cached in the store)
-#   2 podman build --pull=never --network=none of a context made of the binaries,
-#     the Dockerfile and rootfs/; then every layer of the image is scanned: no ssh host
-#     key, private key or password hash (scan-secrets.py)
+#   1 base images once per machine (mmdebstrap + podman import, cached in the store):
+#     the runtime (bookworm + the services' packages) and the builder (bookworm + gcc +
+#     the host's Rust toolchain of rust-toolchain.toml's version)
+#   2 cargo vendor into vendor/ (when Cargo.lock changed), then podman build
+#     --pull=never --network=none of the repository with those two bases as the
+#     Dockerfile's BUILDER_IMAGE and RUNTIME_IMAGE: every binary compiled in the builder
+#     stage; zedinit's link order is checked against the image's zedinit; then every
+#     layer of the image is scanned: no ssh host key, private key or password hash
 #   3 podman, pid new, in an empty network namespace: the shipped services start
 #     (or are skipped by their conditions), test definitions in the host side of
 #     /run/zedctr/services run, orphans are reaped, capabilities are build.yml's
@@ -34,8 +36,12 @@
 #     stdout); tcp-offload turns GRO off on the uplink the device's config names; the
 #     watchdog (a FIFO given as /dev/watchdog) is fed while healthy, not fed once a
 #     critical service fails, and after a reset (SIGKILL, a new container) the host's
-#     /persist has the reason; podman stop exits 0
+#     /persist has the reason; the container stops with exit code 0
 #   5 the same image as a plain OCI bundle (skopeo + umoci) under runc, pid new
+#   6 3 and 4 again under a private containerd (its own root, state and socket under
+#     the run's directory; never the host's): the image imported with `ctr images
+#     import`, each container run with `ctr run --config` from an OCI spec made of
+#     build.yml (buildyml2oci.py), its root the imported image (`ctr images mount`)
 # Every bind source is remapped into a temporary host directory (never the real /run,
 # /var/log, /persist); nothing listens on this machine's own network (each container's
 # `net: host` is a namespace of the test's). Every check prints "ok" or "FAIL"; the last
@@ -47,8 +53,6 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$repo/tests/image
-# Resolved against the caller's directory, before anything changes it.
-bin_dir=$(realpath -m "${ZEDCTR_BIN_DIR:-$repo/target/release}")
 
 if [ "$(id -u)" != 0 ]; then
     if [ "${CI:-}" = true ]; then
@@ -66,7 +70,7 @@ EOM
 fi
 
 missing=()
-for tool in podman runc skopeo umoci mmdebstrap jq python3 capsh flock ip busybox avahi-daemon \
+for tool in podman runc skopeo nm umoci mmdebstrap jq python3 capsh flock ip busybox avahi-daemon \
     ssh ssh-keygen ethtool sha256sum unshare; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
@@ -191,54 +195,59 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
-# --- binaries ---------------------------------------------------------------------
-# What the Dockerfile copies into the image.
-binaries=(zedinit supctl downloader logtail zedwatchdog dnsmasq-render localds)
-missing_bins=()
-for b in "${binaries[@]}"; do
-    [ -x "$bin_dir/$b" ] || missing_bins+=("$b")
-done
-if [ ${#missing_bins[@]} -gt 0 ]; then
-    if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
-        echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR lacks ${missing_bins[*]}" >&2
-        exit 1
-    fi
-    build=(build --release)
-    for b in "${binaries[@]}"; do build+=(--bin "$b"); done
-    say "building ${binaries[*]} (cargo ${build[*]})"
-    (cd "$repo" && "${CARGO:-cargo}" "${build[@]}") || {
-        echo "FAIL cargo ${build[*]}" >&2
-        exit 1
-    }
-fi
-# A stale binary would test old code: say so loudly (we do not rebuild as root here,
-# which would leave root-owned files in a user's target/).
-if [ -z "${ZEDCTR_BIN_DIR:-}" ] && [ -n "$(find "$repo/supervisor" "$repo/Cargo.toml" "$repo/Cargo.lock" -newer "$bin_dir/zedinit" -print -quit 2>/dev/null)" ]; then
-    echo "## WARNING: $bin_dir/zedinit is older than the sources; run cargo build --release first" >&2
-fi
-say "binaries from $bin_dir"
-
-# --- 1 base image -----------------------------------------------------------------
+# --- 1 base images ----------------------------------------------------------------
 t=$(date +%s%N)
 zedctr_base_image || { echo "FAIL base image $ZEDCTR_BASE_IMAGE" >&2; exit 1; }
-say "base image $ZEDCTR_BASE_IMAGE: $(ms_since "$t") ms"
+zedctr_builder_image || { echo "FAIL builder image $ZEDCTR_BUILDER_IMAGE" >&2; exit 1; }
+say "base images $ZEDCTR_BASE_IMAGE, $ZEDCTR_BUILDER_IMAGE: $(ms_since "$t") ms"
 
-# --- 2 image build ----------------------------------------------------------------
+# --- 2 image build, from source -----------------------------------------------------
+# The crates, vendored into the build context (repository root, vendor/: .dockerignore
+# admits it; .gitignore keeps it out of git), so the build needs no network. Redone only
+# when Cargo.lock changed.
 t=$(date +%s%N)
-ctx=$tmp/ctx
-mkdir -p "$ctx/rootfs"
-cp "$repo/Dockerfile" "$ctx/"
-for b in "${binaries[@]}"; do cp "$bin_dir/$b" "$ctx/"; done
-# rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
-[ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
-if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
-    cat "$tmp/build.log" >&2
+if ! cmp -s "$repo/Cargo.lock" "$repo/vendor/.zedctr-Cargo.lock"; then
+    say "cargo vendor --locked vendor (Cargo.lock changed)"
+    if ! (cd "$repo" && "${CARGO:-cargo}" vendor --locked --quiet vendor > "$tmp/vendor.log" 2>&1); then
+        cat "$tmp/vendor.log" >&2
+        echo "FAIL cargo vendor" >&2
+        exit 1
+    fi
+    cp "$repo/Cargo.lock" "$repo/vendor/.zedctr-Cargo.lock"
+    # Owned like the repository (this runs as root; the tree may be a user's).
+    chown -R --reference="$repo" "$repo/vendor" 2>/dev/null
+fi
+say "vendored crates: $(ms_since "$t") ms"
+t=$(date +%s%N)
+# The Dockerfile as a user builds it, with the two local bases as build arguments: the
+# builder compiles every binary (cargo build --release --locked --offline --workspace
+# --bins, its target directory a cache mount), the final stage is the runtime base with
+# the binaries and rootfs/.
+if ! podman build --pull=never --network=none --build-arg "BUILDER_IMAGE=$ZEDCTR_BUILDER_IMAGE" \
+    --build-arg "RUNTIME_IMAGE=$ZEDCTR_BASE_IMAGE" -t "$image" -f "$repo/Dockerfile" "$repo" > "$tmp/build.log" 2>&1; then
+    tail -n 40 "$tmp/build.log" >&2
     echo "FAIL podman build" >&2
     exit 1
 fi
-# Each build leaves the previous image untagged; drop those so the store does not grow.
+# Each build leaves the previous image and stage untagged; drop those so the store does
+# not grow (the base images are tagged and stay).
 podman image prune -f >/dev/null 2>&1
-say "image build $image: $(ms_since "$t") ms"
+say "image build from source $image: $(ms_since "$t") ms"
+
+# The image's binaries, on the host: supctl talks to zedinit over the bound socket, and
+# zedinit's link order (a list of symbol names) must fit the image's build too.
+bin_dir=$tmp/bin
+mkdir -p "$bin_dir"
+if podman create --name "$tag-bin" "$image" > /dev/null 2>&1 &&
+    podman cp "$tag-bin:/usr/bin/supctl" "$bin_dir/supctl" && podman cp "$tag-bin:/usr/bin/zedinit" "$bin_dir/zedinit"; then
+    ok "the image's binaries were built from source in the image (supctl, zedinit copied out)"
+else
+    bad "the image's binaries copied out of the image"
+fi
+podman rm -f "$tag-bin" >/dev/null 2>&1
+check "zedinit's link order (supervisor/zedinit/zedinit.order) fits the image's zedinit (bench/zedinit-order --check)" \
+    python3 "$repo/bench/zedinit-order" --check --binary "$bin_dir/zedinit"
+echo "     $(python3 "$repo/bench/zedinit-order" --check --binary "$bin_dir/zedinit" 2>&1)"
 
 # The image's layers, each on its own (a secret deleted by a later layer is still in
 # the earlier one): no ssh host key, no private key, no password hash. The OCI layout is

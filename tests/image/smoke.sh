@@ -103,7 +103,16 @@ for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^zs(bare|dev|app|cli|runc)[0-
     rm -rf "/etc/netns/$ns"
 done
 for d in "$ZEDCTR_IMAGE_DIR"/run.*; do
-    [ -d "$d" ] && ! grep -q " $d" /proc/self/mountinfo && rm -rf "$d"
+    [ -d "$d" ] || continue
+    # A private containerd of a killed run: it, its shims (named by its socket), then
+    # the image it mounted (and what its snapshotter mounted).
+    if [ -s "$d/ctd/containerd.pid" ]; then
+        p=$(cat "$d/ctd/containerd.pid")
+        grep -qF -- "$d/ctd" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null
+        pgrep -f -- "-address $d/ctd/containerd.sock" | xargs -r kill -9 2>/dev/null
+        awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    fi
+    grep -q " $d" /proc/self/mountinfo || rm -rf "$d"
 done
 
 image=localhost/zedctr:smoke
@@ -182,6 +191,7 @@ cleanup() {
     for c in "${runc_ids[@]}"; do
         runc --root "$ZEDCTR_RUNC_ROOT" delete -f "$c" >/dev/null 2>&1
     done
+    ctd_down
     drop_namespaces
     # Never delete through a mount: the host directories were only bound inside the
     # containers' own mount namespaces, but make sure before rm -rf.
@@ -194,6 +204,151 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
+
+# --- the engines: podman, and a private containerd ---------------------------------
+# The checks reach a container through in_container CONTAINER CMD... and logs_of
+# CONTAINER (its stdout on stdout, its stderr on stderr), whichever engine runs it
+# ($engine); exported, so `bash -c` checks can use them too.
+engine=podman
+ctd_dir=$tmp/ctd
+ctd_sock=$ctd_dir/containerd.sock
+ctd_pid=
+ctd_ids=()
+declare -A ctr_pids=()
+export engine tmp ctd_sock
+ctd() { ctr -a "$ctd_sock" "$@"; }
+in_container() {
+    local c=$1
+    shift
+    case $engine in
+    podman) podman exec "$c" "$@" ;;
+    # Each exec needs an id of its own.
+    containerd) ctr -a "$ctd_sock" tasks exec --exec-id "x$$-$RANDOM$RANDOM" "$c" "$@" ;;
+    esac
+}
+logs_of() {
+    case $engine in
+    podman) podman logs "$1" ;;
+    containerd) cat "$tmp/run-$1.out"; cat "$tmp/run-$1.err" >&2 ;;
+    esac
+}
+export -f in_container logs_of
+
+# start_engine CONTAINER HOSTDIR PIDMODE NETNS: run the image with build.yml's settings
+# (buildyml2oci.py), detached, net: host being NETNS.
+start_engine() {
+    local c=$1 h=$2 pidmode=$3 netns=$4 args
+    case $engine in
+    podman)
+        # shellcheck disable=SC2046  # remaps prints separate words on purpose
+        mapfile -t args < <(python3 "$here/buildyml2oci.py" "$repo/build.yml" --podman \
+            --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h") 2> "$tmp/run-$c.log")
+        [ ${#args[@]} -gt 0 ] || return 1
+        containers+=("$c")
+        podman run -d --name "$c" "${args[@]}" "$image" >> "$tmp/run-$c.log" 2>&1
+        ;;
+    containerd)
+        # containerd's own default spec, made build.yml's: the image's process, its
+        # root the imported image as containerd mounted it (read-only, as `readonly:`).
+        cp "$tmp/ctd-spec.json" "$tmp/spec-$c.json"
+        # shellcheck disable=SC2046
+        python3 "$here/buildyml2oci.py" "$repo/build.yml" --oci "$tmp/spec-$c.json" \
+            --image-config "$tmp/inspect.json" --rootfs "$ctd_dir/rootfs" --cgroups-path "/zedctr-smoke-$$/$c" \
+            --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h") > "$tmp/run-$c.log" 2>&1 || return 1
+        ctd_ids+=("$c")
+        # In the foreground of a background job: ctr passes the task's stdout and stderr
+        # on, and exits with the task's exit code.
+        ctr -a "$ctd_sock" run --rm --config "$tmp/spec-$c.json" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err" &
+        ctr_pids[$c]=$!
+        ;;
+    esac
+}
+# stop_engine CONTAINER: SIGTERM, up to 20 s, then SIGKILL; the exit code in $stop_code.
+stop_engine() {
+    local c=$1 p
+    case $engine in
+    podman)
+        podman stop -t 20 "$c" > /dev/null 2>&1
+        stop_code=$(podman inspect -f '{{.State.ExitCode}}' "$c" 2>/dev/null)
+        ;;
+    containerd)
+        p=${ctr_pids[$c]:-}
+        ctd tasks kill -s SIGTERM "$c" > /dev/null 2>&1
+        wait_until 20 bash -c "! kill -0 $p" || ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        wait "$p"
+        stop_code=$?
+        unset "ctr_pids[$c]"
+        ;;
+    esac
+}
+# kill_container CONTAINER: SIGKILL, every process of it, and remove it.
+kill_container() {
+    local c=$1 p
+    case $engine in
+    podman)
+        podman kill -s KILL "$c" > /dev/null 2>&1
+        podman rm -f -t 0 "$c" > /dev/null 2>&1
+        ;;
+    containerd)
+        p=${ctr_pids[$c]:-}
+        ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        [ -n "$p" ] && wait "$p"
+        unset "ctr_pids[$c]"
+        remove_container "$c"
+        ;;
+    esac
+}
+remove_container() {
+    case $engine in
+    podman) podman rm -f -t 0 "$1" > /dev/null 2>&1 ;;
+    containerd)
+        ctd tasks delete -f "$1" > /dev/null 2>&1
+        ctd containers delete "$1" > /dev/null 2>&1
+        ;;
+    esac
+    return 0
+}
+
+# ctd_up: a private containerd (root, state and socket in this run's directory; the
+# host's is never used, nor its configuration: --config /dev/null), the image imported
+# (podman save --format oci-archive + ctr images import) and mounted, read-only, by
+# containerd's snapshotter (`ctr run --config` makes no snapshot of its own).
+ctd_up() {
+    mkdir -p "$ctd_dir/rootfs"
+    containerd --root "$ctd_dir/root" --state "$ctd_dir/state" --address "$ctd_sock" \
+        --config /dev/null > "$ctd_dir/containerd.log" 2>&1 &
+    ctd_pid=$!
+    echo "$ctd_pid" > "$ctd_dir/containerd.pid"
+    wait_until 20 ctd version || { echo "containerd did not answer"; tail -n 5 "$ctd_dir/containerd.log"; return 1; }
+    podman save -q --format oci-archive -o "$ctd_dir/image.tar" "$image" || return 1
+    ctd images import "$ctd_dir/image.tar" > "$ctd_dir/import.log" 2>&1 || { cat "$ctd_dir/import.log"; return 1; }
+    rm -f "$ctd_dir/image.tar"
+    ctd images ls -q | grep -qx "$image" || { echo "ctr images ls lacks $image"; return 1; }
+    ctd images mount "$image" "$ctd_dir/rootfs" > /dev/null || return 1
+    podman image inspect "$image" > "$tmp/inspect.json" && ctd oci spec > "$tmp/ctd-spec.json"
+}
+# ctd_down: every task killed, the image unmounted, containerd and its shims stopped.
+ctd_down() {
+    [ -n "$ctd_pid" ] || return 0
+    local c p
+    for c in "${ctd_ids[@]}"; do
+        ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        ctd tasks delete -f "$c" > /dev/null 2>&1
+        ctd containers delete "$c" > /dev/null 2>&1
+    done
+    for p in "${ctr_pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    grep -q " $ctd_dir/rootfs " /proc/self/mountinfo && ctd images unmount --rm "$ctd_dir/rootfs" > /dev/null 2>&1
+    kill "$ctd_pid" 2>/dev/null
+    wait_until 10 bash -c "! kill -0 $ctd_pid"
+    kill -9 "$ctd_pid" 2>/dev/null
+    # The shims outlive containerd by design; ours are the ones given its socket.
+    pgrep -f -- "-address $ctd_sock" | xargs -r kill -9 2>/dev/null
+    # Anything containerd's snapshotter left mounted.
+    awk -v d="$ctd_dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    ctd_pid=
+}
 
 # --- 1 base images ----------------------------------------------------------------
 t=$(date +%s%N)
@@ -404,22 +559,22 @@ fed_since() { [ "$(stat -c %s "$1")" -gt "$2" ]; }
 # check_container LABEL CONTAINER HOSTDIR ZEDINIT_STATUS: the container's own checks.
 check_container() {
     local label=$1 c=$2 h=$3 st=$4
-    check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" podman exec "$c" /usr/sbin/dnsmasq --version
-    if wait_until 10 downloader_sees_instances podman exec "$c"; then
+    check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" in_container "$c" /usr/sbin/dnsmasq --version
+    if wait_until 10 downloader_sees_instances in_container "$c"; then
         ok "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
     else
         bad "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
     fi
-    if wait_until 5 orphans_reaped podman exec "$c"; then
+    if wait_until 5 orphans_reaped in_container "$c"; then
         ok "[$label] orphans re-parented to zedinit are reaped (supervisor.reaped_orphans >= 2)"
     else
         bad "[$label] orphans re-parented to zedinit are reaped" \
-            "reaped_orphans=$(status_json podman exec "$c" | jq -c '.supervisor.reaped_orphans')"
+            "reaped_orphans=$(status_json in_container "$c" | jq -c '.supervisor.reaped_orphans')"
     fi
     # zedinit runs with build.yml's capabilities, no more and no fewer.
     local zpid capeff have
     zpid=$(jq -r '.supervisor.pid // empty' <<<"${st:-null}" 2>/dev/null)
-    capeff=$(podman exec "$c" cat "/proc/${zpid:-1}/status" 2>/dev/null | awk '/^CapEff:/ {print $2}')
+    capeff=$(in_container "$c" cat "/proc/${zpid:-1}/status" 2>/dev/null | awk '/^CapEff:/ {print $2}')
     have=$(capsh --decode="${capeff:-0}" 2>/dev/null | sed 's/.*=//' | tr ',' '\n' | grep . | sort | paste -sd, -)
     if [ -n "$capeff" ] && [ "$have" = "$want_caps" ]; then
         ok "[$label] zedinit's CapEff == build.yml capabilities"
@@ -428,7 +583,7 @@ check_container() {
     fi
     # The write must fail for the right reason (not because exec itself failed).
     check "[$label] root filesystem is read-only" \
-        bash -c "podman exec $c sh -c ': > /zedctr-ro-probe' 2>&1 | grep -q 'Read-only file system'"
+        bash -c "in_container $c sh -c ': > /zedctr-ro-probe' 2>&1 | grep -q 'Read-only file system'"
     check "[$label] control socket on the host side of /run ($h/run/zedctr/control.sock)" \
         test -S "$h/run/zedctr/control.sock"
     # The host (e.g. another EVE container sharing /run) can talk to zedinit directly.
@@ -436,66 +591,55 @@ check_container() {
         "$bin_dir/supctl" --control-socket "$h/run/zedctr/control.sock" status
 }
 
-# stop_container LABEL CONTAINER: podman stop; zedinit's ordered shutdown ends with 0
-# (2 would mean a service missed its stop timeout and needed SIGKILL).
+# stop_container LABEL CONTAINER: SIGTERM (podman stop, ctr tasks kill); zedinit's ordered
+# shutdown ends with 0 (2 would mean a service missed its stop timeout and needed SIGKILL).
 stop_container() {
     local label=$1 c=$2 code stop_ms
     t=$(date +%s%N)
-    podman stop -t 20 "$c" > /dev/null 2>&1
+    stop_engine "$c"
+    code=$stop_code
     stop_ms=$(ms_since "$t")
-    code=$(podman inspect -f '{{.State.ExitCode}}' "$c" 2>/dev/null)
-    if [ "$code" = 0 ] && podman logs "$c" 2>&1 | grep -q 'zedinit: shutdown complete' &&
-        ! podman logs "$c" 2>&1 | grep -q 'did not stop within'; then
-        ok "[$label] podman stop: every service stopped in its turn, exit code 0 ($stop_ms ms)"
+    if [ "$code" = 0 ] && logs_of "$c" 2>&1 | grep -q 'zedinit: shutdown complete' &&
+        ! logs_of "$c" 2>&1 | grep -q 'did not stop within'; then
+        ok "[$label] stopped (SIGTERM): every service stopped in its turn, exit code 0 ($stop_ms ms)"
     else
-        bad "[$label] podman stop: exit code 0, no service needed SIGKILL" "exit code '$code' after $stop_ms ms"
-        podman logs --tail 30 "$c" 2>&1 | sed 's/^/     log: /'
+        bad "[$label] stopped (SIGTERM): exit code 0, no service needed SIGKILL" "exit code '$code' after $stop_ms ms"
+        logs_of "$c" 2>&1 | tail -n 30 | sed 's/^/     log: /'
     fi
-    [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || podman rm -f -t 0 "$c" >/dev/null 2>&1
+    [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || remove_container "$c"
 }
 
-# start_podman LABEL CONTAINER HOSTDIR PIDMODE NETNS [PODMAN-ARGS...]: podman run with
-# build.yml's settings (and the test's extra arguments), net: host being NETNS; waits
-# for supctl. Returns 1 if it did not start.
-start_podman() {
-    local label=$1 c=$2 h=$3 pidmode=$4 netns=$5 args
-    shift 5
+# start_container LABEL CONTAINER HOSTDIR PIDMODE NETNS: the image with build.yml's
+# settings under $engine, net: host being NETNS; waits for supctl. Returns 1 if it did
+# not start.
+start_container() {
+    local label=$1 c=$2 h=$3 pidmode=$4 netns=$5
     t=$(date +%s%N)
-    # shellcheck disable=SC2046  # remaps prints separate words on purpose
-    if ! mapfile -t args < <(python3 "$here/buildyml2oci.py" "$repo/build.yml" --podman \
-        --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h")) || [ ${#args[@]} -eq 0 ]; then
-        bad "[$label] translate build.yml"
-        return 1
-    fi
-    containers+=("$c")
-    if ! podman run -d --name "$c" "${args[@]}" "$@" "$image" > "$tmp/run-$pidmode.log" 2>&1; then
-        bad "[$label] podman run" "$(tail -n 5 "$tmp/run-$pidmode.log")"
-        return 1
-    fi
-    if wait_until 10 podman exec "$c" /usr/bin/supctl status; then
+    start_engine "$c" "$h" "$pidmode" "$netns" || { bad "[$label] $engine run" "$(tail -n 5 "$tmp/run-$c.log" 2>&1)"; return 1; }
+    if wait_until 10 in_container "$c" /usr/bin/supctl status; then
         ok "[$label] supctl status inside the container (after $(ms_since "$t") ms)"
     else
         bad "[$label] supctl status inside the container (10 s deadline)"
-        podman logs --tail 30 "$c" 2>&1 | sed 's/^/     log: /'
+        logs_of "$c" 2>&1 | tail -n 30 | sed 's/^/     log: /'
         return 1
     fi
 }
 
 # --- 3 podman, pid new, in an empty network namespace -----------------------------
 run_bare() {
-    local c=$tag-new h=$tmp/host-new ns=zsbare$$ label="podman pid=new" st
+    local c=$tag-new h=$tmp/host-new-$engine ns=zsbare$$ label="$engine pid=new" st
     make_netns "$ns" || { bad "[$label] network namespace $ns"; return; }
     host_dirs "$h"
-    start_podman "$label" "$c" "$h" new "$ns" || return
-    wait_until 10 settled podman exec "$c"
-    podman exec "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
-    if st=$(status_json podman exec "$c"); then
+    start_container "$label" "$c" "$h" new "$ns" || return
+    wait_until 10 settled in_container "$c"
+    in_container "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
+    if st=$(status_json in_container "$c"); then
         ok "[$label] supctl status --json parses"
         check_status "$label" "$st" new
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" skipped skipped podman exec "$c"
+    check_shipped "$label" skipped skipped in_container "$c"
     check_container "$label" "$c" "$h" "$st"
     stop_container "$label" "$c"
 }
@@ -537,6 +681,8 @@ device_up() {
     head -c $((2 * 1024 * 1024)) /dev/urandom > "$w/www/image.img"
     ip netns exec "$app_ns" busybox httpd -f -p 10.88.0.5:80 -h "$w/www" &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
     cat > "$w/avahi/avahi-daemon.conf" <<EOT
 [server]
 host-name=zs-app
@@ -551,6 +697,8 @@ EOT
         "mount -t tmpfs -o mode=0755 zs-run /run && mount --bind '$w/avahi/services' /etc/avahi/services && exec avahi-daemon --file='$w/avahi/avahi-daemon.conf' --no-rlimits" \
         > "$w/avahi/avahi.log" 2>&1 &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
     # The DHCP client's script: set the address it was given.
     cat > "$w/udhcpc.sh" <<'EOT'
 #!/bin/sh
@@ -604,6 +752,8 @@ EOT
     : > "$w/fed"
     cat 0<>"$h/dev/watchdog" >> "$w/fed" &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
 }
 
 # ssh_device ARGS...: ssh from the DHCP client to the device's bridge address.
@@ -613,7 +763,7 @@ ssh_device() {
 }
 
 run_device() {
-    local c=$tag-device h=$tmp/host-device w=$tmp/device label="device pid=host" st
+    local c=$tag-device h=$tmp/host-device-$engine w=$tmp/device-$engine label="$engine device pid=host" st
     mkdir -p "$w"
     if ! device_up "$w"; then
         bad "[$label] the simulated device (namespaces, bridge, avahi, httpd)" "$(tail -n 5 "$w/avahi/avahi.log" 2>&1)"
@@ -621,22 +771,22 @@ run_device() {
     fi
     host_dirs "$h"
     device_config "$h" "$w" || { bad "[$label] the device's configuration"; return; }
-    start_podman "$label" "$c" "$h" host "$dev_ns" || return
-    wait_until 10 settled podman exec "$c"
-    if st=$(status_json podman exec "$c"); then
+    start_container "$label" "$c" "$h" host "$dev_ns" || return
+    wait_until 10 settled in_container "$c"
+    if st=$(status_json in_container "$c"); then
         ok "[$label] supctl status --json parses"
         check_status "$label" "$st" host
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" done running podman exec "$c"
-    podman exec "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
+    check_shipped "$label" done running in_container "$c"
+    in_container "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
     local fed0
     fed0=$(stat -c %s "$w/fed")
     if wait_until 15 fed_since "$w/fed" "$fed0"; then
         ok "[$label] zedwatchdog feeds /dev/watchdog (the test's FIFO) while all is healthy"
     else
-        bad "[$label] zedwatchdog feeds /dev/watchdog while all is healthy" "$(podman logs "$c" 2>&1 | grep zedwatchdog | tail -n 5 | tr '\n' '|')"
+        bad "[$label] zedwatchdog feeds /dev/watchdog while all is healthy" "$(logs_of "$c" 2>&1 | grep zedwatchdog | tail -n 5 | tr '\n' '|')"
     fi
 
     # tcp-offload: the uplink the device's config names has GRO off.
@@ -645,10 +795,10 @@ run_device() {
 
     # dnsmasq@bnzs, generated from the network instance, runs inside the image; the
     # client gets its reserved address and the device's DNS answers its name.
-    if wait_until 20 service_is dnsmasq@bnzs running podman exec "$c"; then
+    if wait_until 20 service_is dnsmasq@bnzs running in_container "$c"; then
         ok "[$label] dnsmasq@bnzs (generated from the network instance) is running"
     else
-        bad "[$label] dnsmasq@bnzs is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
+        bad "[$label] dnsmasq@bnzs is running" "$(in_container "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
     if wait_until 30 ip netns exec "$cli_ns" busybox udhcpc -i eth0 -n -q -t 5 -T 1 -s "$w/udhcpc.sh" &&
         ip -n "$cli_ns" -4 addr show eth0 | grep -q 'inet 10.88.0.7/24'; then
@@ -680,7 +830,7 @@ run_device() {
         bash -c "[ \"\$(sha256sum < '$h/persist/downloads/$sha' | cut -d' ' -f1)\" = $sha ]"
     # localds, for operators, finds the same app from inside the container.
     check "[$label] localds resolve zs-app.local (for operators) finds the app on bnzs" \
-        bash -c "podman exec $c /usr/bin/localds resolve zs-app.local | jq -e '.candidates[0].bridge == \"bnzs\" and .candidates[0].ip == \"10.88.0.5\"'"
+        bash -c "in_container $c /usr/bin/localds resolve zs-app.local | jq -e '.candidates[0].bridge == \"bnzs\" and .candidates[0].ip == \"10.88.0.5\"'"
 
     # ssh: a key from the device's authorized_keys logs in; a password never does; the
     # host keys were made on this device, into the host's /persist.
@@ -696,24 +846,24 @@ run_device() {
     # Service output reaches the container's stdout/stderr (EVE's log pipeline), each
     # line tagged by zedinit with the service and stream.
     check "[$label] service output is on the container's stderr, tagged (sshd.err: Accepted publickey)" \
-        bash -c "podman logs $c 2>&1 >/dev/null | grep -q '^sshd.err: Accepted publickey for root'"
+        bash -c "logs_of $c 2>&1 >/dev/null | grep -q '^sshd.err: Accepted publickey for root'"
     check "[$label] the device's ssh host key was made at first start, in the host's /persist" \
         bash -c "[ \"\$(stat -c %a '$h/persist/ssh/etc/ssh/ssh_host_ed25519_key')\" = 600 ]"
 
     # logtail prints what is appended to a log on the host's /var/log.
     printf 'x: appended by the host %s\n' "$$" >> "$h/log/x.log"
     # logtail writes to the container's stdout itself (`log = "console"`).
-    if wait_until 15 bash -c "podman logs $c 2>/dev/null | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
+    if wait_until 15 bash -c "logs_of $c 2>/dev/null | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
         ok "[$label] logtail prints a line appended to the host's /var/log/x.log"
     else
-        bad "[$label] logtail prints a line appended to the host's /var/log/x.log" "$(podman logs --tail 5 "$c" 2>&1 | tr '\n' '|')"
+        bad "[$label] logtail prints a line appended to the host's /var/log/x.log" "$(logs_of "$c" 2>&1 | tail -n 5 | tr '\n' '|')"
     fi
 
     check_container "$label" "$c" "$h" "$st"
     withhold_and_reset "$label" "$c" "$h" "$w" || return
     # The device after the reset: the same host side, a new container.
-    label="device after the reset" c=$tag-device2
-    start_podman "$label" "$c" "$h" host "$dev_ns" || return
+    label="$engine device after the reset" c=$tag-device2
+    start_container "$label" "$c" "$h" host "$dev_ns" || return
     local last=$h/persist/zedctr/watchdog/last-boot.json
     if wait_until 20 jq -e '(.reason | test("stopped feeding.*vital")) and .previous_withholding != null' "$last"; then
         ok "[$label] the reason is recorded in the host's /persist (last-boot.json: $(jq -r .reason "$last"))"
@@ -733,9 +883,9 @@ run_device() {
 # cleans up. Returns 1 if the container could not be reset.
 withhold_and_reset() {
     local label=$1 c=$2 h=$3 w=$4 pid fed0 held=$h/persist/zedctr/watchdog/withholding.json
-    pid=$(status_json podman exec "$c" | jq -r '.services[] | select(.name == "vital") | .pid // empty')
+    pid=$(status_json in_container "$c" | jq -r '.services[] | select(.name == "vital") | .pid // empty')
     if [ -z "$pid" ]; then
-        bad "[$label] the critical test service vital is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | grep -E '^vital ' | tr -s ' ')"
+        bad "[$label] the critical test service vital is running" "$(in_container "$c" /usr/bin/supctl status 2>&1 | grep -E '^vital ' | tr -s ' ')"
         return 1
     fi
     # pid: host, so zedinit's pid of it is the host's.
@@ -753,8 +903,7 @@ withhold_and_reset() {
     else
         bad "[$label] while vital is failed the watchdog is not fed" "$fed0 -> $(stat -c %s "$w/fed") bytes"
     fi
-    podman kill -s KILL "$c" > /dev/null 2>&1
-    podman rm -f -t 0 "$c" > /dev/null 2>&1
+    kill_container "$c"
     check "[$label] the withholding record outlives the reset" test -s "$held"
     # A reset is a new boot; the kernel's boot_id can't change here, so the record is
     # made the previous boot's, as zedwatchdog's own tests do.
@@ -810,17 +959,31 @@ run_bundle() {
     [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || runc --root "$ZEDCTR_RUNC_ROOT" delete -f "$id" >/dev/null 2>&1
 }
 
-t_phase=$(date +%s%N)
-run_bare
-say "podman pid=new: $(ms_since "$t_phase") ms"
-t_phase=$(date +%s%N)
-run_device
-say "device (podman pid=host): $(ms_since "$t_phase") ms"
-if [ "${ZEDCTR_SMOKE_RUNC:-1}" != 0 ]; then
+for engine in podman containerd; do
+    if [ "$engine" = containerd ]; then
+        t_phase=$(date +%s%N)
+        if ctd_up > "$tmp/ctd-up.log" 2>&1; then
+            ok "a private containerd ($(ctd version 2>/dev/null | awk '/Version/ {print $2; exit}')) imported the image ($(ms_since "$t_phase") ms)"
+        else
+            bad "a private containerd imported the image" "$(tail -n 5 "$tmp/ctd-up.log" | tr '\n' '|')"
+            continue
+        fi
+    fi
     t_phase=$(date +%s%N)
-    run_bundle
-    say "runc bundle: $(ms_since "$t_phase") ms"
-fi
+    run_bare
+    drop_namespaces
+    say "$engine pid=new: $(ms_since "$t_phase") ms"
+    t_phase=$(date +%s%N)
+    run_device
+    drop_namespaces
+    say "$engine device (pid=host): $(ms_since "$t_phase") ms"
+    if [ "$engine" = podman ] && [ "${ZEDCTR_SMOKE_RUNC:-1}" != 0 ]; then
+        t_phase=$(date +%s%N)
+        run_bundle
+        drop_namespaces
+        say "runc bundle: $(ms_since "$t_phase") ms"
+    fi
+done
 
 say "total: $(ms_since "$t_start") ms"
 echo "$pass passed, $fail failed"

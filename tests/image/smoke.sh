@@ -1106,9 +1106,9 @@ run_services() {
     fi
 
     # Each stops on SIGTERM (ctr tasks kill), as linuxkit's shutdown asks. The init of a
-    # pid namespace ignores a signal it has no handler for (pid_namespaces(7)): cron has
-    # none for SIGTERM, so, as zedinit does, SIGKILL instead (under linuxkit it would
-    # wait for its stop timeout).
+    # pid namespace ignores a signal it neither catches nor blocks (pid_namespaces(7)):
+    # cron has no SIGTERM handler, so, as zedinit does, SIGKILL instead (under linuxkit
+    # it would wait for its stop timeout).
     local hpid how
     for name in "${longruns[@]}"; do
         t=$(date +%s%N)
@@ -1117,7 +1117,9 @@ run_services() {
         if [ -n "$hpid" ] && ! jq -e '.linux.namespaces | any(.type == "pid" and (.path // "") == "")' \
             "$w/specs/"*"-$name.json" > /dev/null 2>&1; then
             : # pid: host: not a namespace init
-        elif [ -n "$hpid" ] && [ $(( 0x$(awk '/^SigCgt:/ {print $2}' "/proc/$hpid/status") >> 14 & 1 )) = 0 ]; then
+        elif [ -n "$hpid" ] && [ $(( (0x$(awk '/^SigCgt:/ {print $2}' "/proc/$hpid/status") |
+            0x$(awk '/^SigBlk:/ {print $2}' "/proc/$hpid/status")) >> 14 & 1 )) = 0 ]; then
+            # Neither caught nor blocked (a signalfd reader blocks it): dropped.
             how="SIGKILL (PID 1 of its namespace, no SIGTERM handler)"
             ctd tasks kill -s SIGKILL "s-$name" > /dev/null 2>&1
         fi

@@ -90,6 +90,22 @@ if ! flock -n 9; then
     flock -w 600 9 || { echo "FAIL could not get $ZEDCTR_IMAGE_DIR/lock" >&2; exit 1; }
 fi
 
+# drop_cgroup DIR: every process in the cgroup DIR (and below) killed, then the
+# directories removed, deepest first.
+drop_cgroup() {
+    local f i
+    for f in $(find "$1" -name cgroup.procs 2>/dev/null); do
+        xargs -r kill -9 < "$f" 2>/dev/null
+    done
+    # A killed process leaves its cgroup when it is reaped, not at once.
+    for i in $(seq 50); do
+        [ -z "$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    find "$1" -depth -type d -exec rmdir {} + 2>/dev/null
+    return 0
+}
+
 # Holding the lock, anything left by an earlier run that was killed (SIGKILL, reboot)
 # is stale: remove its containers and temporary directories.
 podman ps -a --filter name=zedctr-smoke- --format '{{.Names}}' 2>/dev/null |
@@ -113,6 +129,19 @@ for d in "$ZEDCTR_IMAGE_DIR"/run.*; do
         awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
     fi
     grep -q " $d" /proc/self/mountinfo || rm -rf "$d"
+done
+# The containers of a killed run's containerd outlive its shims (pid: host has no
+# namespace to end them): whatever is left in the cgroups of a run whose pid is gone
+# (zedctr-smoke-PID...), then those cgroups and runc's state of its containers (the
+# shim's runc keeps it in /run/containerd/runc/default; every id names its run).
+for cg in $(find /sys/fs/cgroup -maxdepth 2 -type d -name 'zedctr-smoke-*' 2>/dev/null); do
+    p=${cg##*/zedctr-smoke-} p=${p%%-*}
+    kill -0 "$p" 2>/dev/null || drop_cgroup "$cg"
+done
+for st in /run/containerd/runc/default/zedctr-smoke-*; do
+    [ -d "$st" ] || continue
+    p=${st##*/zedctr-smoke-} p=${p%%-*}
+    kill -0 "$p" 2>/dev/null || runc --root /run/containerd/runc/default delete -f "${st##*/}" >/dev/null 2>&1
 done
 
 image=localhost/zedctr:smoke
@@ -315,8 +344,9 @@ remove_container() {
 # containerd's snapshotter (`ctr run --config` makes no snapshot of its own).
 ctd_up() {
     mkdir -p "$ctd_dir/rootfs"
+    # Without fd 9 (the tier's lock): its shims outlive it, and would hold the lock.
     containerd --root "$ctd_dir/root" --state "$ctd_dir/state" --address "$ctd_sock" \
-        --config /dev/null > "$ctd_dir/containerd.log" 2>&1 &
+        --config /dev/null > "$ctd_dir/containerd.log" 2>&1 9>&- &
     ctd_pid=$!
     echo "$ctd_pid" > "$ctd_dir/containerd.pid"
     wait_until 20 ctd version || { echo "containerd did not answer"; tail -n 5 "$ctd_dir/containerd.log"; return 1; }
@@ -345,6 +375,11 @@ ctd_down() {
     kill -9 "$ctd_pid" 2>/dev/null
     # The shims outlive containerd by design; ours are the ones given its socket.
     pgrep -f -- "-address $ctd_sock" | xargs -r kill -9 2>/dev/null
+    # This run's cgroups (runc removes each container's, not the parents).
+    local cg
+    for cg in $(find /sys/fs/cgroup -maxdepth 2 -type d -name "zedctr-smoke-$$*" 2>/dev/null); do
+        drop_cgroup "$cg"
+    done
     # Anything containerd's snapshotter left mounted.
     awk -v d="$ctd_dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
     ctd_pid=
@@ -1009,7 +1044,7 @@ run_services() {
     for entry in "${planned[@]}"; do
         read -r section name spec <<<"$entry"
         [ "$section" = onboot ] || continue
-        c=s-$name
+        c=$tag-svc-$name
         ctd_ids+=("$c")
         timeout 60 ctr -a "$ctd_sock" run --rm --config "$spec" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err"
         code=$?
@@ -1029,7 +1064,7 @@ run_services() {
     # What each container gets, read from inside one of exactly its spec.
     for entry in "${planned[@]}"; do
         read -r section name spec <<<"$entry"
-        c=p-$name
+        c=$tag-probe-$name
         jq --arg p "$svc_probe" '.process.args = ["/bin/sh", "-c", $p]' "$spec" > "$w/probe-$name.json"
         ctd_ids+=("$c")
         if ! timeout 30 ctr -a "$ctd_sock" run --rm --config "$w/probe-$name.json" "$c" < /dev/null > "$w/probe-$name.out" 2>&1; then
@@ -1049,17 +1084,17 @@ run_services() {
     for entry in "${planned[@]}"; do
         read -r section name spec <<<"$entry"
         [ "$section" = services ] || continue
-        c=s-$name
+        c=$tag-svc-$name
         ctd_ids+=("$c")
         ctr -a "$ctd_sock" run --rm --config "$spec" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err" &
         ctr_pids[$c]=$!
         longruns+=("$name")
     done
     for name in "${longruns[@]}"; do
-        if wait_until 10 svc_running "s-$name"; then
+        if wait_until 10 svc_running "$tag-svc-$name"; then
             ok "[$label] service $name is running in a container of its own"
         else
-            bad "[$label] service $name is running" "$(tail -n 3 "$tmp/run-s-$name.err" | tr '\n' '|')"
+            bad "[$label] service $name is running" "$(tail -n 3 "$tmp/run-$tag-svc-$name.err" | tr '\n' '|')"
         fi
     done
 
@@ -1068,7 +1103,7 @@ run_services() {
         ip -n "$cli_ns" -4 addr show eth0 | grep -q 'inet 10.88.0.7/24'; then
         ok "[$label] dnsmasq-render (its own container) serves bnzs: the client got 10.88.0.7"
     else
-        bad "[$label] dnsmasq-render serves bnzs: the client got 10.88.0.7" "$(tail -n 5 "$tmp/run-s-dnsmasq-render.err" | tr '\n' '|')"
+        bad "[$label] dnsmasq-render serves bnzs: the client got 10.88.0.7" "$(tail -n 5 "$tmp/run-$tag-svc-dnsmasq-render.err" | tr '\n' '|')"
     fi
     check "[$label] the image's dnsmasq (under dnsmasq-render) answers client1 with 10.88.0.7" \
         bash -c "ip netns exec $cli_ns busybox nslookup -type=a client1 10.88.0.1 | grep -q 'Address: 10.88.0.7'"
@@ -1081,20 +1116,20 @@ run_services() {
         [ "$(sha256sum < "$h/persist/downloads/$sha" | cut -d' ' -f1)" = "$sha" ]; then
         ok "[$label] the downloader (its own container) verified a .local download into the host's /persist"
     else
-        bad "[$label] the downloader verified a .local download" "status: $(tr '\n' ' ' < "$status" 2>&1) $(tail -n 3 "$tmp/run-s-downloader.err" | tr '\n' '|')"
+        bad "[$label] the downloader verified a .local download" "status: $(tr '\n' ' ' < "$status" 2>&1) $(tail -n 3 "$tmp/run-$tag-svc-downloader.err" | tr '\n' '|')"
     fi
     # logtail follows the host's log (its output is its container's stdout).
     printf 'x: appended for the exported logtail %s\n' "$$" >> "$h/log/x.log"
-    if wait_until 15 grep -qF "/var/log/x.log: x: appended for the exported logtail $$" "$tmp/run-s-logtail.out"; then
+    if wait_until 15 grep -qF "/var/log/x.log: x: appended for the exported logtail $$" "$tmp/run-$tag-svc-logtail.out"; then
         ok "[$label] logtail (its own container) follows the host's /var/log/x.log"
     else
-        bad "[$label] logtail follows the host's /var/log/x.log" "$(tail -n 3 "$tmp/run-s-logtail.out" "$tmp/run-s-logtail.err" | tr '\n' '|')"
+        bad "[$label] logtail follows the host's /var/log/x.log" "$(tail -n 3 "$tmp/run-$tag-svc-logtail.out" "$tmp/run-$tag-svc-logtail.err" | tr '\n' '|')"
     fi
     # sshd, with the keys sshd-keys made, lets the device's key in.
     if wait_until 20 ssh_device -i "$w/id_ed25519" root@10.88.0.1 true; then
         ok "[$label] sshd (its own container) lets the device's key in"
     else
-        bad "[$label] sshd lets the device's key in" "$(tail -n 3 "$tmp/run-s-sshd.err" | tr '\n' '|')"
+        bad "[$label] sshd lets the device's key in" "$(tail -n 3 "$tmp/run-$tag-svc-sshd.err" | tr '\n' '|')"
     fi
     # zedwatchdog --without-zedinit feeds (the test's FIFO for /dev/watchdog).
     local fed0
@@ -1102,7 +1137,7 @@ run_services() {
     if wait_until 15 fed_since "$w/fed" "$fed0"; then
         ok "[$label] zedwatchdog --without-zedinit (its own container) feeds /dev/watchdog"
     else
-        bad "[$label] zedwatchdog --without-zedinit feeds /dev/watchdog" "$(tail -n 3 "$tmp/run-s-zedwatchdog.err" | tr '\n' '|')"
+        bad "[$label] zedwatchdog --without-zedinit feeds /dev/watchdog" "$(tail -n 3 "$tmp/run-$tag-svc-zedwatchdog.err" | tr '\n' '|')"
     fi
 
     # Each stops on SIGTERM (ctr tasks kill), as linuxkit's shutdown asks. The init of a
@@ -1112,7 +1147,7 @@ run_services() {
     local hpid how
     for name in "${longruns[@]}"; do
         t=$(date +%s%N)
-        hpid=$(ctd tasks ls 2>/dev/null | awk -v id="s-$name" '$1 == id {print $2}')
+        hpid=$(ctd tasks ls 2>/dev/null | awk -v id="$tag-svc-$name" '$1 == id {print $2}')
         how=SIGTERM
         if [ -n "$hpid" ] && ! jq -e '.linux.namespaces | any(.type == "pid" and (.path // "") == "")' \
             "$w/specs/"*"-$name.json" > /dev/null 2>&1; then
@@ -1121,10 +1156,10 @@ run_services() {
             0x$(awk '/^SigBlk:/ {print $2}' "/proc/$hpid/status")) >> 14 & 1 )) = 0 ]; then
             # Neither caught nor blocked (a signalfd reader blocks it): dropped.
             how="SIGKILL (PID 1 of its namespace, no SIGTERM handler)"
-            ctd tasks kill -s SIGKILL "s-$name" > /dev/null 2>&1
+            ctd tasks kill -s SIGKILL "$tag-svc-$name" > /dev/null 2>&1
         fi
-        stop_engine "s-$name"
-        if ! svc_running "s-$name" && [ "$(ms_since "$t")" -lt 20000 ]; then
+        stop_engine "$tag-svc-$name"
+        if ! svc_running "$tag-svc-$name" && [ "$(ms_since "$t")" -lt 20000 ]; then
             ok "[$label] service $name stopped on $how (exit $stop_code, $(ms_since "$t") ms)"
         else
             bad "[$label] service $name stopped on $how within 20 s" "exit $stop_code"

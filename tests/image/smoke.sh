@@ -42,6 +42,13 @@
 #     the run's directory; never the host's): the image imported with `ctr images
 #     import`, each container run with `ctr run --config` from an OCI spec made of
 #     build.yml (buildyml2oci.py), its root the imported image (`ctr images mount`)
+#   7 each service of `supctl export linuxkit` (the image's definitions) as a container
+#     of its own under that containerd (export2oci.py): the onboot oneshots in order,
+#     then the services; a probe of each entry's exact spec compared with the entry
+#     (CapEff, CapBnd, NoNewPrivs, uid/gid, pid/net/mount namespaces, mounts); then
+#     tcp-offload, zedctr-dirs and sshd-keys' work, dnsmasq-render --supervise serving
+#     the bridge, a verified download, logtail following a log, an ssh login,
+#     zedwatchdog --without-zedinit feeding, and each service stopping
 # Every bind source is remapped into a temporary host directory (never the real /run,
 # /var/log, /persist); nothing listens on this machine's own network (each container's
 # `net: host` is a namespace of the test's). Every check prints "ok" or "FAIL"; the last

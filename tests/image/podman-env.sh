@@ -133,6 +133,10 @@ zedctr_base_image() {
 zedctr_builder_image() {
     podman image exists "$ZEDCTR_BUILDER_IMAGE" && return 0
     local toolchain=${ZEDCTR_RUST_TOOLCHAIN:-${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$ZEDCTR_RUST_VERSION-x86_64-unknown-linux-gnu}
+    # Else the rustc on PATH (under sudo, HOME is root's): its sysroot is the toolchain.
+    if [ ! -x "$toolchain/bin/cargo" ] && [ -z "${ZEDCTR_RUST_TOOLCHAIN:-}" ] && command -v rustc >/dev/null; then
+        toolchain=$(rustc --print sysroot 2>/dev/null)
+    fi
     toolchain=$(realpath "$toolchain" 2>/dev/null) || true
     if [ ! -x "$toolchain/bin/cargo" ] || ! "$toolchain/bin/rustc" --version | grep -q "^rustc $ZEDCTR_RUST_VERSION "; then
         echo "zedctr image: no Rust $ZEDCTR_RUST_VERSION toolchain at ${toolchain:-?} (set ZEDCTR_RUST_TOOLCHAIN; scripts/toolchain links it)" >&2

@@ -214,23 +214,35 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logtail", default=os.path.join(ROOT, "target/release/logtail"))
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--scenarios", default="rotate,copytrunc,flood,idle",
+                        help="comma-separated subset of rotate,copytrunc,flood,idle")
+    parser.add_argument("--contenders", default=None,
+                        help="comma-separated subset of: logtail, gnu, busybox")
     args = parser.parse_args()
+    scenarios = [x for x in args.scenarios.split(",") if x]
     if not args.no_build:
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "logtail"], cwd=ROOT, check=True)
     peers = contenders(args.logtail)
+    if args.contenders:
+        short = {"logtail": "logtail", "gnu": "tail -F (GNU)", "busybox": "busybox tail -F"}
+        wanted = [short[c] for c in args.contenders.split(",") if c]
+        peers = {name: peers[name] for name in wanted}
     results = {(name, s): [] for name in peers for s in ("rotate", "copytrunc", "flood", "idle")}
+    load0 = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in range(args.rounds):
         order = list(peers.items())
         if r % 2:
             order.reverse()
-        for scenario in ("rotate", "copytrunc", "flood", "idle"):
+        for scenario in scenarios:
             for name, argv_of in order:
                 result = run_one(name, argv_of, scenario)
                 results[(name, scenario)].append(result)
                 print(f"round {r + 1}/{args.rounds} {scenario:9} {name:16} {result}", file=sys.stderr)
-    med = statistics.median
-    print(f"Run: {started}, `bench/logtail.py --rounds {args.rounds}`; "
+    def med(values):
+        return statistics.median(values) if values else float("nan")
+    print(f"Run: {started}, `bench/logtail.py {' '.join(sys.argv[1:])}`; "
+          f"load average {load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
           f"{subprocess.run(['tail', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
           f"{subprocess.run(['busybox'], capture_output=True, text=True).stdout.splitlines()[0]}\n")
     print("Medians over the rounds (lost / printed twice: of the numbered lines written).\n")
@@ -245,6 +257,11 @@ def main():
               f"| {med([x['lost'] for x in cop]):.0f} / {med([x['twice'] for x in cop]):.0f} "
               f"| {med([x['wall'] for x in flo]):.2f} | {med([x['cpu'] for x in flo]):.2f} "
               f"| {med([x['wakeups'] for x in idl]):.0f} |")
+    print("\nEvery round (lost across rotations; flood CPU s):\n")
+    for name in peers:
+        print(f"- {name}: rename " + ", ".join(f"{x['lost']}" for x in results[(name, "rotate")])
+              + "; copy-truncate " + ", ".join(f"{x['lost']}" for x in results[(name, "copytrunc")])
+              + "; flood CPU " + ", ".join(f"{x['cpu']:.2f}" for x in results[(name, "flood")]))
 
 
 if __name__ == "__main__":

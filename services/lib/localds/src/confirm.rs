@@ -129,9 +129,9 @@ mod tests {
             "bridge = \"bn1\"\nipv4 = \"10.1.0.1/24\"\n\
              hosts = [{ name = \"dsapp\", ip = \"10.1.0.5\" }]\n",
         );
-        let leases = leases("0 02:00:00:00:00:01 10.1.0.5 dsapp *\n");
+        let named = leases("0 02:00:00:00:00:01 10.1.0.5 dsapp *\n");
         assert_eq!(
-            confirmation(&net, &leases, 100, ip(5), "dsapp.local"),
+            confirmation(&net, &named, 100, ip(5), "dsapp.local"),
             Some(Confirmed::Lease)
         );
         let other = leases("0 02:00:00:00:00:01 10.1.0.5 someone *\n");

@@ -138,22 +138,20 @@ fn plain_lines<'a>(
     if unusual {
         return (0, data);
     }
-    let mut lines = 0;
-    let mut start = 0;
+    let lines = memchr::memchr_iter(b'\n', block).count();
     let before = out.len();
-    let prefix = label.len() + 2;
+    out.reserve(block.len() + lines * (label.len() + 2));
+    let mut start = 0;
     for end in memchr::memchr_iter(b'\n', block) {
         if end - start > max_line {
             // Pieces are marked: the per-line path does that. Undo, let it print all.
             out.truncate(before);
             return (0, data);
         }
-        out.reserve(prefix + end + 1 - start);
         out.extend_from_slice(label.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(&block[start..=end]);
         start = end + 1;
-        lines += 1;
     }
     (lines, rest)
 }

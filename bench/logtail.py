@@ -39,13 +39,18 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def contenders(logtail):
-    return {
+def contenders(logtail, baseline=None):
+    peers = {
         "logtail": lambda d: [logtail, f"{d}/*.log", "--state", f"{d}/.state.json",
                               "--grace", "1s", "--lines", "0"],
         "tail -F (GNU)": lambda d: ["tail", "-n", "0", "-F", f"{d}/app.log"],
         "busybox tail -F": lambda d: ["busybox", "tail", "-n", "0", "-F", f"{d}/app.log"],
     }
+    if baseline:
+        peers["logtail (baseline)"] = lambda d: [baseline, f"{d}/*.log", "--state",
+                                                 f"{d}/.state.json", "--grace", "1s",
+                                                 "--lines", "0"]
+    return peers
 
 
 class Follower:
@@ -235,6 +240,8 @@ def main():
                         help="comma-separated subset of rotate,copytrunc,flood,idle")
     parser.add_argument("--contenders", default=None,
                         help="comma-separated subset of: logtail, gnu, busybox")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="another logtail build as one more contender (before/after)")
     parser.add_argument("--short-path", action="store_true",
                         help="follow /tmp/ltNNNN/app.log: logtail's label (the path) as long "
                              "as a device's /var/log/NAME.log, instead of a 41-character one")
@@ -244,9 +251,10 @@ def main():
     scenarios = [x for x in args.scenarios.split(",") if x]
     if not args.no_build:
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "logtail"], cwd=ROOT, check=True)
-    peers = contenders(args.logtail)
+    peers = contenders(args.logtail, args.baseline)
     if args.contenders:
-        short = {"logtail": "logtail", "gnu": "tail -F (GNU)", "busybox": "busybox tail -F"}
+        short = {"logtail": "logtail", "gnu": "tail -F (GNU)", "busybox": "busybox tail -F",
+                 "baseline": "logtail (baseline)"}
         wanted = [short[c] for c in args.contenders.split(",") if c]
         peers = {name: peers[name] for name in wanted}
     results = {(name, s): [] for name in peers for s in ("rotate", "copytrunc", "flood", "idle")}

@@ -25,7 +25,8 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(4);
 /// at once (RFC 6762 §6: a unique record; avahi in well under 1 ms), so the window only
 /// has to cover the other bridge's answer being late on a loaded machine: measured with
 /// the same app name on two bridges (BENCHMARKS.md, "`.local` on several bridges"), the
-/// second answer came within a few ms of the first, 16 ms at worst with both CPUs busy.
+/// second answer came 0.01 ms after the first (median), 0.8 ms (p90) and 7.8 ms at worst
+/// in 30 lookups with both CPUs saturated; 50 ms is six times that worst case.
 pub const DEFAULT_SETTLE: Duration = Duration::from_millis(50);
 
 /// A host ending in `.local` (any case, trailing dot or not) is a local datastore.

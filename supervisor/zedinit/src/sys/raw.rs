@@ -121,9 +121,10 @@ mod tests {
 
     #[test]
     fn results_and_errors_come_back_as_the_kernel_gives_them() {
-        // SAFETY: getpid takes no arguments; close of an fd that cannot be open.
+        // SAFETY: getpid takes no arguments.
         let pid = unsafe { call(libc::SYS_getpid, &[]) };
         assert_eq!(pid, Ok(std::process::id() as usize));
+        // SAFETY: close of an fd number that cannot be open.
         let closed = unsafe { call(libc::SYS_close, &[1_000_000]) };
         assert_eq!(closed, Err(libc::EBADF));
     }

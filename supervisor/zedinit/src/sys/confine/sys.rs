@@ -302,6 +302,8 @@ impl Sys for LinuxSys {
 
     fn setrlimit(&self, resource: c_int, limit: &libc::rlimit) -> SysResult<()> {
         // prlimit64 on the caller (pid 0), with `struct rlimit64` (two u64) built here.
+        // `rlim_t` is u64 on 64-bit targets only: the casts are for the others.
+        #[allow(clippy::unnecessary_cast)]
         let limit64 = [limit.rlim_cur as u64, limit.rlim_max as u64];
         // SAFETY: reads the two limits borrowed for the call; no old limits written.
         check(unsafe {

@@ -241,7 +241,7 @@ fn exec_failures_and_failed_steps_are_still_reported() {
     lab.write_service(
         "nocwd",
         &format!(
-            "command = [\"{TESTKIT}\", \"sleep\"]\n{never}[run]\nuid = 65534\nbinds = [\"{b}:{b}:ro\"]\ncwd = \"/nonexistent\"\n",
+            "command = [\"{TESTKIT}\", \"exit\", \"0\"]\n{never}[run]\nuid = 65534\nbinds = [\"{b}:{b}:ro\"]\ncwd = \"/no-such-directory-here\"\n",
             b = bin_dir()
         ),
     );
@@ -257,9 +257,14 @@ fn exec_failures_and_failed_steps_are_still_reported() {
         ("noexec", "Permission denied"),
         ("nocwd", "step \"cwd\": No such file or directory"),
     ] {
-        wait_until(&format!("{name}'s failure says {says:?}"), || {
-            note_of(name).contains(says)
-        });
+        wait_until(
+            &format!(
+                "{name}'s failure says {says:?} (status: {:?}; log: {})",
+                lab.status().service(name),
+                lab.log_tail()
+            ),
+            || note_of(name).contains(says),
+        );
     }
 }
 

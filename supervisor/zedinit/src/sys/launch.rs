@@ -473,6 +473,7 @@ impl Stack {
     }
 
     /// The usable part: lowest address and size (clone3's `stack`, `stack_size`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn usable(&self) -> (u64, u64) {
         (self.base as u64 + GUARD_SIZE as u64, STACK_SIZE as u64)
     }
@@ -497,6 +498,9 @@ unsafe fn clone_child(
     launch: NonNull<Launch>,
     stack: Option<&Stack>,
 ) -> Result<i32, i32> {
+    // Only a CLONE_VM child (x86_64) starts from the Launch itself.
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = launch;
     match stack {
         #[cfg(target_arch = "x86_64")]
         Some(stack) => {

@@ -80,7 +80,10 @@ ZC_HELPER = os.path.join(HERE, "local_resolve_zc.py")
 VENV = os.environ.get("LOCAL_RESOLVE_VENV", "/var/tmp/zedctr-bench-zeroconf")
 VENV_PY = os.path.join(VENV, "bin", "python")
 CLONE_NEWNET = 0x40000000
-METHODS = ["localds", "localds-aq", "zc-browse", "zc-host", "avahi-resolve"]
+METHODS = ["localds", "localds-aq", "zc-browse", "zc-host", "avahi-resolve",
+           "localds-2br", "localds-2br-hosts", "localds-twins"]
+# Need the several-bridges lab (made only when one of them is asked for).
+BRIDGES_METHODS = ("localds-2br", "localds-2br-hosts", "localds-twins")
 TIMEOUT_MS = 4000
 
 
@@ -129,11 +132,19 @@ class Lab:
     def __init__(self, work):
         self.work = work
         tag = f"{os.getpid() % 10000}{random.randint(0, 99):02d}"
+        self.tag = tag
         self.dev, self.app = f"lr{tag}d", f"lr{tag}a"
         self.bridge, self.veth = f"lr{tag}b", f"lr{tag}v"
         self.host = f"lrapp{tag}"
         x = random.randint(1, 254)
+        self.x = x
         self.bridge_ip, self.app_ip = f"10.217.{x}.1", f"10.217.{x}.5"
+        # Several bridges (--bridges): an empty one, listed first, and one with a twin app
+        # of the same name (for the spread between two bridges' answers).
+        self.empty_bridge, self.empty_ip = f"lr{tag}e", f"10.218.{x}.1"
+        self.twin, self.twin_bridge, self.twin_veth = f"lr{tag}t", f"lr{tag}c", f"lr{tag}w"
+        self.twin_bridge_ip, self.twin_ip = f"10.219.{x}.1", f"10.219.{x}.5"
+        self.instance_dirs = {}
         self.made = []  # namespaces to delete
         self.procs = []  # Popen objects to kill
         self.device_avahi = None
@@ -158,11 +169,49 @@ class Lab:
            f"ip -n {self.app} addr add {self.app_ip}/24 dev eth0")
         os.makedirs(self.instances)
         with open(os.path.join(self.instances, "0-net.toml"), "w") as f:
-            f.write(f'bridge = "{self.bridge}"\nipv4 = "{self.bridge_ip}/24"\n'
-                    f'lease-file = "{os.path.join(self.work, self.bridge + ".leases")}"\n')
+            f.write(self.instance(self.bridge, self.bridge_ip))
 
-    def start_app_avahi(self):
-        d = os.path.join(self.work, "app")
+    def instance(self, bridge, ip, extra=""):
+        return (f'bridge = "{bridge}"\nipv4 = "{ip}/24"\n'
+                f'lease-file = "{os.path.join(self.work, bridge + ".leases")}"\n{extra}')
+
+    def up_bridges(self):
+        """The several-bridges lab: an empty bridge, and a twin app on a third."""
+        sh(f"ip -n {self.dev} link add {self.empty_bridge} type bridge stp_state 0 && "
+           f"ip -n {self.dev} addr add {self.empty_ip}/24 dev {self.empty_bridge} && "
+           f"ip -n {self.dev} link set {self.empty_bridge} up && "
+           f"ip -n {self.dev} link add {self.twin_bridge} type bridge stp_state 0 && "
+           f"ip -n {self.dev} addr add {self.twin_bridge_ip}/24 dev {self.twin_bridge} && "
+           f"ip -n {self.dev} link set {self.twin_bridge} up")
+        sh(f"ip netns add {self.twin}")
+        self.made.append(self.twin)
+        sh(f"ip -n {self.twin} link set lo up && "
+           f"ip -n {self.dev} link add {self.twin_veth} type veth peer name eth0 netns {self.twin} && "
+           f"ip -n {self.dev} link set {self.twin_veth} master {self.twin_bridge} up && "
+           f"ip -n {self.twin} link set eth0 multicast on up && "
+           f"ip -n {self.twin} addr add {self.twin_ip}/24 dev eth0")
+        app = self.instance(self.bridge, self.bridge_ip)
+        hosts = f'hosts = [{{ name = "{self.host}", ip = "{self.app_ip}" }}]\n'
+        layouts = {
+            # The issue's case: the app (static address, no lease) on the second of two.
+            "two": [self.instance(self.empty_bridge, self.empty_ip), app],
+            # The same with a `hosts` entry for the app in its network instance.
+            "two-hosts": [self.instance(self.empty_bridge, self.empty_ip),
+                          self.instance(self.bridge, self.bridge_ip, hosts)],
+            # The same name on two bridges: how far apart the two answers come.
+            "twins": [app, self.instance(self.twin_bridge, self.twin_bridge_ip)],
+        }
+        for name, files in layouts.items():
+            d = os.path.join(self.work, f"instances-{name}")
+            os.makedirs(d)
+            for i, text in enumerate(files):
+                with open(os.path.join(d, f"{i}-net.toml"), "w") as f:
+                    f.write(text)
+            self.instance_dirs[name] = d
+
+    def start_app_avahi(self, ns=None, name="app"):
+        ns = ns or self.app
+        d = os.path.join(self.work, name)
         os.makedirs(os.path.join(d, "services"))
         conf = os.path.join(d, "avahi-daemon.conf")
         with open(conf, "w") as f:
@@ -175,14 +224,14 @@ class Lab:
         self.app_log = os.path.join(d, "avahi.log")
         logf = open(self.app_log, "w")
         p = subprocess.Popen(
-            ["ip", "netns", "exec", self.app, "unshare", "--mount", "--propagation", "private",
+            ["ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
              "sh", "-ec",
              f"mount -t tmpfs -o mode=0755 lab-run /run; "
              f"mount --bind {d}/services /etc/avahi/services; "
              f"exec avahi-daemon --file={conf} --no-rlimits"],
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         self.procs.append(p)
-        return wait_for_text(self.app_log, "Server startup complete", 20, "app avahi")
+        return wait_for_text(self.app_log, "Server startup complete", 20, f"{name} avahi")
 
     def start_dbus(self):
         d = os.path.join(self.work, "dbus")
@@ -337,12 +386,16 @@ class Bench:
         self.exits = {m: [] for m in METHODS}  # ms to exit
         self.fails = {m: [] for m in METHODS}
         self.extra = {}  # name -> list of ms
+        self.counts = {}  # name -> occurrences
         self.resolved_by = {}
         self.strace_events = {}
         self.errlog = open(os.path.join(work, "clients.stderr"), "ab")
 
     def add(self, key, v):
         self.extra.setdefault(key, []).append(v)
+
+    def add_count(self, key):
+        self.counts[key] = self.counts.get(key, 0) + 1
 
     def argv(self, m):
         lab = self.lab
@@ -351,6 +404,16 @@ class Bench:
             return [LOCALDS, "resolve", host, "--instances", lab.instances]
         if m == "localds-aq":
             return [LOCALDS, "resolve", host, "--instances", lab.instances, "--methods", "a-query"]
+        if m == "localds-2br":
+            return [LOCALDS, "resolve", host, "--instances", lab.instance_dirs["two"],
+                    "--settle", f"{self.args.settle_ms}ms"]
+        if m == "localds-2br-hosts":
+            return [LOCALDS, "resolve", host, "--instances", lab.instance_dirs["two-hosts"],
+                    "--settle", f"{self.args.settle_ms}ms"]
+        if m == "localds-twins":
+            # A window long enough for both answers: what is measured is their spread.
+            return [LOCALDS, "resolve", host, "--instances", lab.instance_dirs["twins"],
+                    "--methods", "a-query", "--settle", "1s"]
         if m == "zc-browse":
             return [VENV_PY, ZC_HELPER, "browse", host, lab.bridge_ip, str(TIMEOUT_MS)]
         if m == "zc-host":
@@ -379,7 +442,18 @@ class Bench:
             if m.startswith("localds"):
                 j = json.loads(line)
                 ip = j["candidates"][0]["ip"]
-                self.add(f"{m}: its own elapsed_ms (whole ms, truncated)", float(j["elapsed_ms"]))
+                self.add(f"{m}: its own elapsed (µs → ms)", j["elapsed_us"] / 1000)
+                self.resolved_by.setdefault(m + " taken", {}).setdefault(j["taken"], 0)
+                self.resolved_by[m + " taken"][j["taken"]] += 1
+                if m == "localds-twins":
+                    at = sorted(c["answered_us"] for c in j["candidates"])
+                    if len(at) == 2:
+                        self.add("localds-twins: first answer (µs after resolve() began → ms)",
+                                 at[0] / 1000)
+                        self.add("localds-twins: second bridge's answer after the first, ms",
+                                 (at[1] - at[0]) / 1000)
+                    else:
+                        self.add_count("localds-twins: only one bridge answered within 1 s")
                 self.resolved_by.setdefault(m, {}).setdefault(j["resolved_by"], 0)
                 self.resolved_by[m][j["resolved_by"]] += 1
             elif m.startswith("zc-"):
@@ -534,6 +608,9 @@ LABELS = {
     "zc-browse": "python-zeroconf `_workstation._tcp` browse → IPv4",
     "zc-host": "python-zeroconf `AddressResolverIPv4(host).request()`",
     "avahi-resolve": "`avahi-resolve -4 -n` (D-Bus → device avahi-daemon, cold cache)",
+    "localds-2br": "two bridges, app (static address, no lease) on the second: `localds resolve`",
+    "localds-2br-hosts": "the same, a `hosts` entry for the app in its network instance",
+    "localds-twins": "the same name on two bridges, `--methods a-query --settle 1s`",
 }
 
 
@@ -572,6 +649,9 @@ def report(bench, methods, args, meta):
     L.append(f"Run: {meta['when']}, `{meta['cmd']}` ({meta['mode']}, {meta['secs']:.0f} s)  ")
     L.append(f"Machine: {meta['machine']}  ")
     L.append(f"Versions: {meta['versions']}  ")
+    L.append(f"Load average {meta['load'][0]:.1f} at the start of the rounds, "
+             f"{meta['load'][1]:.1f} at the end; {meta['hog']} busy-looping processes "
+             f"added (--hog)  ")
     L.append(f"CPU busy in the second before the run: {meta['busy']:.0f} %; during the rounds "
              f"{meta['during'][0]:.0f} %, of which this bench and its clients "
              f"{meta['during'][1]:.0f} % (other work on the machine adds noise)  ")
@@ -615,14 +695,26 @@ def report(bench, methods, args, meta):
                 L.append(row(label, bench.strace_events[key]))
         L.append("")
     for m, counts in bench.resolved_by.items():
-        L.append(f"- {m}: resolved_by " + ", ".join(f"{k} ×{v}" for k, v in counts.items()))
+        what = "resolved_by"
+        if m.endswith(" taken"):
+            m, what = m[:-len(" taken")], "taken (why then)"
+        L.append(f"- {m}: {what} " + ", ".join(f"{k} ×{v}" for k, v in counts.items()))
     for m in methods:
         for f in bench.fails[m][:5]:
             L.append(f"- {m} failure: {f}")
+    for k, n in bench.counts.items():
+        L.append(f"- {k}: {n}")
     if "localds" in methods and bench.samples["localds"]:
         p50 = statistics.median(bench.samples["localds"])
         L.append(f"- target p50 ≤ 5 ms for `localds resolve` (default methods): "
                  f"{p50:.2f} ms, {'met' if p50 <= 5 else 'MISSED'}")
+        for m in ("localds-2br", "localds-2br-hosts"):
+            if m in methods and bench.samples[m]:
+                two = statistics.median(bench.samples[m])
+                limit = 2 * p50 + args.settle_ms
+                L.append(f"- target p50 ≤ 2 × one bridge + the window ({2 * p50:.2f} + "
+                         f"{args.settle_ms} ms = {limit:.1f} ms) for {m}: {two:.2f} ms, "
+                         f"{'met' if two <= limit else 'MISSED'}")
     return "\n".join(L) + "\n"
 
 
@@ -643,6 +735,10 @@ def main():
                     help="after the rounds, N runs of localds under strace -f -ttt "
                          "(timeline of its syscalls in the report; traces kept with --keep)")
     ap.add_argument("--no-build", action="store_true", help="use target/release/localds as is")
+    ap.add_argument("--settle-ms", type=int, default=50,
+                    help="localds --settle for the two-bridge methods (default 50, localds's)")
+    ap.add_argument("--hog", type=int, default=0, metavar="N",
+                    help="N busy-looping processes during the rounds (a loaded machine)")
     ap.add_argument("--out", help="also write the markdown report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = ap.parse_args()
@@ -677,6 +773,9 @@ def main():
         lab.up()
         if "avahi-resolve" in methods:
             lab.start_dbus()
+        if any(m in BRIDGES_METHODS for m in methods):
+            lab.up_bridges()
+            lab.start_app_avahi(ns=lab.twin, name="twin")
         t_app = lab.start_app_avahi()
         log(f"lab up: {lab.dev} (bridge {lab.bridge} {lab.bridge_ip}), {lab.app} "
             f"({lab.app_ip}, avahi {lab.host}); settling {args.settle} s")
@@ -684,9 +783,16 @@ def main():
         time.sleep(max(0.0, args.settle - (time.monotonic() - t_app)))
         settled = time.monotonic() - t_app
         bench = Bench(lab, args, work)
+        hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"], start_new_session=True)
+                for _ in range(args.hog)]
+        lab.procs.extend(hogs)
+        load0 = os.getloadavg()[0]
         stat0, own0, w0 = cpu_ticks(), os.times(), time.monotonic()
         bench.run(methods, args.rounds)
         stat1, own1, w1 = cpu_ticks(), os.times(), time.monotonic()
+        for h in hogs:
+            kill(h)
+            lab.procs.remove(h)
         hz = os.sysconf("SC_CLK_TCK")
         total_cpu_s = (stat1[0] - stat0[0]) / hz
         busy_s = total_cpu_s - (stat1[1] - stat0[1]) / hz
@@ -699,6 +805,7 @@ def main():
             "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
                        f"Linux {platform.release()}",
             "versions": versions(zc_version), "busy": busy, "settled": settled,
+            "load": (load0, os.getloadavg()[0]), "hog": args.hog,
             "during": (100 * busy_s / total_cpu_s if total_cpu_s else 0.0,
                        100 * min(own_s, busy_s) / total_cpu_s if total_cpu_s else 0.0),
         }

@@ -17,6 +17,12 @@ scenario the same writer runs against it:
            until the contender has printed the last one, and its CPU time.
   idle     after start-up, 5 s with nothing written: wake-ups (context switches).
 
+logtail labels every line with the file's path (`/tmp/zedctr-logtail-bench.XXXXXXXX/app.log: `,
+43 bytes before each 55-byte line); `--short-path` follows `/tmp/ltNNNN/app.log` instead,
+a label as long as a device's `/var/log/xen.log: `. The reader is this script (Python,
+8 KiB reads): a follower that is ahead of it is woken once per read, so its CPU in the
+flood grows with the bytes it prints. CPU is read from /proc/PID/task/*/schedstat (ns).
+
 Every contender prints to a pipe read by this script. Run: bench/logtail.py [--rounds N]
 """
 
@@ -33,13 +39,18 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def contenders(logtail):
-    return {
+def contenders(logtail, baseline=None):
+    peers = {
         "logtail": lambda d: [logtail, f"{d}/*.log", "--state", f"{d}/.state.json",
                               "--grace", "1s", "--lines", "0"],
         "tail -F (GNU)": lambda d: ["tail", "-n", "0", "-F", f"{d}/app.log"],
         "busybox tail -F": lambda d: ["busybox", "tail", "-n", "0", "-F", f"{d}/app.log"],
     }
+    if baseline:
+        peers["logtail (baseline)"] = lambda d: [baseline, f"{d}/*.log", "--state",
+                                                 f"{d}/.state.json", "--grace", "1s",
+                                                 "--lines", "0"]
+    return peers
 
 
 class Follower:
@@ -72,10 +83,13 @@ class Follower:
             return len(self.seen)
 
     def cpu_s(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        tick = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / tick
+        """CPU time of all its threads, from schedstat (ns; /proc/PID/stat counts in
+        clock ticks, 10 ms here: too coarse for 0.1 s figures)."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with open(f"/proc/{self.proc.pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
 
     def switches(self):
         total = 0
@@ -184,8 +198,16 @@ def lost_and_twice(follower, expected):
     return lost, len(seen) - len(distinct)
 
 
+SHORT_PATH = False  # --short-path
+
+
 def run_one(name, argv_of, scenario):
-    d = tempfile.mkdtemp(prefix="zedctr-logtail-bench.")
+    if SHORT_PATH:
+        # A label as long as a device's (`/var/log/xen.log: `): `/tmp/ltNNNN/app.log: `.
+        d = f"/tmp/lt{os.getpid() % 10000:04d}"
+        os.mkdir(d)
+    else:
+        d = tempfile.mkdtemp(prefix="zedctr-logtail-bench.")
     try:
         open(os.path.join(d, "app.log"), "w").close()
         follower = Follower(argv_of(d))
@@ -214,23 +236,43 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--logtail", default=os.path.join(ROOT, "target/release/logtail"))
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--scenarios", default="rotate,copytrunc,flood,idle",
+                        help="comma-separated subset of rotate,copytrunc,flood,idle")
+    parser.add_argument("--contenders", default=None,
+                        help="comma-separated subset of: logtail, gnu, busybox")
+    parser.add_argument("--baseline", metavar="PATH",
+                        help="another logtail build as one more contender (before/after)")
+    parser.add_argument("--short-path", action="store_true",
+                        help="follow /tmp/ltNNNN/app.log: logtail's label (the path) as long "
+                             "as a device's /var/log/NAME.log, instead of a 41-character one")
     args = parser.parse_args()
+    global SHORT_PATH
+    SHORT_PATH = args.short_path
+    scenarios = [x for x in args.scenarios.split(",") if x]
     if not args.no_build:
         subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "logtail"], cwd=ROOT, check=True)
-    peers = contenders(args.logtail)
+    peers = contenders(args.logtail, args.baseline)
+    if args.contenders:
+        short = {"logtail": "logtail", "gnu": "tail -F (GNU)", "busybox": "busybox tail -F",
+                 "baseline": "logtail (baseline)"}
+        wanted = [short[c] for c in args.contenders.split(",") if c]
+        peers = {name: peers[name] for name in wanted}
     results = {(name, s): [] for name in peers for s in ("rotate", "copytrunc", "flood", "idle")}
+    load0 = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for r in range(args.rounds):
         order = list(peers.items())
         if r % 2:
             order.reverse()
-        for scenario in ("rotate", "copytrunc", "flood", "idle"):
+        for scenario in scenarios:
             for name, argv_of in order:
                 result = run_one(name, argv_of, scenario)
                 results[(name, scenario)].append(result)
                 print(f"round {r + 1}/{args.rounds} {scenario:9} {name:16} {result}", file=sys.stderr)
-    med = statistics.median
-    print(f"Run: {started}, `bench/logtail.py --rounds {args.rounds}`; "
+    def med(values):
+        return statistics.median(values) if values else float("nan")
+    print(f"Run: {started}, `bench/logtail.py {' '.join(sys.argv[1:])}`; "
+          f"load average {load0[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; "
           f"{subprocess.run(['tail', '--version'], capture_output=True, text=True).stdout.splitlines()[0]}, "
           f"{subprocess.run(['busybox'], capture_output=True, text=True).stdout.splitlines()[0]}\n")
     print("Medians over the rounds (lost / printed twice: of the numbered lines written).\n")
@@ -245,6 +287,11 @@ def main():
               f"| {med([x['lost'] for x in cop]):.0f} / {med([x['twice'] for x in cop]):.0f} "
               f"| {med([x['wall'] for x in flo]):.2f} | {med([x['cpu'] for x in flo]):.2f} "
               f"| {med([x['wakeups'] for x in idl]):.0f} |")
+    print("\nEvery round (lost across rotations; flood CPU s):\n")
+    for name in peers:
+        print(f"- {name}: rename " + ", ".join(f"{x['lost']}" for x in results[(name, "rotate")])
+              + "; copy-truncate " + ", ".join(f"{x['lost']}" for x in results[(name, "copytrunc")])
+              + "; flood CPU " + ", ".join(f"{x['cpu']:.2f}" for x in results[(name, "flood")]))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ or plain runc, so build.yml's settings have to be turned into their flags:
   buildyml2oci.py build.yml --oci bundle/config.json [same options]
       -> patches an OCI runtime config (from umoci unpack) in place, the way
          linuxkit's pkg/moby ConfigToOCI does
+  buildyml2oci.py build.yml --oci spec.json --image-config INSPECT.json --rootfs DIR ...
+      -> the same on a spec of containerd's (`ctr oci spec`), for `ctr run --config`:
+         the process (entrypoint, cmd, env, working directory) is the image's
+         (`podman image inspect` output), the root the image as containerd mounted it
   buildyml2oci.py build.yml --caps [--drop-missing-caps]
       -> the capabilities the container will get, one per line (for the CapEff check)
 
@@ -27,6 +31,11 @@ lacks (/dev/watchdog here) is still allowed, not refused.
 --netns PATH        the network namespace that stands for the host's (`net: host`): the
                     test's device namespace, so nothing the image's services listen on
                     (sshd's port 22, dnsmasq) reaches this machine's own network.
+--rootfs DIR        the container's root (absolute): `ctr run --config` makes no
+                    snapshot, so the test mounts the imported image itself.
+--image-config FILE the image's process, from `podman image inspect` (a spec that is not
+                    umoci's has none of it).
+--cgroups-path P    linux.cgroupsPath (each container of a run in a group of its own).
 
 Semantics follow linuxkit: net/ipc/uts default to the host's, pid defaults to new, always
 a new mount and cgroup namespace; binds default to "rw,rbind,rshared"; `capabilities:
@@ -162,11 +171,26 @@ def podman_args(c, caps, binds, pid, netns):
     return out
 
 
-def patch_oci(path, c, caps, binds, pid, netns):
+def image_process(p, inspect_file):
+    """The image's own process, as containerd's WithImageConfig would set it."""
+    with open(inspect_file) as f:
+        doc = json.load(f)
+    cfg = (doc[0] if isinstance(doc, list) else doc).get("Config") or {}
+    args = (cfg.get("Entrypoint") or []) + (cfg.get("Cmd") or [])
+    if not args:
+        die(f"{inspect_file}: the image has no entrypoint or cmd")
+    p["args"] = args
+    p["env"] = cfg.get("Env") or ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    p["cwd"] = cfg.get("WorkingDir") or "/"
+
+
+def patch_oci(path, c, caps, binds, pid, netns, a=None):
     with open(path) as f:
         spec = json.load(f)
     ro = bool(c.get("readonly"))
     p = spec["process"]
+    if a is not None and a.image_config:
+        image_process(p, a.image_config)
     p["terminal"] = False
     if c.get("command"):
         p["args"] = c["command"]
@@ -182,7 +206,9 @@ def patch_oci(path, c, caps, binds, pid, netns):
     p.pop("apparmorProfile", None)
     if c.get("oomScoreAdj") is not None:
         p["oomScoreAdj"] = c["oomScoreAdj"]
-    spec["root"] = {"path": "rootfs", "readonly": ro}
+    spec["root"] = {"path": (a.rootfs if a is not None and a.rootfs else "rootfs"), "readonly": ro}
+    if a is not None and a.cgroups_path:
+        spec["linux"]["cgroupsPath"] = a.cgroups_path
     spec.pop("hostname", None)
     ns = [] if is_host(pid) else [{"type": "pid"}]
     for k, t in (("net", "network"), ("ipc", "ipc"), ("uts", "uts")):
@@ -242,6 +268,9 @@ def main():
     ap.add_argument("--pid", choices=["new", "host"])
     ap.add_argument("--drop-missing-caps", action="store_true")
     ap.add_argument("--netns", metavar="PATH")
+    ap.add_argument("--rootfs", metavar="DIR")
+    ap.add_argument("--image-config", metavar="INSPECT_JSON")
+    ap.add_argument("--cgroups-path", metavar="PATH")
     a = ap.parse_args()
     c, caps, binds, pid = load(a)
     if a.podman:
@@ -249,7 +278,7 @@ def main():
     elif a.caps:
         print("\n".join(caps))
     else:
-        patch_oci(a.oci, c, caps, binds, pid, a.netns)
+        patch_oci(a.oci, c, caps, binds, pid, a.netns, a)
 
 
 if __name__ == "__main__":

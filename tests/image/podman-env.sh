@@ -15,6 +15,11 @@ ZEDCTR_IMAGE_RUNROOT=${ZEDCTR_IMAGE_RUNROOT:-/run/zedctr-image}
 # The name says what is in it: a base with other packages gets another name (and tar),
 # so a machine's cached base is never taken for it.
 ZEDCTR_BASE_IMAGE=localhost/zedctr-base:bookworm-dnsmasq-openssh-cron-logrotate-ethtool-cacerts
+# The Dockerfile's builder stage, made locally too (no registry): bookworm with a C
+# compiler (ring's C, and the linker driver rustc calls) and the host's Rust toolchain,
+# the one rust-toolchain.toml pins. The tag names the toolchain's version.
+ZEDCTR_RUST_VERSION=${ZEDCTR_RUST_VERSION:-$(sed -n 's/^channel *= *"\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../../rust-toolchain.toml")}
+ZEDCTR_BUILDER_IMAGE=localhost/zedctr-builder:bookworm-gcc-rust-$ZEDCTR_RUST_VERSION
 
 mkdir -p "$ZEDCTR_IMAGE_DIR" "$ZEDCTR_IMAGE_RUNROOT"
 
@@ -61,22 +66,28 @@ export ZEDCTR_RUNC_ROOT=$ZEDCTR_IMAGE_RUNROOT/runc
 # zedctr_base_image: make $ZEDCTR_BASE_IMAGE once. No registry is reachable
 # (only Debian's archive), so the base comes from mmdebstrap (minbase, ~20-60 s) and
 # `podman import`. The tar is kept too, so a store reset does not refetch packages.
+# zedctr_mirror: the Debian mirror this machine's apt already uses (it may be a local
+# mirror or the only one reachable); mmdebstrap adds bookworm-updates and -security
+# itself only when it picks the default mirror.
+zedctr_mirror() {
+    local mirror=${ZEDCTR_DEBIAN_MIRROR:-}
+    if [ -z "$mirror" ]; then
+        mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+    fi
+    if [ -z "$mirror" ]; then
+        mirror=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+    fi
+    echo "$mirror"
+}
+
 zedctr_base_image() {
     podman image exists "$ZEDCTR_BASE_IMAGE" && return 0
     # Named after the tag, so a changed recipe (a new tag) never reuses an old tar.
     local tar=$ZEDCTR_IMAGE_DIR/${ZEDCTR_BASE_IMAGE##*:}.tar
     if [ ! -s "$tar" ]; then
-        # Use the mirror this machine's apt already uses (it may be a local mirror or
-        # the only one reachable); mmdebstrap adds bookworm-updates and -security
-        # itself only when it picks the default mirror.
-        local mirror=${ZEDCTR_DEBIAN_MIRROR:-}
-        if [ -z "$mirror" ]; then
-            mirror=$(awk '/^URIs:/ && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
-        fi
-        if [ -z "$mirror" ]; then
-            mirror=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /:\/\//) {print $i; exit}}' \
-                /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
-        fi
+        local mirror
+        mirror=$(zedctr_mirror)
         echo "zedctr image: making the base image with mmdebstrap from ${mirror:-the default mirror} (once per machine)" >&2
         # minbase + merged /usr; no docs, man pages or locales: a smaller image, and
         # nothing of this is used by a service supervisor.
@@ -110,4 +121,48 @@ zedctr_base_image() {
         mv "$tar.part" "$tar"
     fi
     podman import -q --change 'CMD ["/bin/bash"]' "$tar" "$ZEDCTR_BASE_IMAGE" >/dev/null
+}
+
+# zedctr_builder_image: make $ZEDCTR_BUILDER_IMAGE once, the offline stand-in for the
+# Dockerfile's default BUILDER_IMAGE (docker.io/library/rust:<version>-bookworm): bookworm
+# minbase + gcc and libc6-dev, and the host's Rust toolchain (rustup's directory for
+# rust-toolchain.toml's version: bin, lib, libexec; not its docs) in /usr/local/rust.
+# Without rustup in the image, cargo is the toolchain's own and rust-toolchain.toml is not
+# consulted (it names this same version). The toolchain must be this version: another
+# rustc names symbols differently and zedinit's link order would not fit.
+zedctr_builder_image() {
+    podman image exists "$ZEDCTR_BUILDER_IMAGE" && return 0
+    local toolchain=${ZEDCTR_RUST_TOOLCHAIN:-${RUSTUP_HOME:-$HOME/.rustup}/toolchains/$ZEDCTR_RUST_VERSION-x86_64-unknown-linux-gnu}
+    # Else the rustc on PATH (under sudo, HOME is root's): its sysroot is the toolchain.
+    if [ ! -x "$toolchain/bin/cargo" ] && [ -z "${ZEDCTR_RUST_TOOLCHAIN:-}" ] && command -v rustc >/dev/null; then
+        toolchain=$(rustc --print sysroot 2>/dev/null)
+    fi
+    toolchain=$(realpath "$toolchain" 2>/dev/null) || true
+    if [ ! -x "$toolchain/bin/cargo" ] || ! "$toolchain/bin/rustc" --version | grep -q "^rustc $ZEDCTR_RUST_VERSION "; then
+        echo "zedctr image: no Rust $ZEDCTR_RUST_VERSION toolchain at ${toolchain:-?} (set ZEDCTR_RUST_TOOLCHAIN; scripts/toolchain links it)" >&2
+        return 1
+    fi
+    local tar=$ZEDCTR_IMAGE_DIR/${ZEDCTR_BUILDER_IMAGE##*:}.tar mirror
+    if [ ! -s "$tar" ]; then
+        mirror=$(zedctr_mirror)
+        echo "zedctr image: making the builder image with mmdebstrap from ${mirror:-the default mirror} and $toolchain (once per machine)" >&2
+        # shellcheck disable=SC2016  # $1 is expanded by mmdebstrap's hook, not here
+        if ! mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+            --include=gcc,libc6-dev,ca-certificates \
+            --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+            --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+            --dpkgopt='path-exclude=/usr/share/locale/*' \
+            --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+            --customize-hook="mkdir -p \"\$1/usr/local/rust\" && cp -a '$toolchain/bin' '$toolchain/lib' '$toolchain/libexec' \"\$1/usr/local/rust/\"" \
+            bookworm "$tar.part" ${mirror:+"$mirror"} > "$ZEDCTR_IMAGE_DIR/mmdebstrap-builder.log" 2>&1; then
+            echo "zedctr image: mmdebstrap (builder) failed, see $ZEDCTR_IMAGE_DIR/mmdebstrap-builder.log:" >&2
+            tail -n 20 "$ZEDCTR_IMAGE_DIR/mmdebstrap-builder.log" >&2
+            rm -f "$tar.part"
+            return 1
+        fi
+        mv "$tar.part" "$tar"
+    fi
+    podman import -q --change 'ENV PATH=/usr/local/rust/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV CARGO_HOME=/usr/local/cargo' --change 'CMD ["/bin/bash"]' \
+        "$tar" "$ZEDCTR_BUILDER_IMAGE" >/dev/null
 }

@@ -1,8 +1,8 @@
 #!/bin/bash
-# Image tier (DESIGN.md "Tests, in tiers", 4): build ./Dockerfile offline with the
-# host-built binaries, run it the way build.yml says, and check from outside that the
-# image is the device's zedctr: zedinit supervises the shipped services, as PID 1 and
-# under `pid: host`, and, on a simulated EVE device, every feature works inside it.
+# Image tier (DESIGN.md "Tests, in tiers", 4): build ./Dockerfile from source, offline,
+# run it the way build.yml says, and check from outside that the image is the device's
+# zedctr: zedinit supervises the shipped services, as PID 1 and under `pid: host`, and,
+# on a simulated EVE device, every feature works inside it.
 #
 #   sudo tests/image/smoke.sh          (or run by scripts/test)
 #
@@ -10,17 +10,19 @@
 # with CI=true: exit 1. Packages: scripts/install-deps.
 #
 # Environment:
-#   ZEDCTR_BIN_DIR      where the binaries are (default target/release; if they are
-#                       missing there, `cargo build --release` makes them)
 #   ZEDCTR_IMAGE_DIR    the tier's own podman store and cache (default /var/tmp/zedctr-image)
 #   ZEDCTR_SMOKE_KEEP=1 keep containers, namespaces and the temporary directory
 #   ZEDCTR_SMOKE_RUNC=0 skip the plain-OCI-bundle-under-runc check
 #
 # What it does:
-#   1 base image once per machine (mmdebstrap + podman import, cached in the store)
-#   2 podman build --pull=never --network=none of a context made of the binaries,
-#     the Dockerfile and rootfs/; then every layer of the image is scanned: no ssh host
-#     key, private key or password hash (scan-secrets.py)
+#   1 base images once per machine (mmdebstrap + podman import, cached in the store):
+#     the runtime (bookworm + the services' packages) and the builder (bookworm + gcc +
+#     the host's Rust toolchain of rust-toolchain.toml's version)
+#   2 cargo vendor into vendor/ (when Cargo.lock changed), then podman build
+#     --pull=never --network=none of the repository with those two bases as the
+#     Dockerfile's BUILDER_IMAGE and RUNTIME_IMAGE: every binary compiled in the builder
+#     stage; zedinit's link order is checked against the image's zedinit; then every
+#     layer of the image is scanned: no ssh host key, private key or password hash
 #   3 podman, pid new, in an empty network namespace: the shipped services start
 #     (or are skipped by their conditions), test definitions in the host side of
 #     /run/zedctr/services run, orphans are reaped, capabilities are build.yml's
@@ -34,8 +36,19 @@
 #     stdout); tcp-offload turns GRO off on the uplink the device's config names; the
 #     watchdog (a FIFO given as /dev/watchdog) is fed while healthy, not fed once a
 #     critical service fails, and after a reset (SIGKILL, a new container) the host's
-#     /persist has the reason; podman stop exits 0
+#     /persist has the reason; the container stops with exit code 0
 #   5 the same image as a plain OCI bundle (skopeo + umoci) under runc, pid new
+#   6 3 and 4 again under a private containerd (its own root, state and socket under
+#     the run's directory; never the host's): the image imported with `ctr images
+#     import`, each container run with `ctr run --config` from an OCI spec made of
+#     build.yml (buildyml2oci.py), its root the imported image (`ctr images mount`)
+#   7 each service of `supctl export linuxkit` (the image's definitions) as a container
+#     of its own under that containerd (export2oci.py): the onboot oneshots in order,
+#     then the services; a probe of each entry's exact spec compared with the entry
+#     (CapEff, CapBnd, NoNewPrivs, uid/gid, pid/net/mount namespaces, mounts); then
+#     tcp-offload, zedctr-dirs and sshd-keys' work, dnsmasq-render --supervise serving
+#     the bridge, a verified download, logtail following a log, an ssh login,
+#     zedwatchdog --without-zedinit feeding, and each service stopping
 # Every bind source is remapped into a temporary host directory (never the real /run,
 # /var/log, /persist); nothing listens on this machine's own network (each container's
 # `net: host` is a namespace of the test's). Every check prints "ok" or "FAIL"; the last
@@ -47,8 +60,6 @@ set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 here=$repo/tests/image
-# Resolved against the caller's directory, before anything changes it.
-bin_dir=$(realpath -m "${ZEDCTR_BIN_DIR:-$repo/target/release}")
 
 if [ "$(id -u)" != 0 ]; then
     if [ "${CI:-}" = true ]; then
@@ -66,7 +77,7 @@ EOM
 fi
 
 missing=()
-for tool in podman runc skopeo umoci mmdebstrap jq python3 capsh flock ip busybox avahi-daemon \
+for tool in podman runc skopeo nm umoci mmdebstrap jq python3 capsh flock ip busybox avahi-daemon \
     ssh ssh-keygen ethtool sha256sum unshare; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
@@ -86,6 +97,22 @@ if ! flock -n 9; then
     flock -w 600 9 || { echo "FAIL could not get $ZEDCTR_IMAGE_DIR/lock" >&2; exit 1; }
 fi
 
+# drop_cgroup DIR: every process in the cgroup DIR (and below) killed, then the
+# directories removed, deepest first.
+drop_cgroup() {
+    local f i
+    for f in $(find "$1" -name cgroup.procs 2>/dev/null); do
+        xargs -r kill -9 < "$f" 2>/dev/null
+    done
+    # A killed process leaves its cgroup when it is reaped, not at once.
+    for i in $(seq 50); do
+        [ -z "$(find "$1" -name cgroup.procs -exec cat {} + 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    find "$1" -depth -type d -exec rmdir {} + 2>/dev/null
+    return 0
+}
+
 # Holding the lock, anything left by an earlier run that was killed (SIGKILL, reboot)
 # is stale: remove its containers and temporary directories.
 podman ps -a --filter name=zedctr-smoke- --format '{{.Names}}' 2>/dev/null |
@@ -99,7 +126,29 @@ for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^zs(bare|dev|app|cli|runc)[0-
     rm -rf "/etc/netns/$ns"
 done
 for d in "$ZEDCTR_IMAGE_DIR"/run.*; do
-    [ -d "$d" ] && ! grep -q " $d" /proc/self/mountinfo && rm -rf "$d"
+    [ -d "$d" ] || continue
+    # A private containerd of a killed run: it, its shims (named by its socket), then
+    # the image it mounted (and what its snapshotter mounted).
+    if [ -s "$d/ctd/containerd.pid" ]; then
+        p=$(cat "$d/ctd/containerd.pid")
+        grep -qF -- "$d/ctd" "/proc/$p/cmdline" 2>/dev/null && kill -9 "$p" 2>/dev/null
+        pgrep -f -- "-address $d/ctd/containerd.sock" | xargs -r kill -9 2>/dev/null
+        awk -v d="$d/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    fi
+    grep -q " $d" /proc/self/mountinfo || rm -rf "$d"
+done
+# The containers of a killed run's containerd outlive its shims (pid: host has no
+# namespace to end them): whatever is left in the cgroups of a run whose pid is gone
+# (zedctr-smoke-PID...), then those cgroups and runc's state of its containers (the
+# shim's runc keeps it in /run/containerd/runc/default; every id names its run).
+for cg in $(find /sys/fs/cgroup -maxdepth 2 -type d -name 'zedctr-smoke-*' 2>/dev/null); do
+    p=${cg##*/zedctr-smoke-} p=${p%%-*}
+    kill -0 "$p" 2>/dev/null || drop_cgroup "$cg"
+done
+for st in /run/containerd/runc/default/zedctr-smoke-*; do
+    [ -d "$st" ] || continue
+    p=${st##*/zedctr-smoke-} p=${p%%-*}
+    kill -0 "$p" 2>/dev/null || runc --root /run/containerd/runc/default delete -f "${st##*/}" >/dev/null 2>&1
 done
 
 image=localhost/zedctr:smoke
@@ -178,6 +227,7 @@ cleanup() {
     for c in "${runc_ids[@]}"; do
         runc --root "$ZEDCTR_RUNC_ROOT" delete -f "$c" >/dev/null 2>&1
     done
+    ctd_down
     drop_namespaces
     # Never delete through a mount: the host directories were only bound inside the
     # containers' own mount namespaces, but make sure before rm -rf.
@@ -191,54 +241,210 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
-# --- binaries ---------------------------------------------------------------------
-# What the Dockerfile copies into the image.
-binaries=(zedinit supctl downloader logtail zedwatchdog dnsmasq-render localds)
-missing_bins=()
-for b in "${binaries[@]}"; do
-    [ -x "$bin_dir/$b" ] || missing_bins+=("$b")
-done
-if [ ${#missing_bins[@]} -gt 0 ]; then
-    if [ -n "${ZEDCTR_BIN_DIR:-}" ]; then
-        echo "FAIL ZEDCTR_BIN_DIR=$ZEDCTR_BIN_DIR lacks ${missing_bins[*]}" >&2
-        exit 1
-    fi
-    build=(build --release)
-    for b in "${binaries[@]}"; do build+=(--bin "$b"); done
-    say "building ${binaries[*]} (cargo ${build[*]})"
-    (cd "$repo" && "${CARGO:-cargo}" "${build[@]}") || {
-        echo "FAIL cargo ${build[*]}" >&2
-        exit 1
-    }
-fi
-# A stale binary would test old code: say so loudly (we do not rebuild as root here,
-# which would leave root-owned files in a user's target/).
-if [ -z "${ZEDCTR_BIN_DIR:-}" ] && [ -n "$(find "$repo/supervisor" "$repo/Cargo.toml" "$repo/Cargo.lock" -newer "$bin_dir/zedinit" -print -quit 2>/dev/null)" ]; then
-    echo "## WARNING: $bin_dir/zedinit is older than the sources; run cargo build --release first" >&2
-fi
-say "binaries from $bin_dir"
+# --- the engines: podman, and a private containerd ---------------------------------
+# The checks reach a container through in_container CONTAINER CMD... and logs_of
+# CONTAINER (its stdout on stdout, its stderr on stderr), whichever engine runs it
+# ($engine); exported, so `bash -c` checks can use them too.
+engine=podman
+ctd_dir=$tmp/ctd
+ctd_sock=$ctd_dir/containerd.sock
+ctd_pid=
+ctd_ids=()
+declare -A ctr_pids=()
+export engine tmp ctd_sock
+ctd() { ctr -a "$ctd_sock" "$@"; }
+in_container() {
+    local c=$1
+    shift
+    case $engine in
+    podman) podman exec "$c" "$@" ;;
+    # Each exec needs an id of its own.
+    containerd) ctr -a "$ctd_sock" tasks exec --exec-id "x$$-$RANDOM$RANDOM" "$c" "$@" ;;
+    esac
+}
+logs_of() {
+    case $engine in
+    podman) podman logs "$1" ;;
+    containerd) cat "$tmp/run-$1.out"; cat "$tmp/run-$1.err" >&2 ;;
+    esac
+}
+export -f in_container logs_of
 
-# --- 1 base image -----------------------------------------------------------------
+# start_engine CONTAINER HOSTDIR PIDMODE NETNS: run the image with build.yml's settings
+# (buildyml2oci.py), detached, net: host being NETNS.
+start_engine() {
+    local c=$1 h=$2 pidmode=$3 netns=$4 args
+    case $engine in
+    podman)
+        # shellcheck disable=SC2046  # remaps prints separate words on purpose
+        mapfile -t args < <(python3 "$here/buildyml2oci.py" "$repo/build.yml" --podman \
+            --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h") 2> "$tmp/run-$c.log")
+        [ ${#args[@]} -gt 0 ] || return 1
+        containers+=("$c")
+        podman run -d --name "$c" "${args[@]}" "$image" >> "$tmp/run-$c.log" 2>&1
+        ;;
+    containerd)
+        # containerd's own default spec, made build.yml's: the image's process, its
+        # root the imported image as containerd mounted it (read-only, as `readonly:`).
+        cp "$tmp/ctd-spec.json" "$tmp/spec-$c.json"
+        # shellcheck disable=SC2046
+        python3 "$here/buildyml2oci.py" "$repo/build.yml" --oci "$tmp/spec-$c.json" \
+            --image-config "$tmp/inspect.json" --rootfs "$ctd_dir/rootfs" --cgroups-path "/zedctr-smoke-$$/$c" \
+            --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h") > "$tmp/run-$c.log" 2>&1 || return 1
+        ctd_ids+=("$c")
+        # In the foreground of a background job: ctr passes the task's stdout and stderr
+        # on, and exits with the task's exit code.
+        ctr -a "$ctd_sock" run --rm --config "$tmp/spec-$c.json" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err" &
+        ctr_pids[$c]=$!
+        ;;
+    esac
+}
+# stop_engine CONTAINER: SIGTERM, up to 20 s, then SIGKILL; the exit code in $stop_code.
+stop_engine() {
+    local c=$1 p
+    case $engine in
+    podman)
+        podman stop -t 20 "$c" > /dev/null 2>&1
+        stop_code=$(podman inspect -f '{{.State.ExitCode}}' "$c" 2>/dev/null)
+        ;;
+    containerd)
+        p=${ctr_pids[$c]:-}
+        ctd tasks kill -s SIGTERM "$c" > /dev/null 2>&1
+        wait_until 20 bash -c "! kill -0 $p" || ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        wait "$p"
+        stop_code=$?
+        unset "ctr_pids[$c]"
+        ;;
+    esac
+}
+# kill_container CONTAINER: SIGKILL, every process of it, and remove it.
+kill_container() {
+    local c=$1 p
+    case $engine in
+    podman)
+        podman kill -s KILL "$c" > /dev/null 2>&1
+        podman rm -f -t 0 "$c" > /dev/null 2>&1
+        ;;
+    containerd)
+        p=${ctr_pids[$c]:-}
+        ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        [ -n "$p" ] && wait "$p"
+        unset "ctr_pids[$c]"
+        remove_container "$c"
+        ;;
+    esac
+}
+remove_container() {
+    case $engine in
+    podman) podman rm -f -t 0 "$1" > /dev/null 2>&1 ;;
+    containerd)
+        ctd tasks delete -f "$1" > /dev/null 2>&1
+        ctd containers delete "$1" > /dev/null 2>&1
+        ;;
+    esac
+    return 0
+}
+
+# ctd_up: a private containerd (root, state and socket in this run's directory; the
+# host's is never used, nor its configuration: --config /dev/null), the image imported
+# (podman save --format oci-archive + ctr images import) and mounted, read-only, by
+# containerd's snapshotter (`ctr run --config` makes no snapshot of its own).
+ctd_up() {
+    mkdir -p "$ctd_dir/rootfs"
+    # Without fd 9 (the tier's lock): its shims outlive it, and would hold the lock.
+    containerd --root "$ctd_dir/root" --state "$ctd_dir/state" --address "$ctd_sock" \
+        --config /dev/null > "$ctd_dir/containerd.log" 2>&1 9>&- &
+    ctd_pid=$!
+    echo "$ctd_pid" > "$ctd_dir/containerd.pid"
+    wait_until 20 ctd version || { echo "containerd did not answer"; tail -n 5 "$ctd_dir/containerd.log"; return 1; }
+    podman save -q --format oci-archive -o "$ctd_dir/image.tar" "$image" || return 1
+    ctd images import "$ctd_dir/image.tar" > "$ctd_dir/import.log" 2>&1 || { cat "$ctd_dir/import.log"; return 1; }
+    rm -f "$ctd_dir/image.tar"
+    ctd images ls -q | grep -qx "$image" || { echo "ctr images ls lacks $image"; return 1; }
+    ctd images mount "$image" "$ctd_dir/rootfs" > /dev/null || return 1
+    podman image inspect "$image" > "$tmp/inspect.json" && ctd oci spec > "$tmp/ctd-spec.json"
+}
+# ctd_down: every task killed, the image unmounted, containerd and its shims stopped.
+ctd_down() {
+    [ -n "$ctd_pid" ] || return 0
+    local c p
+    for c in "${ctd_ids[@]}"; do
+        ctd tasks kill -a -s SIGKILL "$c" > /dev/null 2>&1
+        ctd tasks delete -f "$c" > /dev/null 2>&1
+        ctd containers delete "$c" > /dev/null 2>&1
+    done
+    for p in "${ctr_pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    grep -q " $ctd_dir/rootfs " /proc/self/mountinfo && ctd images unmount --rm "$ctd_dir/rootfs" > /dev/null 2>&1
+    kill "$ctd_pid" 2>/dev/null
+    wait_until 10 bash -c "! kill -0 $ctd_pid"
+    kill -9 "$ctd_pid" 2>/dev/null
+    # The shims outlive containerd by design; ours are the ones given its socket.
+    pgrep -f -- "-address $ctd_sock" | xargs -r kill -9 2>/dev/null
+    # This run's cgroups (runc removes each container's, not the parents).
+    local cg
+    for cg in $(find /sys/fs/cgroup -maxdepth 2 -type d -name "zedctr-smoke-$$*" 2>/dev/null); do
+        drop_cgroup "$cg"
+    done
+    # Anything containerd's snapshotter left mounted.
+    awk -v d="$ctd_dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+    ctd_pid=
+}
+
+# --- 1 base images ----------------------------------------------------------------
 t=$(date +%s%N)
 zedctr_base_image || { echo "FAIL base image $ZEDCTR_BASE_IMAGE" >&2; exit 1; }
-say "base image $ZEDCTR_BASE_IMAGE: $(ms_since "$t") ms"
+zedctr_builder_image || { echo "FAIL builder image $ZEDCTR_BUILDER_IMAGE" >&2; exit 1; }
+say "base images $ZEDCTR_BASE_IMAGE, $ZEDCTR_BUILDER_IMAGE: $(ms_since "$t") ms"
 
-# --- 2 image build ----------------------------------------------------------------
+# --- 2 image build, from source -----------------------------------------------------
+# The crates, vendored into the build context (repository root, vendor/: .dockerignore
+# admits it; .gitignore keeps it out of git), so the build needs no network. Redone only
+# when Cargo.lock changed.
 t=$(date +%s%N)
-ctx=$tmp/ctx
-mkdir -p "$ctx/rootfs"
-cp "$repo/Dockerfile" "$ctx/"
-for b in "${binaries[@]}"; do cp "$bin_dir/$b" "$ctx/"; done
-# rootfs/ may hold only empty directories, which git does not keep: tolerate its absence.
-[ -d "$repo/rootfs" ] && cp -a "$repo/rootfs/." "$ctx/rootfs/"
-if ! podman build -q --pull=never --network=none -t "$image" "$ctx" > "$tmp/build.log" 2>&1; then
-    cat "$tmp/build.log" >&2
+if ! cmp -s "$repo/Cargo.lock" "$repo/vendor/.zedctr-Cargo.lock"; then
+    say "cargo vendor --locked vendor (Cargo.lock changed)"
+    if ! (cd "$repo" && "${CARGO:-cargo}" vendor --locked --quiet vendor > "$tmp/vendor.log" 2>&1); then
+        cat "$tmp/vendor.log" >&2
+        echo "FAIL cargo vendor" >&2
+        exit 1
+    fi
+    cp "$repo/Cargo.lock" "$repo/vendor/.zedctr-Cargo.lock"
+    # Owned like the repository (this runs as root; the tree may be a user's).
+    chown -R --reference="$repo" "$repo/vendor" 2>/dev/null
+fi
+say "vendored crates: $(ms_since "$t") ms"
+t=$(date +%s%N)
+# The Dockerfile as a user builds it, with the two local bases as build arguments: the
+# builder compiles every binary (cargo build --release --locked --offline --workspace
+# --bins, its target directory a cache mount), the final stage is the runtime base with
+# the binaries and rootfs/.
+if ! podman build --pull=never --network=none --build-arg "BUILDER_IMAGE=$ZEDCTR_BUILDER_IMAGE" \
+    --build-arg "RUNTIME_IMAGE=$ZEDCTR_BASE_IMAGE" -t "$image" -f "$repo/Dockerfile" "$repo" > "$tmp/build.log" 2>&1; then
+    tail -n 40 "$tmp/build.log" >&2
     echo "FAIL podman build" >&2
     exit 1
 fi
-# Each build leaves the previous image untagged; drop those so the store does not grow.
+# Each build leaves the previous image and stage untagged; drop those so the store does
+# not grow (the base images are tagged and stay).
 podman image prune -f >/dev/null 2>&1
-say "image build $image: $(ms_since "$t") ms"
+say "image build from source $image: $(ms_since "$t") ms"
+
+# The image's binaries, on the host: supctl talks to zedinit over the bound socket, and
+# zedinit's link order (a list of symbol names) must fit the image's build too.
+bin_dir=$tmp/bin
+mkdir -p "$bin_dir"
+if podman create --name "$tag-bin" "$image" > /dev/null 2>&1 &&
+    podman cp "$tag-bin:/usr/bin/supctl" "$bin_dir/supctl" && podman cp "$tag-bin:/usr/bin/zedinit" "$bin_dir/zedinit"; then
+    ok "the image's binaries were built from source in the image (supctl, zedinit copied out)"
+else
+    bad "the image's binaries copied out of the image"
+fi
+podman rm -f "$tag-bin" >/dev/null 2>&1
+check "zedinit's link order (supervisor/zedinit/zedinit.order) fits the image's zedinit (bench/zedinit-order --check)" \
+    python3 "$repo/bench/zedinit-order" --check --binary "$bin_dir/zedinit"
+echo "     $(python3 "$repo/bench/zedinit-order" --check --binary "$bin_dir/zedinit" 2>&1)"
 
 # The image's layers, each on its own (a secret deleted by a later layer is still in
 # the earlier one): no ssh host key, no private key, no password hash. The OCI layout is
@@ -395,22 +601,22 @@ fed_since() { [ "$(stat -c %s "$1")" -gt "$2" ]; }
 # check_container LABEL CONTAINER HOSTDIR ZEDINIT_STATUS: the container's own checks.
 check_container() {
     local label=$1 c=$2 h=$3 st=$4
-    check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" podman exec "$c" /usr/sbin/dnsmasq --version
-    if wait_until 10 downloader_sees_instances podman exec "$c"; then
+    check "[$label] the image carries dnsmasq for dnsmasq@<bridge>" in_container "$c" /usr/sbin/dnsmasq --version
+    if wait_until 10 downloader_sees_instances in_container "$c"; then
         ok "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
     else
         bad "[$label] the downloader's root has /run/zedctr/network-instances and /run/zedctr/dnsmasq, read-only"
     fi
-    if wait_until 5 orphans_reaped podman exec "$c"; then
+    if wait_until 5 orphans_reaped in_container "$c"; then
         ok "[$label] orphans re-parented to zedinit are reaped (supervisor.reaped_orphans >= 2)"
     else
         bad "[$label] orphans re-parented to zedinit are reaped" \
-            "reaped_orphans=$(status_json podman exec "$c" | jq -c '.supervisor.reaped_orphans')"
+            "reaped_orphans=$(status_json in_container "$c" | jq -c '.supervisor.reaped_orphans')"
     fi
     # zedinit runs with build.yml's capabilities, no more and no fewer.
     local zpid capeff have
     zpid=$(jq -r '.supervisor.pid // empty' <<<"${st:-null}" 2>/dev/null)
-    capeff=$(podman exec "$c" cat "/proc/${zpid:-1}/status" 2>/dev/null | awk '/^CapEff:/ {print $2}')
+    capeff=$(in_container "$c" cat "/proc/${zpid:-1}/status" 2>/dev/null | awk '/^CapEff:/ {print $2}')
     have=$(capsh --decode="${capeff:-0}" 2>/dev/null | sed 's/.*=//' | tr ',' '\n' | grep . | sort | paste -sd, -)
     if [ -n "$capeff" ] && [ "$have" = "$want_caps" ]; then
         ok "[$label] zedinit's CapEff == build.yml capabilities"
@@ -419,7 +625,7 @@ check_container() {
     fi
     # The write must fail for the right reason (not because exec itself failed).
     check "[$label] root filesystem is read-only" \
-        bash -c "podman exec $c sh -c ': > /zedctr-ro-probe' 2>&1 | grep -q 'Read-only file system'"
+        bash -c "in_container $c sh -c ': > /zedctr-ro-probe' 2>&1 | grep -q 'Read-only file system'"
     check "[$label] control socket on the host side of /run ($h/run/zedctr/control.sock)" \
         test -S "$h/run/zedctr/control.sock"
     # The host (e.g. another EVE container sharing /run) can talk to zedinit directly.
@@ -427,66 +633,55 @@ check_container() {
         "$bin_dir/supctl" --control-socket "$h/run/zedctr/control.sock" status
 }
 
-# stop_container LABEL CONTAINER: podman stop; zedinit's ordered shutdown ends with 0
-# (2 would mean a service missed its stop timeout and needed SIGKILL).
+# stop_container LABEL CONTAINER: SIGTERM (podman stop, ctr tasks kill); zedinit's ordered
+# shutdown ends with 0 (2 would mean a service missed its stop timeout and needed SIGKILL).
 stop_container() {
     local label=$1 c=$2 code stop_ms
     t=$(date +%s%N)
-    podman stop -t 20 "$c" > /dev/null 2>&1
+    stop_engine "$c"
+    code=$stop_code
     stop_ms=$(ms_since "$t")
-    code=$(podman inspect -f '{{.State.ExitCode}}' "$c" 2>/dev/null)
-    if [ "$code" = 0 ] && podman logs "$c" 2>&1 | grep -q 'zedinit: shutdown complete' &&
-        ! podman logs "$c" 2>&1 | grep -q 'did not stop within'; then
-        ok "[$label] podman stop: every service stopped in its turn, exit code 0 ($stop_ms ms)"
+    if [ "$code" = 0 ] && logs_of "$c" 2>&1 | grep -q 'zedinit: shutdown complete' &&
+        ! logs_of "$c" 2>&1 | grep -q 'did not stop within'; then
+        ok "[$label] stopped (SIGTERM): every service stopped in its turn, exit code 0 ($stop_ms ms)"
     else
-        bad "[$label] podman stop: exit code 0, no service needed SIGKILL" "exit code '$code' after $stop_ms ms"
-        podman logs --tail 30 "$c" 2>&1 | sed 's/^/     log: /'
+        bad "[$label] stopped (SIGTERM): exit code 0, no service needed SIGKILL" "exit code '$code' after $stop_ms ms"
+        logs_of "$c" 2>&1 | tail -n 30 | sed 's/^/     log: /'
     fi
-    [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || podman rm -f -t 0 "$c" >/dev/null 2>&1
+    [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || remove_container "$c"
 }
 
-# start_podman LABEL CONTAINER HOSTDIR PIDMODE NETNS [PODMAN-ARGS...]: podman run with
-# build.yml's settings (and the test's extra arguments), net: host being NETNS; waits
-# for supctl. Returns 1 if it did not start.
-start_podman() {
-    local label=$1 c=$2 h=$3 pidmode=$4 netns=$5 args
-    shift 5
+# start_container LABEL CONTAINER HOSTDIR PIDMODE NETNS: the image with build.yml's
+# settings under $engine, net: host being NETNS; waits for supctl. Returns 1 if it did
+# not start.
+start_container() {
+    local label=$1 c=$2 h=$3 pidmode=$4 netns=$5
     t=$(date +%s%N)
-    # shellcheck disable=SC2046  # remaps prints separate words on purpose
-    if ! mapfile -t args < <(python3 "$here/buildyml2oci.py" "$repo/build.yml" --podman \
-        --pid "$pidmode" --netns "/run/netns/$netns" --drop-missing-caps $(remaps "$h")) || [ ${#args[@]} -eq 0 ]; then
-        bad "[$label] translate build.yml"
-        return 1
-    fi
-    containers+=("$c")
-    if ! podman run -d --name "$c" "${args[@]}" "$@" "$image" > "$tmp/run-$pidmode.log" 2>&1; then
-        bad "[$label] podman run" "$(tail -n 5 "$tmp/run-$pidmode.log")"
-        return 1
-    fi
-    if wait_until 10 podman exec "$c" /usr/bin/supctl status; then
+    start_engine "$c" "$h" "$pidmode" "$netns" || { bad "[$label] $engine run" "$(tail -n 5 "$tmp/run-$c.log" 2>&1)"; return 1; }
+    if wait_until 10 in_container "$c" /usr/bin/supctl status; then
         ok "[$label] supctl status inside the container (after $(ms_since "$t") ms)"
     else
         bad "[$label] supctl status inside the container (10 s deadline)"
-        podman logs --tail 30 "$c" 2>&1 | sed 's/^/     log: /'
+        logs_of "$c" 2>&1 | tail -n 30 | sed 's/^/     log: /'
         return 1
     fi
 }
 
 # --- 3 podman, pid new, in an empty network namespace -----------------------------
 run_bare() {
-    local c=$tag-new h=$tmp/host-new ns=zsbare$$ label="podman pid=new" st
+    local c=$tag-new h=$tmp/host-new-$engine ns=zsbare$$ label="$engine pid=new" st
     make_netns "$ns" || { bad "[$label] network namespace $ns"; return; }
     host_dirs "$h"
-    start_podman "$label" "$c" "$h" new "$ns" || return
-    wait_until 10 settled podman exec "$c"
-    podman exec "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
-    if st=$(status_json podman exec "$c"); then
+    start_container "$label" "$c" "$h" new "$ns" || return
+    wait_until 10 settled in_container "$c"
+    in_container "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
+    if st=$(status_json in_container "$c"); then
         ok "[$label] supctl status --json parses"
         check_status "$label" "$st" new
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" skipped skipped podman exec "$c"
+    check_shipped "$label" skipped skipped in_container "$c"
     check_container "$label" "$c" "$h" "$st"
     stop_container "$label" "$c"
 }
@@ -528,6 +723,8 @@ device_up() {
     head -c $((2 * 1024 * 1024)) /dev/urandom > "$w/www/image.img"
     ip netns exec "$app_ns" busybox httpd -f -p 10.88.0.5:80 -h "$w/www" &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
     cat > "$w/avahi/avahi-daemon.conf" <<EOT
 [server]
 host-name=zs-app
@@ -542,6 +739,8 @@ EOT
         "mount -t tmpfs -o mode=0755 zs-run /run && mount --bind '$w/avahi/services' /etc/avahi/services && exec avahi-daemon --file='$w/avahi/avahi-daemon.conf' --no-rlimits" \
         > "$w/avahi/avahi.log" 2>&1 &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
     # The DHCP client's script: set the address it was given.
     cat > "$w/udhcpc.sh" <<'EOT'
 #!/bin/sh
@@ -595,6 +794,8 @@ EOT
     : > "$w/fed"
     cat 0<>"$h/dev/watchdog" >> "$w/fed" &
     ns_pids+=($!)
+    # Killed between phases: no job notice for it.
+    disown "$!"
 }
 
 # ssh_device ARGS...: ssh from the DHCP client to the device's bridge address.
@@ -604,7 +805,7 @@ ssh_device() {
 }
 
 run_device() {
-    local c=$tag-device h=$tmp/host-device w=$tmp/device label="device pid=host" st
+    local c=$tag-device h=$tmp/host-device-$engine w=$tmp/device-$engine label="$engine device pid=host" st
     mkdir -p "$w"
     if ! device_up "$w"; then
         bad "[$label] the simulated device (namespaces, bridge, avahi, httpd)" "$(tail -n 5 "$w/avahi/avahi.log" 2>&1)"
@@ -612,22 +813,22 @@ run_device() {
     fi
     host_dirs "$h"
     device_config "$h" "$w" || { bad "[$label] the device's configuration"; return; }
-    start_podman "$label" "$c" "$h" host "$dev_ns" || return
-    wait_until 10 settled podman exec "$c"
-    if st=$(status_json podman exec "$c"); then
+    start_container "$label" "$c" "$h" host "$dev_ns" || return
+    wait_until 10 settled in_container "$c"
+    if st=$(status_json in_container "$c"); then
         ok "[$label] supctl status --json parses"
         check_status "$label" "$st" host
     else
         bad "[$label] supctl status --json parses"
     fi
-    check_shipped "$label" done running podman exec "$c"
-    podman exec "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
+    check_shipped "$label" done running in_container "$c"
+    in_container "$c" /usr/bin/supctl status 2>&1 | sed 's/^/     /'
     local fed0
     fed0=$(stat -c %s "$w/fed")
     if wait_until 15 fed_since "$w/fed" "$fed0"; then
         ok "[$label] zedwatchdog feeds /dev/watchdog (the test's FIFO) while all is healthy"
     else
-        bad "[$label] zedwatchdog feeds /dev/watchdog while all is healthy" "$(podman logs "$c" 2>&1 | grep zedwatchdog | tail -n 5 | tr '\n' '|')"
+        bad "[$label] zedwatchdog feeds /dev/watchdog while all is healthy" "$(logs_of "$c" 2>&1 | grep zedwatchdog | tail -n 5 | tr '\n' '|')"
     fi
 
     # tcp-offload: the uplink the device's config names has GRO off.
@@ -636,10 +837,10 @@ run_device() {
 
     # dnsmasq@bnzs, generated from the network instance, runs inside the image; the
     # client gets its reserved address and the device's DNS answers its name.
-    if wait_until 20 service_is dnsmasq@bnzs running podman exec "$c"; then
+    if wait_until 20 service_is dnsmasq@bnzs running in_container "$c"; then
         ok "[$label] dnsmasq@bnzs (generated from the network instance) is running"
     else
-        bad "[$label] dnsmasq@bnzs is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
+        bad "[$label] dnsmasq@bnzs is running" "$(in_container "$c" /usr/bin/supctl status 2>&1 | tr '\n' '|')"
     fi
     if wait_until 30 ip netns exec "$cli_ns" busybox udhcpc -i eth0 -n -q -t 5 -T 1 -s "$w/udhcpc.sh" &&
         ip -n "$cli_ns" -4 addr show eth0 | grep -q 'inet 10.88.0.7/24'; then
@@ -671,7 +872,7 @@ run_device() {
         bash -c "[ \"\$(sha256sum < '$h/persist/downloads/$sha' | cut -d' ' -f1)\" = $sha ]"
     # localds, for operators, finds the same app from inside the container.
     check "[$label] localds resolve zs-app.local (for operators) finds the app on bnzs" \
-        bash -c "podman exec $c /usr/bin/localds resolve zs-app.local | jq -e '.candidates[0].bridge == \"bnzs\" and .candidates[0].ip == \"10.88.0.5\"'"
+        bash -c "in_container $c /usr/bin/localds resolve zs-app.local | jq -e '.candidates[0].bridge == \"bnzs\" and .candidates[0].ip == \"10.88.0.5\"'"
 
     # ssh: a key from the device's authorized_keys logs in; a password never does; the
     # host keys were made on this device, into the host's /persist.
@@ -687,24 +888,24 @@ run_device() {
     # Service output reaches the container's stdout/stderr (EVE's log pipeline), each
     # line tagged by zedinit with the service and stream.
     check "[$label] service output is on the container's stderr, tagged (sshd.err: Accepted publickey)" \
-        bash -c "podman logs $c 2>&1 >/dev/null | grep -q '^sshd.err: Accepted publickey for root'"
+        bash -c "logs_of $c 2>&1 >/dev/null | grep -q '^sshd.err: Accepted publickey for root'"
     check "[$label] the device's ssh host key was made at first start, in the host's /persist" \
         bash -c "[ \"\$(stat -c %a '$h/persist/ssh/etc/ssh/ssh_host_ed25519_key')\" = 600 ]"
 
     # logtail prints what is appended to a log on the host's /var/log.
     printf 'x: appended by the host %s\n' "$$" >> "$h/log/x.log"
     # logtail writes to the container's stdout itself (`log = "console"`).
-    if wait_until 15 bash -c "podman logs $c 2>/dev/null | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
+    if wait_until 15 bash -c "logs_of $c 2>/dev/null | grep -qF '/var/log/x.log: x: appended by the host $$'"; then
         ok "[$label] logtail prints a line appended to the host's /var/log/x.log"
     else
-        bad "[$label] logtail prints a line appended to the host's /var/log/x.log" "$(podman logs --tail 5 "$c" 2>&1 | tr '\n' '|')"
+        bad "[$label] logtail prints a line appended to the host's /var/log/x.log" "$(logs_of "$c" 2>&1 | tail -n 5 | tr '\n' '|')"
     fi
 
     check_container "$label" "$c" "$h" "$st"
     withhold_and_reset "$label" "$c" "$h" "$w" || return
     # The device after the reset: the same host side, a new container.
-    label="device after the reset" c=$tag-device2
-    start_podman "$label" "$c" "$h" host "$dev_ns" || return
+    label="$engine device after the reset" c=$tag-device2
+    start_container "$label" "$c" "$h" host "$dev_ns" || return
     local last=$h/persist/zedctr/watchdog/last-boot.json
     if wait_until 20 jq -e '(.reason | test("stopped feeding.*vital")) and .previous_withholding != null' "$last"; then
         ok "[$label] the reason is recorded in the host's /persist (last-boot.json: $(jq -r .reason "$last"))"
@@ -724,9 +925,9 @@ run_device() {
 # cleans up. Returns 1 if the container could not be reset.
 withhold_and_reset() {
     local label=$1 c=$2 h=$3 w=$4 pid fed0 held=$h/persist/zedctr/watchdog/withholding.json
-    pid=$(status_json podman exec "$c" | jq -r '.services[] | select(.name == "vital") | .pid // empty')
+    pid=$(status_json in_container "$c" | jq -r '.services[] | select(.name == "vital") | .pid // empty')
     if [ -z "$pid" ]; then
-        bad "[$label] the critical test service vital is running" "$(podman exec "$c" /usr/bin/supctl status 2>&1 | grep -E '^vital ' | tr -s ' ')"
+        bad "[$label] the critical test service vital is running" "$(in_container "$c" /usr/bin/supctl status 2>&1 | grep -E '^vital ' | tr -s ' ')"
         return 1
     fi
     # pid: host, so zedinit's pid of it is the host's.
@@ -744,8 +945,7 @@ withhold_and_reset() {
     else
         bad "[$label] while vital is failed the watchdog is not fed" "$fed0 -> $(stat -c %s "$w/fed") bytes"
     fi
-    podman kill -s KILL "$c" > /dev/null 2>&1
-    podman rm -f -t 0 "$c" > /dev/null 2>&1
+    kill_container "$c"
     check "[$label] the withholding record outlives the reset" test -s "$held"
     # A reset is a new boot; the kernel's boot_id can't change here, so the record is
     # made the previous boot's, as zedwatchdog's own tests do.
@@ -801,17 +1001,210 @@ run_bundle() {
     [ "${ZEDCTR_SMOKE_KEEP:-0}" = 1 ] || runc --root "$ZEDCTR_RUNC_ROOT" delete -f "$id" >/dev/null 2>&1
 }
 
-t_phase=$(date +%s%N)
-run_bare
-say "podman pid=new: $(ms_since "$t_phase") ms"
-t_phase=$(date +%s%N)
-run_device
-say "device (podman pid=host): $(ms_since "$t_phase") ms"
-if [ "${ZEDCTR_SMOKE_RUNC:-1}" != 0 ]; then
+# --- 7 each exported service as its own container under containerd -----------------
+# `supctl export linuxkit` of the image's own definitions (names made numbers through
+# the image's /etc/passwd), each entry turned into an OCI spec (export2oci.py) and run
+# from the same imported image on the simulated device: the oneshots (onboot) first, in
+# the export's order, each to its end; then every service at once, as linuxkit does.
+# A probe (a container of the same spec, its command a shell reading /proc/self) shows
+# what each gets: capabilities, no-new-privileges, ids, namespaces, mounts, compared
+# with the entry. Then the features, each from its own container.
+svc_probe='cat /proc/self/status; for n in pid net mnt; do echo "ns $n $(readlink /proc/self/ns/$n)"; done; sed "s/^/mi /" /proc/self/mountinfo'
+svc_running() { ctd tasks ls 2>/dev/null | awk -v id="$1" '$1 == id && $3 == "RUNNING" {f = 1} END {exit !f}'; }
+run_services() {
+    local label="exported" h=$tmp/host-svc w=$tmp/svc x=$tmp/svc/export.yml
+    local kind section name spec code c
+    local -a planned=() longruns=()
+    mkdir -p "$w"
+    if ! device_up "$w"; then
+        bad "[$label] the simulated device (namespaces, bridge, avahi, httpd)" "$(tail -n 5 "$w/avahi/avahi.log" 2>&1)"
+        return
+    fi
+    host_dirs "$h"
+    device_config "$h" "$w" || { bad "[$label] the device's configuration"; return; }
+    if "$bin_dir/supctl" export linuxkit --services-dir "$ctd_dir/rootfs/etc/zedctr/services" \
+        --build-yml "$repo/build.yml" --root "$ctd_dir/rootfs" > "$x" 2> "$w/export.err"; then
+        ok "[$label] supctl export linuxkit of the image's definitions ($(grep -c '^  - name:' "$x") entries)"
+    else
+        bad "[$label] supctl export linuxkit of the image's definitions" "$(tr '\n' '|' < "$w/export.err")"
+        return
+    fi
+    check "[$label] uid and gid are numbers in the export (linuxkit reads names as its own users)" \
+        bash -c "! grep -E '^    (uid|gid): [^0-9]' '$x'"
+    # shellcheck disable=SC2046
+    if ! python3 "$here/export2oci.py" plan "$x" --base "$tmp/ctd-spec.json" --out-dir "$w/specs" \
+        --rootfs "$ctd_dir/rootfs" $(remaps "$h") --host-netns "/run/netns/$dev_ns" \
+        --device-bind "/dev/watchdog=$h/dev/watchdog" --cgroup-parent "/zedctr-smoke-$$-svc" > "$w/plan" 2> "$w/plan.err"; then
+        bad "[$label] export2oci.py plan" "$(tail -n 5 "$w/plan.err" | tr '\n' '|')"
+        return
+    fi
+    sed 's/^/     plan: /' "$w/plan"
+    while read -r kind section name spec; do
+        case $kind in
+        skip) ok "[$label] $name ($section) not run: $spec" ;;
+        run) planned+=("$section $name $spec") ;;
+        esac
+    done < "$w/plan"
+
+    # The oneshots, in order, each to its end.
+    local entry
+    for entry in "${planned[@]}"; do
+        read -r section name spec <<<"$entry"
+        [ "$section" = onboot ] || continue
+        c=$tag-svc-$name
+        ctd_ids+=("$c")
+        timeout 60 ctr -a "$ctd_sock" run --rm --config "$spec" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err"
+        code=$?
+        if [ "$code" = 0 ]; then
+            ok "[$label] onboot $name ran to exit 0 in a container of its own"
+        else
+            bad "[$label] onboot $name ran to exit 0" "exit $code: $(tail -n 3 "$tmp/run-$c.err" | tr '\n' '|')"
+        fi
+    done
+    check "[$label] tcp-offload (onboot) turned GRO off on the configured uplink" \
+        bash -c "ip netns exec $dev_ns ethtool -k uplink0 | grep -qx 'generic-receive-offload: off'"
+    check "[$label] zedctr-dirs (onboot) made the shared directories on the host side" \
+        test -d "$h/run/crond" -a -d "$h/run/zedctr/dnsmasq" -a -d "$h/persist/zedctr/watchdog"
+    check "[$label] sshd-keys (onboot) made the device's host keys in the host's /persist" \
+        test -s "$h/persist/ssh/etc/ssh/ssh_host_ed25519_key"
+
+    # What each container gets, read from inside one of exactly its spec.
+    for entry in "${planned[@]}"; do
+        read -r section name spec <<<"$entry"
+        c=$tag-probe-$name
+        jq --arg p "$svc_probe" '.process.args = ["/bin/sh", "-c", $p]' "$spec" > "$w/probe-$name.json"
+        ctd_ids+=("$c")
+        if ! timeout 30 ctr -a "$ctd_sock" run --rm --config "$w/probe-$name.json" "$c" < /dev/null > "$w/probe-$name.out" 2>&1; then
+            bad "[$label] $name: a probe of its spec ran" "$(tail -n 3 "$w/probe-$name.out" | tr '\n' '|')"
+            continue
+        fi
+        local line
+        while IFS= read -r line; do
+            case $line in
+            "ok   "*) ok "[$label] ${line#ok   }" ;;
+            "FAIL "*) bad "[$label] ${line#FAIL }" ;;
+            esac
+        done < <(python3 "$here/export2oci.py" verify "$x" "$name" "$w/probe-$name.out" --host-netns "/run/netns/$dev_ns" 2>&1)
+    done
+
+    # The services, all at once (linuxkit's services: have no order).
+    for entry in "${planned[@]}"; do
+        read -r section name spec <<<"$entry"
+        [ "$section" = services ] || continue
+        c=$tag-svc-$name
+        ctd_ids+=("$c")
+        ctr -a "$ctd_sock" run --rm --config "$spec" "$c" < /dev/null > "$tmp/run-$c.out" 2> "$tmp/run-$c.err" &
+        ctr_pids[$c]=$!
+        longruns+=("$name")
+    done
+    for name in "${longruns[@]}"; do
+        if wait_until 10 svc_running "$tag-svc-$name"; then
+            ok "[$label] service $name is running in a container of its own"
+        else
+            bad "[$label] service $name is running" "$(tail -n 3 "$tmp/run-$tag-svc-$name.err" | tr '\n' '|')"
+        fi
+    done
+
+    # dnsmasq-render --supervise serves the bridge itself: the reserved lease, the name.
+    if wait_until 30 ip netns exec "$cli_ns" busybox udhcpc -i eth0 -n -q -t 5 -T 1 -s "$w/udhcpc.sh" &&
+        ip -n "$cli_ns" -4 addr show eth0 | grep -q 'inet 10.88.0.7/24'; then
+        ok "[$label] dnsmasq-render (its own container) serves bnzs: the client got 10.88.0.7"
+    else
+        bad "[$label] dnsmasq-render serves bnzs: the client got 10.88.0.7" "$(tail -n 5 "$tmp/run-$tag-svc-dnsmasq-render.err" | tr '\n' '|')"
+    fi
+    check "[$label] the image's dnsmasq (under dnsmasq-render) answers client1 with 10.88.0.7" \
+        bash -c "ip netns exec $cli_ns busybox nslookup -type=a client1 10.88.0.1 | grep -q 'Address: 10.88.0.7'"
+    # The downloader (uid 65534, no capabilities) verifies a .local download.
+    local sha size status=$h/run/downloader/status/zs.json
+    sha=$(sha256sum "$w/www/image.img" | cut -d' ' -f1) size=$(stat -c %s "$w/www/image.img")
+    if write_atomically "$h/run/downloader/config/zs.json" \
+        "{\"name\":\"zs\",\"url\":\"http://zs-app.local/image.img\",\"sha256\":\"$sha\",\"size\":$size}" &&
+        wait_until 60 jq -e '.state == "downloaded"' "$status" &&
+        [ "$(sha256sum < "$h/persist/downloads/$sha" | cut -d' ' -f1)" = "$sha" ]; then
+        ok "[$label] the downloader (its own container) verified a .local download into the host's /persist"
+    else
+        bad "[$label] the downloader verified a .local download" "status: $(tr '\n' ' ' < "$status" 2>&1) $(tail -n 3 "$tmp/run-$tag-svc-downloader.err" | tr '\n' '|')"
+    fi
+    # logtail follows the host's log (its output is its container's stdout).
+    printf 'x: appended for the exported logtail %s\n' "$$" >> "$h/log/x.log"
+    if wait_until 15 grep -qF "/var/log/x.log: x: appended for the exported logtail $$" "$tmp/run-$tag-svc-logtail.out"; then
+        ok "[$label] logtail (its own container) follows the host's /var/log/x.log"
+    else
+        bad "[$label] logtail follows the host's /var/log/x.log" "$(tail -n 3 "$tmp/run-$tag-svc-logtail.out" "$tmp/run-$tag-svc-logtail.err" | tr '\n' '|')"
+    fi
+    # sshd, with the keys sshd-keys made, lets the device's key in.
+    if wait_until 20 ssh_device -i "$w/id_ed25519" root@10.88.0.1 true; then
+        ok "[$label] sshd (its own container) lets the device's key in"
+    else
+        bad "[$label] sshd lets the device's key in" "$(tail -n 3 "$tmp/run-$tag-svc-sshd.err" | tr '\n' '|')"
+    fi
+    # zedwatchdog --without-zedinit feeds (the test's FIFO for /dev/watchdog).
+    local fed0
+    fed0=$(stat -c %s "$w/fed")
+    if wait_until 15 fed_since "$w/fed" "$fed0"; then
+        ok "[$label] zedwatchdog --without-zedinit (its own container) feeds /dev/watchdog"
+    else
+        bad "[$label] zedwatchdog --without-zedinit feeds /dev/watchdog" "$(tail -n 3 "$tmp/run-$tag-svc-zedwatchdog.err" | tr '\n' '|')"
+    fi
+
+    # Each stops on SIGTERM (ctr tasks kill), as linuxkit's shutdown asks. The init of a
+    # pid namespace ignores a signal it neither catches nor blocks (pid_namespaces(7)):
+    # cron has no SIGTERM handler, so, as zedinit does, SIGKILL instead (under linuxkit
+    # it would wait for its stop timeout).
+    local hpid how
+    for name in "${longruns[@]}"; do
+        t=$(date +%s%N)
+        hpid=$(ctd tasks ls 2>/dev/null | awk -v id="$tag-svc-$name" '$1 == id {print $2}')
+        how=SIGTERM
+        if [ -n "$hpid" ] && ! jq -e '.linux.namespaces | any(.type == "pid" and (.path // "") == "")' \
+            "$w/specs/"*"-$name.json" > /dev/null 2>&1; then
+            : # pid: host: not a namespace init
+        elif [ -n "$hpid" ] && [ $(( (0x$(awk '/^SigCgt:/ {print $2}' "/proc/$hpid/status") |
+            0x$(awk '/^SigBlk:/ {print $2}' "/proc/$hpid/status")) >> 14 & 1 )) = 0 ]; then
+            # Neither caught nor blocked (a signalfd reader blocks it): dropped.
+            how="SIGKILL (PID 1 of its namespace, no SIGTERM handler)"
+            ctd tasks kill -s SIGKILL "$tag-svc-$name" > /dev/null 2>&1
+        fi
+        stop_engine "$tag-svc-$name"
+        if ! svc_running "$tag-svc-$name" && [ "$(ms_since "$t")" -lt 20000 ]; then
+            ok "[$label] service $name stopped on $how (exit $stop_code, $(ms_since "$t") ms)"
+        else
+            bad "[$label] service $name stopped on $how within 20 s" "exit $stop_code"
+        fi
+    done
+}
+
+for engine in podman containerd; do
+    if [ "$engine" = containerd ]; then
+        t_phase=$(date +%s%N)
+        if ctd_up > "$tmp/ctd-up.log" 2>&1; then
+            ok "a private containerd ($(ctd version 2>/dev/null | awk '/Version/ {print $2; exit}')) imported the image ($(ms_since "$t_phase") ms)"
+        else
+            bad "a private containerd imported the image" "$(tail -n 5 "$tmp/ctd-up.log" | tr '\n' '|')"
+            continue
+        fi
+    fi
     t_phase=$(date +%s%N)
-    run_bundle
-    say "runc bundle: $(ms_since "$t_phase") ms"
-fi
+    run_bare
+    drop_namespaces
+    say "$engine pid=new: $(ms_since "$t_phase") ms"
+    t_phase=$(date +%s%N)
+    run_device
+    drop_namespaces
+    say "$engine device (pid=host): $(ms_since "$t_phase") ms"
+    if [ "$engine" = podman ] && [ "${ZEDCTR_SMOKE_RUNC:-1}" != 0 ]; then
+        t_phase=$(date +%s%N)
+        run_bundle
+        drop_namespaces
+        say "runc bundle: $(ms_since "$t_phase") ms"
+    fi
+    if [ "$engine" = containerd ]; then
+        t_phase=$(date +%s%N)
+        run_services
+        drop_namespaces
+        say "exported services, one container each: $(ms_since "$t_phase") ms"
+    fi
+done
 
 say "total: $(ms_since "$t_start") ms"
 echo "$pass passed, $fail failed"

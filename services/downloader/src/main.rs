@@ -64,6 +64,10 @@ struct Tuning {
     /// Total time the `.local` lookup may take
     #[arg(long, default_value = "4s", value_parser = parse_duration)]
     mdns_budget: Duration,
+    /// After a `.local` host's first answer, how long other bridges may still answer it
+    /// (none when the network instance confirms it: a lease, reservation or `hosts` entry)
+    #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+    mdns_settle: Duration,
 }
 
 /// `serve` retries transient failures for as long as the request exists (nobody is there
@@ -90,6 +94,7 @@ impl Tuning {
                         .filter_map(|m| localds::Method::parse(m).ok())
                         .collect(),
                     budget: self.mdns_budget,
+                    settle: self.mdns_settle,
                     set_aside: Vec::new(),
                 },
             }),

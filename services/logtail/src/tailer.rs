@@ -3,9 +3,13 @@
 //! logtail never wakes up.
 //!
 //! Each cycle reads what the changed files gained (a bounded batch, so one flooding
-//! file can't starve the others), prints it in one write to stdout, then saves where
-//! every file was left: after SIGKILL at most the batch printed since the last save
-//! repeats, after SIGTERM nothing does.
+//! file can't starve the others) and prints it in one write to stdout. Where every file
+//! was left is saved after printing, at most every [`SAVE_EVERY`] while lines keep
+//! coming (a timer runs only while something printed is unsaved): after SIGKILL at most
+//! what was printed in that time repeats, after SIGTERM nothing does. Saving after every
+//! batch cost a flood half of logtail's CPU where the state is on ext4 (a file created
+//! and renamed over the last: ext4 starts writing back on such a rename), and delayed
+//! the next read, losing more lines at a copy-truncate rotation.
 //!
 //! Watches: each pattern's directory (files appearing, renamed, removed: a rescan), and
 //! each followed file itself, by its descriptor (`/proc/self/fd/N`), so its writes are
@@ -50,6 +54,8 @@ pub struct Options {
 /// Bytes read per file per cycle, and the output batch's bound.
 const READ_CHUNK: usize = 64 << 10;
 const BATCH_BYTES: usize = 256 << 10;
+/// The longest a printed line stays unsaved while lines keep coming (see the header).
+pub const SAVE_EVERY: Duration = Duration::from_millis(500);
 
 /// One followed file.
 struct Tracked {
@@ -101,6 +107,10 @@ pub struct Tailer {
     next: usize,
     /// Followed files changed (opened, let go) since the last save.
     changed: bool,
+    /// Lines printed since the last save.
+    unsaved: bool,
+    /// When the state was last saved (or tried).
+    last_save: Instant,
     /// The last save failed (said once; printing goes on regardless).
     save_failing: bool,
     /// A watched directory was removed or moved away: the run ends (zedinit restarts it).
@@ -148,6 +158,8 @@ impl Tailer {
             out: Vec::with_capacity(BATCH_BYTES + READ_CHUNK),
             next: 0,
             changed: false,
+            unsaved: false,
+            last_save: Instant::now(),
             save_failing: false,
             lost_dir: None,
             refused: HashSet::new(),
@@ -269,7 +281,9 @@ impl Tailer {
                     .map_err(|e| format!("writing to the console: {e}"))?;
                 self.out.clear();
             }
-            if printed || std::mem::take(&mut self.changed) {
+            self.unsaved |= printed;
+            let save_due = self.unsaved && self.last_save.elapsed() >= SAVE_EVERY;
+            if save_due || self.changed || (self.unsaved && self.lost_dir.is_some()) {
                 self.save(false);
             }
             if let Some(dir) = &self.lost_dir {
@@ -281,7 +295,10 @@ impl Tailer {
             let timeout = if more {
                 Some(Duration::ZERO)
             } else {
-                self.next_let_go()
+                let save = self
+                    .unsaved
+                    .then(|| SAVE_EVERY.saturating_sub(self.last_save.elapsed()));
+                [self.next_let_go(), save].into_iter().flatten().min()
             };
             if let Some(end) = self.wait(timeout)? {
                 self.save(true);
@@ -550,6 +567,9 @@ impl Tailer {
     /// and printing goes on: the console matters more than exact resumption, and the next
     /// save tries again.
     fn save(&mut self, clean: bool) {
+        self.changed = false;
+        self.unsaved = false;
+        self.last_save = Instant::now();
         let state = State {
             version: VERSION,
             clean,

@@ -213,8 +213,9 @@ fn an_idle_logtail_does_not_wake_up() {
     fs::write(lab.log("quiet.log"), "hello\n").expect("quiet.log");
     let run = lab.start(&[]);
     run.out.wait_line(&lab.label("quiet.log", "hello"));
-    // Let start-up settle, then count wake-ups over two idle seconds.
-    std::thread::sleep(Duration::from_millis(500));
+    // Let start-up settle (the save of what was printed comes at most
+    // `logtail::tailer::SAVE_EVERY` after it), then count wake-ups over two idle seconds.
+    std::thread::sleep(logtail::tailer::SAVE_EVERY + Duration::from_millis(500));
     let before = run.switches();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(

@@ -83,6 +83,10 @@ enum ExportFormat {
         /// The container's linuxkit build.yml (its image and binds)
         #[arg(long, default_value = "build.yml")]
         build_yml: PathBuf,
+        /// The image's root: user and group names become numbers through its
+        /// etc/passwd and etc/group (linuxkit reads a name as a user of its own making)
+        #[arg(long, default_value = "/")]
+        root: PathBuf,
     },
     /// The services' inter-dependency list (docs/services.md): needs, shared paths, privileges
     Markdown {
@@ -129,11 +133,13 @@ fn run(socket: &std::path::Path, command: Command) -> Result<u8, ClientError> {
     }
     if let Command::Export { format } = &command {
         return Ok(match format {
-            ExportFormat::Linuxkit { dirs, build_yml } => {
-                definitions::export(dirs, build_yml, export::linuxkit)
-            }
+            ExportFormat::Linuxkit {
+                dirs,
+                build_yml,
+                root,
+            } => definitions::export(dirs, build_yml, Some(root), export::linuxkit),
             ExportFormat::Markdown { dirs, build_yml } => {
-                definitions::export(dirs, build_yml, export::markdown)
+                definitions::export(dirs, build_yml, None, export::markdown)
             }
         });
     }

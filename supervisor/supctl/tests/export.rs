@@ -9,6 +9,28 @@ const SUPCTL: &str = env!("CARGO_BIN_EXE_supctl");
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 fn export(services: &str) -> std::process::Output {
+    let root = image_root("nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+    export_with_root(services, root.path())
+}
+
+/// A root with the image's users (as bookworm has them, plus `passwd`) and groups.
+fn image_root(passwd: &str) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(root.path().join("etc")).expect("etc");
+    std::fs::write(
+        root.path().join("etc/passwd"),
+        format!("root:x:0:0:root:/root:/bin/bash\n{passwd}"),
+    )
+    .expect("passwd");
+    std::fs::write(
+        root.path().join("etc/group"),
+        "root:x:0:\nnogroup:x:65534:\n",
+    )
+    .expect("group");
+    root
+}
+
+fn export_with_root(services: &str, root: &std::path::Path) -> std::process::Output {
     Command::new(SUPCTL)
         .args([
             "export",
@@ -18,6 +40,8 @@ fn export(services: &str) -> std::process::Output {
             "--build-yml",
         ])
         .arg(format!("{ROOT}/build.yml"))
+        .arg("--root")
+        .arg(root)
         .output()
         .expect("supctl export")
 }
@@ -84,7 +108,10 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     let downloader = entry(&doc, "services", "downloader");
     assert_eq!(downloader["image"], "zedctr");
     assert_eq!(downloader["capabilities"], serde_json::json!([]));
-    assert_eq!(downloader["uid"], "nobody");
+    // Numbers, from the image's /etc/passwd and /etc/group: linuxkit would read the
+    // names as users of its own making.
+    assert_eq!(downloader["uid"], 65534);
+    assert_eq!(downloader["gid"], 65534);
     assert_eq!(downloader["readonly"], true);
     // /persist/downloads in the container is the host's /persist/downloads.
     assert_eq!(
@@ -162,6 +189,18 @@ fn the_images_services_export_as_linuxkit_containers_with_host_paths() {
     assert!(
         text.contains("#   downloader: requires zedctr-dirs"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_user_the_image_lacks_cannot_be_exported() {
+    let root = image_root("");
+    let out = export_with_root(&format!("{ROOT}/rootfs/etc/zedctr/services"), root.path());
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("downloader: uid: user \"nobody\" is not in the image's /etc/passwd"),
+        "{stderr}"
     );
 }
 

@@ -187,7 +187,7 @@ impl Lab {
             .arg(crate::bin("localds"))
             .args(["resolve", host, "--instances"])
             .arg(self.instances())
-            .args(["--methods", methods, "--budget-ms", &budget_ms.to_string()])
+            .args(["--methods", methods, "--budget", &format!("{budget_ms}ms")])
             .args(extra)
             .stderr(Stdio::inherit())
             .output()
@@ -204,6 +204,31 @@ impl Lab {
             format!("0 02:00:00:00:00:01 {ip} {hostname} *\n"),
         )
         .expect("lease");
+    }
+
+    /// Adds `toml` (keys such as `hosts = [...]` or `dhcp-hosts = [...]`) to bridge `b`'s
+    /// network-instance file, after what [`Lab::new`] wrote there.
+    pub fn add_to_instance(&self, b: usize, toml: &str) {
+        let path = self.instances().join(format!("{b}-net.toml"));
+        let mut text = std::fs::read_to_string(&path).expect("instance file");
+        text.push_str(toml);
+        text.push('\n');
+        std::fs::write(&path, text).expect("instance file");
+    }
+
+    /// Restores bridge `b`'s network-instance file to what [`Lab::new`] wrote.
+    pub fn reset_instance(&self, b: usize) {
+        let path = self.instances().join(format!("{b}-net.toml"));
+        let text = std::fs::read_to_string(&path).expect("instance file");
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                ["bridge =", "ipv4 =", "lease-file ="]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .collect();
+        std::fs::write(&path, kept.join("\n") + "\n").expect("instance file");
     }
 
     pub fn ip(&self, b: usize, last: u8) -> String {

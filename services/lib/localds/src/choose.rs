@@ -2,9 +2,17 @@
 //!
 //! Methods run together; the answer is taken by preference (A query > _workstation >
 //! _http > _https, or the configured order) as soon as no better method can still
-//! answer. Among bridges answering the same method: the one whose dnsmasq lease names
-//! the host at that address first, then network-instance order; all are kept for
-//! failover. Addresses set aside (they failed this download before) come last.
+//! answer. Among bridges answering the same method: the one whose network instance
+//! confirms the host at that address first (a lease, a reservation or a `hosts` entry:
+//! `confirm`), then network-instance order; all are kept for failover. Addresses set
+//! aside (they failed this download before) come last.
+//!
+//! When the best method has answered on one bridge, the others are waited for only as
+//! long as needed to settle the rare same-name-on-two-bridges case: not at all when the
+//! instance confirms the answer, otherwise until each bridge has answered or given up,
+//! or the settle window after that first answer is over (`Heard::settled`; responders
+//! answer a unique record at once, RFC 6762 §6, so a second bridge's answer comes within
+//! milliseconds or not at all).
 
 use std::net::Ipv4Addr;
 
@@ -61,6 +69,9 @@ pub struct Heard {
     pub finished: Vec<(Method, usize)>,
     /// The total budget ran out: everything is finished.
     pub out_of_time: bool,
+    /// Methods whose settle window, started by their first usable answer, is over: the
+    /// bridges that have not answered them by then are not waited for any more.
+    pub settled: Vec<Method>,
     /// (bridge index, address) that failed this download's earlier attempts (refused
     /// connections, or answered with something that failed the download): set aside
     /// while another answer may still come, on this bridge or another; taken only if
@@ -87,18 +98,33 @@ pub enum Decision {
     Take {
         method: Method,
         candidates: Vec<(usize, Ipv4Addr)>,
+        why: Why,
     },
     NotFound,
 }
 
+/// Why an answer was taken when it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Why {
+    /// Every bridge has answered this method or can say no more (given up, out of time),
+    /// and no better method can still answer.
+    AllHeard,
+    /// The network instance confirms an answer (`confirm`): taken at once.
+    Confirmed,
+    /// The settle window after the first answer is over; bridges still silent then
+    /// are not waited for.
+    SettleWindow,
+}
+
 /// `methods` in preference order; `bridges` is the number of bridges (network-instance
-/// order); `leased(bridge, ip)` says whether that bridge's dnsmasq leased `ip` to a
-/// client of the host's name.
+/// order); `confirmed(bridge, ip)` says whether that bridge's network instance confirms
+/// `ip` as the host (a lease, reservation or `hosts` entry of that name: `confirm`).
 pub fn decide(
     methods: &[Method],
     bridges: usize,
     heard: &Heard,
-    leased: impl Fn(usize, Ipv4Addr) -> bool,
+    confirmed: impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
     for (i, &method) in methods.iter().enumerate() {
         let (usable, set_aside) = answers_for(heard, method);
@@ -117,38 +143,56 @@ pub fn decide(
             for &later in &methods[i + 1..] {
                 let (usable, also_set_aside) = answers_for(heard, later);
                 if !usable.is_empty() {
-                    return take(later, usable, also_set_aside, &leased);
+                    return take(later, usable, also_set_aside, Why::AllHeard, &confirmed);
                 }
             }
-            return take(method, set_aside, Vec::new(), &leased);
+            return take(method, set_aside, Vec::new(), Why::AllHeard, &confirmed);
         }
-        // Take at once if a lease confirms one; otherwise let the other bridges finish
-        // this method so the lease and order rules can choose among them.
-        let confirmed = usable.iter().any(|(b, ip)| leased(*b, *ip));
-        if !confirmed && !all_finished {
+        // Take at once if the instance confirms one; otherwise let the other bridges
+        // finish this method, within the settle window, so the confirmation and order
+        // rules can choose among them.
+        let why = if usable.iter().any(|(b, ip)| confirmed(*b, *ip)) {
+            Why::Confirmed
+        } else if all_finished {
+            Why::AllHeard
+        } else if heard.settled.contains(&method) {
+            Why::SettleWindow
+        } else {
             return Decision::Wait;
-        }
-        return take(method, usable, set_aside, &leased);
+        };
+        return take(method, usable, set_aside, why, &confirmed);
     }
     Decision::NotFound
 }
 
 /// Takes `method`'s answers: `usable` first, then `set_aside` (tried if every usable one
-/// fails to connect), each by lease, then network-instance order.
+/// fails to connect), each confirmed first, then by network-instance order.
 fn take(
     method: Method,
     mut usable: Addresses,
     mut set_aside: Addresses,
-    leased: &impl Fn(usize, Ipv4Addr) -> bool,
+    why: Why,
+    confirmed: &impl Fn(usize, Ipv4Addr) -> bool,
 ) -> Decision {
     for list in [&mut usable, &mut set_aside] {
-        list.sort_by_key(|(b, ip)| (!leased(*b, *ip), *b));
+        list.sort_by_key(|(b, ip)| (!confirmed(*b, *ip), *b));
     }
     usable.extend(set_aside);
     Decision::Take {
         method,
         candidates: usable,
+        why,
     }
+}
+
+/// Whether `ip`, heard for `method` on `bridge`, is the first usable answer for that
+/// method (one not set aside): the moment its settle window starts.
+pub fn starts_settling(heard: &Heard, method: Method, bridge: usize, ip: Ipv4Addr) -> bool {
+    !heard.set_aside.contains(&(bridge, ip))
+        && !heard
+            .answers
+            .iter()
+            .any(|(m, b, a)| *m == method && !heard.set_aside.contains(&(*b, *a)))
 }
 
 /// (bridge index, address) pairs, best first once ordered.
@@ -175,6 +219,7 @@ fn answers_for(heard: &Heard, method: Method) -> (Addresses, Addresses) {
 mod tests {
     use super::*;
     use Method::*;
+    use Why::*;
 
     const ALL: [Method; 4] = Method::ALL;
     fn ip(last: u8) -> Ipv4Addr {
@@ -199,7 +244,8 @@ mod tests {
             decide(&ALL, 1, &heard, no_lease),
             Decision::Take {
                 method: Workstation,
-                candidates: vec![(0, ip(5))]
+                candidates: vec![(0, ip(5))],
+                why: AllHeard,
             }
         );
     }
@@ -214,7 +260,8 @@ mod tests {
             decide(&ALL, 1, &heard, no_lease),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5))]
+                candidates: vec![(0, ip(5))],
+                why: AllHeard,
             }
         );
     }
@@ -229,7 +276,8 @@ mod tests {
             decide(&[Https], 1, &heard, no_lease),
             Decision::Take {
                 method: Https,
-                candidates: vec![(0, ip(9))]
+                candidates: vec![(0, ip(9))],
+                why: AllHeard,
             }
         );
     }
@@ -255,7 +303,8 @@ mod tests {
             decide(&ALL, 2, &both, no_lease),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5)), (1, ip(7))]
+                candidates: vec![(0, ip(5)), (1, ip(7))],
+                why: AllHeard,
             }
         );
         let leased_on_1 = |b: usize, _| b == 1;
@@ -263,7 +312,8 @@ mod tests {
             decide(&ALL, 2, &both, leased_on_1),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(1, ip(7)), (0, ip(5))]
+                candidates: vec![(1, ip(7)), (0, ip(5))],
+                why: Confirmed,
             }
         );
         // One bridge answered, the other may still: wait, unless a lease confirms it.
@@ -276,7 +326,8 @@ mod tests {
             decide(&ALL, 2, &one, |b, _| b == 0),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5))]
+                candidates: vec![(0, ip(5))],
+                why: Confirmed,
             }
         );
     }
@@ -300,7 +351,8 @@ mod tests {
             decide(&[AQuery], 2, &heard, leased_on_1),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5)), (1, ip(7))]
+                candidates: vec![(0, ip(5)), (1, ip(7))],
+                why: AllHeard,
             },
             "the one set aside last, in case the other fails too"
         );
@@ -315,7 +367,8 @@ mod tests {
             decide(&[AQuery], 2, &alone, leased_on_1),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(1, ip(7))]
+                candidates: vec![(1, ip(7))],
+                why: AllHeard,
             }
         );
         // One bridge: its A query may still give another address; once it is finished,
@@ -331,7 +384,8 @@ mod tests {
             decide(&ALL, 1, &single, no_lease),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5))]
+                candidates: vec![(0, ip(5))],
+                why: AllHeard,
             }
         );
         // Only answers set aside for the best method, but a worse one already found a
@@ -346,7 +400,8 @@ mod tests {
             decide(&ALL, 2, &worse, leased_on_1),
             Decision::Take {
                 method: Workstation,
-                candidates: vec![(0, ip(5))]
+                candidates: vec![(0, ip(5))],
+                why: AllHeard,
             }
         );
     }
@@ -365,8 +420,63 @@ mod tests {
             decide(&[AQuery], 1, &heard, no_lease),
             Decision::Take {
                 method: AQuery,
-                candidates: vec![(0, ip(5)), (0, ip(9))]
+                candidates: vec![(0, ip(5)), (0, ip(9))],
+                why: AllHeard,
             }
         );
+    }
+    #[test]
+    fn the_settle_window_ends_the_wait_for_silent_bridges() {
+        // Bridge 0 answered; bridge 1 neither answered nor gave up yet.
+        let mut heard = Heard {
+            answers: vec![(AQuery, 0, ip(5))],
+            ..Heard::default()
+        };
+        assert_eq!(decide(&ALL, 2, &heard, no_lease), Decision::Wait);
+        // Another method's window changes nothing for this one.
+        heard.settled.push(Workstation);
+        assert_eq!(decide(&ALL, 2, &heard, no_lease), Decision::Wait);
+        heard.settled.push(AQuery);
+        assert_eq!(
+            decide(&ALL, 2, &heard, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5))],
+                why: SettleWindow,
+            }
+        );
+        // What came within the window is kept, by instance order, for failover.
+        heard.answers.push((AQuery, 1, ip(7)));
+        heard.answers.swap(0, 1);
+        let mut later = heard.clone();
+        later.settled.clear();
+        assert_eq!(
+            decide(&ALL, 2, &later, no_lease),
+            Decision::Take {
+                method: AQuery,
+                candidates: vec![(0, ip(5)), (1, ip(7))],
+                why: AllHeard,
+            }
+        );
+    }
+
+    #[test]
+    fn a_window_starts_with_the_first_usable_answer_only() {
+        let mut heard = Heard {
+            set_aside: vec![(0, ip(9))],
+            ..Heard::default()
+        };
+        assert!(
+            !starts_settling(&heard, AQuery, 0, ip(9)),
+            "an answer set aside starts no window: another may follow"
+        );
+        heard.answers.push((AQuery, 0, ip(9)));
+        assert!(starts_settling(&heard, AQuery, 1, ip(7)));
+        heard.answers.push((AQuery, 1, ip(7)));
+        assert!(
+            !starts_settling(&heard, AQuery, 0, ip(5)),
+            "already started"
+        );
+        assert!(starts_settling(&heard, Workstation, 0, ip(5)), "per method");
     }
 }

@@ -5,9 +5,11 @@
 pub mod aquery;
 pub mod browse;
 pub mod choose;
+pub mod confirm;
 pub mod dns;
 pub mod fuzzing;
 pub mod resolve;
 
-pub use choose::Method;
+pub use choose::{Method, Why};
+pub use confirm::Confirmed;
 pub use resolve::{Candidate, Found, NotFound, Options, is_local, resolve};

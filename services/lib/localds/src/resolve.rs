@@ -4,12 +4,13 @@
 //! What an answer must be to count (audit finding 10): an address of an app on that
 //! bridge ([`is_app_address`]: never the bridge's own, which would make the device
 //! connect to itself), heard on that bridge; for the A query also from that very
-//! address with the query's id (`aquery`). A dnsmasq lease confirms an answer only when
-//! it names the host asked for ([`lease_names`]), not merely holds the address.
+//! address with the query's id (`aquery`). The network instance confirms an answer (a
+//! lease, a reservation or a `hosts` entry naming the host at that address: `confirm`),
+//! never an address merely leased to someone.
 
 use crate::browse::{self, Heard as BrowseHeard};
-use crate::choose::{Decision, Heard, Method, decide};
-use crate::dns::normalize;
+use crate::choose::{Decision, Heard, Method, Why, decide, starts_settling};
+use crate::confirm::{Confirmed, confirmation};
 use netinst::NetworkInstance;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -18,6 +19,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(4);
+
+/// How long the other bridges are waited for after a method's first usable answer, when
+/// the network instance does not confirm it (`choose`). Responders answer the A query
+/// at once (RFC 6762 §6: a unique record; avahi in well under 1 ms), so the window only
+/// has to cover the other bridge's answer being late on a loaded machine: measured with
+/// the same app name on two bridges (BENCHMARKS.md, "`.local` on several bridges"), the
+/// second answer came 0.01 ms after the first (median), 0.8 ms (p90) and 7.8 ms at worst
+/// in 30 lookups with both CPUs saturated; 50 ms is six times that worst case.
+pub const DEFAULT_SETTLE: Duration = Duration::from_millis(50);
 
 /// A host ending in `.local` (any case, trailing dot or not) is a local datastore.
 pub fn is_local(host: &str) -> bool {
@@ -30,6 +40,9 @@ pub struct Options {
     /// In preference order.
     pub methods: Vec<Method>,
     pub budget: Duration,
+    /// After a method's first usable answer, how long the other bridges may still
+    /// answer it (unless the instance confirms the answer: then none).
+    pub settle: Duration,
     /// (bridge, address) pairs that failed this download before (refused connections,
     /// or served what failed it): used only if nothing else answers
     /// (`choose::Heard::set_aside`).
@@ -41,6 +54,7 @@ impl Default for Options {
         Options {
             methods: Method::ALL.to_vec(),
             budget: DEFAULT_BUDGET,
+            settle: DEFAULT_SETTLE,
             set_aside: Vec::new(),
         }
     }
@@ -52,16 +66,26 @@ pub struct Candidate {
     pub bridge: String,
     pub bridge_ip: Ipv4Addr,
     pub ip: Ipv4Addr,
+    /// A lease names the host at this address (also in `confirmed`, kept for readers
+    /// of the earlier output).
     pub leased: bool,
+    /// What in the network instance confirms this address as the host, if anything.
+    pub confirmed: Option<Confirmed>,
+    /// When its answer came, in µs from the start of the lookup.
+    pub answered_us: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
     pub resolved_by: &'static str,
+    /// Why it was taken when it was: every bridge heard, confirmed, or the settle window.
+    pub taken: Why,
     /// Best first; the rest are for failover on a connect failure.
     pub candidates: Vec<Candidate>,
     pub warning: Option<String>,
     pub elapsed_ms: u64,
+    /// The same in µs (a lookup on one bridge takes well under 1 ms).
+    pub elapsed_us: u64,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,18 +115,6 @@ impl std::fmt::Display for NotFound {
 /// its subnet (not the network or broadcast address) other than the bridge's own.
 pub fn is_app_address(net: &netinst::Ipv4Net, ip: Ipv4Addr) -> bool {
     net.is_host(ip) && ip != net.addr
-}
-
-/// Whether a lease's host name (as the app's DHCP client sent it) names `host`: the same
-/// name, case aside, with or without `.local`.
-pub fn lease_names(lease_hostname: Option<&str>, host: &str) -> bool {
-    let Some(name) = lease_hostname else {
-        return false;
-    };
-    let want = normalize(host);
-    let want = want.strip_suffix(".local").unwrap_or(&want);
-    let have = normalize(name);
-    have.strip_suffix(".local").unwrap_or(&have) == want
 }
 
 enum Msg {
@@ -189,12 +201,10 @@ pub fn resolve(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     let leases: Vec<netinst::Leases> = instances.iter().map(|i| i.read_leases()).collect();
-    let leased = |b: usize, ip: Ipv4Addr| {
-        leases
-            .get(b)
-            .and_then(|l| l.lease_for(ip, now_epoch))
-            .is_some_and(|l| lease_names(l.hostname.as_deref(), host))
+    let confirmed_as = |b: usize, ip: Ipv4Addr| {
+        confirmation(instances.get(b)?, leases.get(b)?, now_epoch, ip, host)
     };
+    let confirmed = |b: usize, ip: Ipv4Addr| confirmed_as(b, ip).is_some();
     let mut heard = Heard {
         set_aside: opts
             .set_aside
@@ -207,15 +217,45 @@ pub fn resolve(
         ..Heard::default()
     };
     let mut notes = Vec::new();
+    // When each method's settle window ends (`choose`), and when each answer came.
+    let mut windows: Vec<(Method, Instant)> = Vec::new();
+    let mut answered_at: Vec<(usize, Ipv4Addr, Instant)> = Vec::new();
     let decision = loop {
-        let decision = decide(&opts.methods, bridges.len(), &heard, leased);
+        let now = Instant::now();
+        for (m, end) in &windows {
+            if *end <= now && !heard.settled.contains(m) {
+                heard.settled.push(*m);
+            }
+        }
+        let decision = decide(&opts.methods, bridges.len(), &heard, confirmed);
         if decision != Decision::Wait {
             break decision;
         }
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(Msg::Answer(m, b, ip)) => heard.answers.push((m, b, ip)),
+        // Until the next message, the end of a settle window, or the budget.
+        let next = windows
+            .iter()
+            .map(|(_, end)| *end)
+            .filter(|end| *end > now)
+            .fold(deadline, Instant::min);
+        let msg = rx.recv_timeout(next.saturating_duration_since(now));
+        let now = Instant::now();
+        match msg {
+            Ok(Msg::Answer(m, b, ip)) => {
+                if starts_settling(&heard, m, b, ip) {
+                    windows.push((m, now + opts.settle));
+                }
+                if !answered_at
+                    .iter()
+                    .any(|(ab, aip, _)| (*ab, *aip) == (b, ip))
+                {
+                    answered_at.push((b, ip, now));
+                }
+                heard.answers.push((m, b, ip));
+            }
             Ok(Msg::Finished(m, b)) => heard.finished.push((m, b)),
             Ok(Msg::Note(n)) => notes.push(n),
+            // A settle window ended: looked at on the next turn.
+            Err(mpsc::RecvTimeoutError::Timeout) if now < deadline => {}
             Err(_) => heard.out_of_time = true,
         }
     };
@@ -223,16 +263,29 @@ pub fn resolve(
     // The A queries end by their own deadline; the browse stops at once. Don't wait for
     // them here: the answer is ready now.
     drop(workers);
-    let elapsed_ms = start.elapsed().as_millis() as u64;
+    let elapsed = start.elapsed();
+    let (elapsed_ms, elapsed_us) = (elapsed.as_millis() as u64, elapsed.as_micros() as u64);
     match decision {
-        Decision::Take { method, candidates } => {
+        Decision::Take {
+            method,
+            candidates,
+            why,
+        } => {
             let candidates: Vec<Candidate> = candidates
                 .into_iter()
-                .map(|(b, ip)| Candidate {
-                    bridge: bridges[b].0.clone(),
-                    bridge_ip: bridges[b].1.addr,
-                    ip,
-                    leased: leased(b, ip),
+                .map(|(b, ip)| {
+                    let confirmed = confirmed_as(b, ip);
+                    Candidate {
+                        bridge: bridges[b].0.clone(),
+                        bridge_ip: bridges[b].1.addr,
+                        ip,
+                        leased: confirmed == Some(Confirmed::Lease),
+                        confirmed,
+                        answered_us: answered_at
+                            .iter()
+                            .find(|(ab, aip, _)| (*ab, *aip) == (b, ip))
+                            .map_or(0, |(_, _, t)| t.duration_since(start).as_micros() as u64),
+                    }
                 })
                 .collect();
             let warning = (candidates.len() > 1).then(|| {
@@ -248,9 +301,11 @@ pub fn resolve(
             });
             Ok(Found {
                 resolved_by: method.name(),
+                taken: why,
                 candidates,
                 warning,
                 elapsed_ms,
+                elapsed_us,
             })
         }
         _ => Err(NotFound {
@@ -280,18 +335,5 @@ mod tests {
         let p2p = netinst::Ipv4Net::parse("10.9.0.0/31").expect("net");
         assert!(is_app_address(&p2p, Ipv4Addr::new(10, 9, 0, 1)));
         assert!(!is_app_address(&p2p, Ipv4Addr::new(10, 9, 0, 0)));
-    }
-
-    #[test]
-    fn a_lease_confirms_only_the_name_it_was_given() {
-        assert!(lease_names(Some("dsapp"), "dsapp.local"));
-        assert!(lease_names(Some("DSApp"), "dsapp.local."));
-        assert!(lease_names(Some("dsapp.local"), "dsapp.local"));
-        assert!(!lease_names(Some("other"), "dsapp.local"));
-        assert!(!lease_names(Some("dsapp-2"), "dsapp.local"));
-        assert!(
-            !lease_names(None, "dsapp.local"),
-            "no name in the lease (`*`)"
-        );
     }
 }

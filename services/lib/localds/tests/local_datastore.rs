@@ -1,7 +1,8 @@
 //! The `.local` datastore against real avahi-daemons (see `lab::avahi`): each
 //! method alone, exact host match, IPv6-first answers, not found within the budget, the
-//! same name on two bridges (a lease naming the host, order, an address set aside), a
-//! changed app address; and hostile answers (a purpose-built responder in an app
+//! same name on two bridges (a lease naming the host, order, an address set aside), an
+//! app with a static address on the second of two bridges (the settle window; a `hosts`
+//! entry or a reservation confirming it), a changed app address; and hostile answers (a purpose-built responder in an app
 //! namespace): the bridge's own address, another address than the sender's, a wrong
 //! query id. The resolver runs as `localds resolve` inside the device namespace, as the
 //! downloader's lookup does.
@@ -122,7 +123,16 @@ fn the_same_name_on_two_bridges_prefers_the_lease_then_instance_order() {
     lab.app(0, 5, &App::new("twin"));
     lab.app(1, 5, &App::new("twin"));
     let (a, b) = (lab.ip(0, 5), lab.ip(1, 5));
-    let r = lab.resolve("twin.local", "a-query", 4000);
+    // A window long enough for both answers whatever the machine's load: this is about
+    // the order among answers heard, not about how long they are waited for.
+    let settled = |extra: &[String]| {
+        [
+            vec!["--settle".to_string(), "3s".to_string()],
+            extra.to_vec(),
+        ]
+        .concat()
+    };
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &settled(&[]));
     expect_found(&r, "a-query", &a);
     assert_eq!(
         r.1["candidates"][1]["ip"],
@@ -140,17 +150,17 @@ fn the_same_name_on_two_bridges_prefers_the_lease_then_instance_order() {
     );
     // A lease of that address to a client of another name confirms nothing.
     lab.lease(1, &b, "someone-else");
-    let r = lab.resolve("twin.local", "a-query", 4000);
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &settled(&[]));
     expect_found(&r, "a-query", &a);
     assert_eq!(r.1["candidates"][1]["leased"], false, "{}", r.1);
     lab.lease(1, &b, "twin");
-    let r = lab.resolve("twin.local", "a-query", 4000);
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &settled(&[]));
     expect_found(&r, "a-query", &b);
     assert_eq!(r.1["candidates"][0]["leased"], true);
     // A retry after the leased address failed: the other bridge's answer is waited for
     // and taken, even though the one set aside is leased and answers first.
     let refused = vec!["--set-aside".to_string(), format!("{}={b}", lab.bridges[1])];
-    let r = lab.resolve_with("twin.local", "a-query", 4000, &refused);
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &settled(&refused));
     expect_found(&r, "a-query", &a);
     // Set aside on both bridges: the best of them after all (its server may be back).
     let both = [
@@ -158,8 +168,79 @@ fn the_same_name_on_two_bridges_prefers_the_lease_then_instance_order() {
         vec!["--set-aside".to_string(), format!("{}={a}", lab.bridges[0])],
     ]
     .concat();
-    let r = lab.resolve_with("twin.local", "a-query", 4000, &both);
+    let r = lab.resolve_with("twin.local", "a-query", 4000, &settled(&both));
     expect_found(&r, "a-query", &b);
+}
+
+#[test]
+fn two_bridges_an_app_with_a_static_address_is_confirmed_by_the_network_instance() {
+    if !require_root(
+        "two_bridges_an_app_with_a_static_address_is_confirmed_by_the_network_instance",
+    ) {
+        return;
+    }
+    // As a new user sets it up: two network instances, the app on the second one with an
+    // address of its own (no DHCP, so no lease), every method.
+    let mut lab = Lab::new(2);
+    let ns = lab.app(1, 5, &App::new("static"));
+    let ip = lab.ip(1, 5);
+    let all = "a-query,workstation,http,https";
+    // Nothing on the device vouches for it: taken when the settle window after its
+    // answer is over, not when the first bridge's A query gives up (2 s).
+    let r = lab.resolve("static.local", all, 4000);
+    expect_found(&r, "a-query", &ip);
+    assert_eq!(r.1["taken"], "settle-window", "{}", r.1);
+    assert_eq!(r.1["candidates"][0]["confirmed"], serde_json::Value::Null);
+    // Waiting longer than the first bridge's A query takes to give up: all heard.
+    let long = ["--settle".to_string(), "3s".to_string()];
+    let r = lab.resolve_with("static.local", all, 4000, &long);
+    expect_found(&r, "a-query", &ip);
+    assert_eq!(r.1["taken"], "all-heard", "{}", r.1);
+    // A `hosts` entry of the instance naming it at that address: taken at once, even
+    // with that long window.
+    lab.add_to_instance(
+        1,
+        &format!("hosts = [{{ name = \"static\", ip = \"{ip}\" }}]"),
+    );
+    let r = lab.resolve_with("static.local", all, 4000, &long);
+    expect_found(&r, "a-query", &ip);
+    assert_eq!(r.1["taken"], "confirmed", "{}", r.1);
+    assert_eq!(r.1["candidates"][0]["confirmed"], "hosts", "{}", r.1);
+    assert_eq!(r.1["candidates"][0]["leased"], false, "{}", r.1);
+    // A reservation (`dhcp-hosts`) of that address under its name: the same.
+    let link = std::process::Command::new("ip")
+        .args(["-n", &ns, "-o", "link", "show", "eth0"])
+        .output()
+        .expect("ip link");
+    let mac = String::from_utf8_lossy(&link.stdout)
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .expect("the app's MAC")
+        .to_string();
+    lab.reset_instance(1);
+    lab.add_to_instance(
+        1,
+        &format!("dhcp-hosts = [{{ mac = \"{mac}\", ip = \"{ip}\", name = \"static\" }}]"),
+    );
+    let r = lab.resolve_with("static.local", all, 4000, &long);
+    expect_found(&r, "a-query", &ip);
+    assert_eq!(r.1["taken"], "confirmed", "{}", r.1);
+    assert_eq!(r.1["candidates"][0]["confirmed"], "reservation", "{}", r.1);
+    // Entries for another name, or for the name at another address, confirm nothing.
+    lab.reset_instance(1);
+    let other = lab.ip(1, 6);
+    lab.add_to_instance(
+        1,
+        &format!(
+            "dhcp-hosts = [{{ mac = \"{mac}\", ip = \"{ip}\", name = \"someone\" }}]\n\
+             hosts = [{{ name = \"static\", ip = \"{other}\" }}]"
+        ),
+    );
+    let r = lab.resolve("static.local", all, 4000);
+    expect_found(&r, "a-query", &ip);
+    assert_eq!(r.1["taken"], "settle-window", "{}", r.1);
+    assert_eq!(r.1["candidates"][0]["confirmed"], serde_json::Value::Null);
 }
 
 #[test]

@@ -7,10 +7,12 @@ use supctl::export;
 use zedinit::spec::ServiceSpec;
 
 /// An export of the definitions in `dirs` into the container `build_yml` describes, in
-/// zedinit's start order, as `format` writes it (linuxkit YAML, the Markdown list).
+/// zedinit's start order, as `format` writes it (linuxkit YAML, the Markdown list). With
+/// `root`, the image's users and groups are read from there (numeric ids in the YAML).
 pub fn export(
     dirs: &[PathBuf],
     build_yml: &std::path::Path,
+    root: Option<&std::path::Path>,
     format: fn(&[&ServiceSpec], &export::Container) -> Result<String, Vec<String>>,
 ) -> u8 {
     let text = match std::fs::read_to_string(build_yml) {
@@ -21,13 +23,19 @@ pub fn export(
             return code::ERROR;
         }
     };
-    let container = match export::read_build_yml(build_yml, &text) {
+    let mut container = match export::read_build_yml(build_yml, &text) {
         Ok(container) => container,
         Err(e) => {
             eprintln!("supctl: {}", shown(&e));
             return code::ERROR;
         }
     };
+    if let Some(root) = root
+        && let Err(e) = container.read_ids(root)
+    {
+        eprintln!("supctl: {}", shown(&e));
+        return code::ERROR;
+    }
     let loaded = zedinit::parse::load_dirs(dirs);
     for e in &loaded.errors {
         eprintln!("supctl: {}", shown(&e.to_string()));

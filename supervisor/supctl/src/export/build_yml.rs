@@ -2,14 +2,18 @@
 //! read strictly (anything it does not understand is an error naming the line), and the
 //! translation of a container path to the host path a bind makes it.
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-/// What build.yml says about the zedctr container.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What build.yml says about the zedctr container, and its image's users and groups.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Container {
     pub image: String,
     /// (host, container, read-only) for each bind.
     pub binds: Vec<(PathBuf, PathBuf, bool)>,
+    /// The image's users and groups, name → id (`read_ids`; empty until read).
+    pub users: BTreeMap<String, u32>,
+    pub groups: BTreeMap<String, u32>,
 }
 
 const BIND_OPTIONS: [&str; 10] = [
@@ -88,7 +92,11 @@ pub fn read_build_yml(file: &Path, text: &str) -> Result<Container, String> {
     if binds.is_empty() {
         return Err(format!("{}: no `config:` → `binds:` list", file.display()));
     }
-    Ok(Container { image, binds })
+    Ok(Container {
+        image,
+        binds,
+        ..Container::default()
+    })
 }
 
 /// The line without its comment: a `#` at the start or after a space, outside quotes.

@@ -328,6 +328,7 @@ mod tests {
                 ("/run".into(), "/run".into(), false),
                 ("/var/config".into(), "/config".into(), false),
             ],
+            ..Container::default()
         }
     }
 

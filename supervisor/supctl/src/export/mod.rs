@@ -19,13 +19,14 @@
 //! mapping of a definition to a linuxkit entry.
 
 mod build_yml;
+mod ids;
 mod markdown;
 mod yaml;
 
 use build_yml::plain;
 pub use build_yml::{Container, read_build_yml};
 pub use markdown::markdown;
-use yaml::{comment, id, id_text, kebab, list, q};
+use yaml::{comment, id_text, kebab, list, q};
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -283,17 +284,34 @@ fn entry(spec: &ServiceSpec, run: &RunSpec, container: &Container) -> Result<Str
              declare gid"
                 .into(),
         )),
+        // Numbers, never names: linuxkit reads a name as a user of its own making.
         (uid, gid) => {
             if let Some(uid) = uid {
-                let _ = writeln!(e, "    uid: {}", id(uid));
+                match container.uid(uid) {
+                    Ok(n) => {
+                        let _ = writeln!(e, "    uid: {n}");
+                    }
+                    Err(what) => errors.push(problem(format!("uid: {what}"))),
+                }
             }
             if let Some(gid) = gid {
-                let _ = writeln!(e, "    gid: {}", id(gid));
+                match container.gid(gid) {
+                    Ok(n) => {
+                        let _ = writeln!(e, "    gid: {n}");
+                    }
+                    Err(what) => errors.push(problem(format!("gid: {what}"))),
+                }
             }
         }
     }
     if !run.additional_gids.is_empty() {
-        let gids: Vec<String> = run.additional_gids.iter().map(id).collect();
+        let mut gids = Vec::new();
+        for gid in &run.additional_gids {
+            match container.gid(gid) {
+                Ok(n) => gids.push(n.to_string()),
+                Err(what) => errors.push(problem(format!("additional-gids: {what}"))),
+            }
+        }
         let _ = writeln!(e, "    additionalGids: {}", list(&gids));
     }
     if run.no_new_privileges {

@@ -45,13 +45,6 @@ pub(super) fn comment(text: &str) -> String {
     out
 }
 
-pub(super) fn id(id: &IdRef) -> String {
-    match id {
-        IdRef::Id(n) => n.to_string(),
-        IdRef::Name(name) => q(name),
-    }
-}
-
 pub(super) fn id_text(id: &IdRef) -> String {
     match id {
         IdRef::Id(n) => n.to_string(),

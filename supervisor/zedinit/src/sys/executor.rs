@@ -43,6 +43,9 @@ struct Child {
     ns_init: bool,
     /// This run's cgroup (none where cgroups are not usable).
     cgroup: Option<PathBuf>,
+    /// What the child reads while it runs in zedinit's memory: dropped once it exec'd
+    /// or was reaped (`launch::InFlight`).
+    in_flight: Option<launch::InFlight>,
 }
 
 pub struct OsExecutor {
@@ -195,6 +198,8 @@ impl Executor for OsExecutor {
         self.logs.attach(spec, &mut child)?;
         child.confinement = confinement;
         child.new_pid_ns = new_pid_ns;
+        // The executor keeps `in_flight` until the exec report or the reap.
+        child.may_share_memory = true;
         let cgroup = match self.cgroups.make_run(&spec.name)? {
             Some((path, fd)) => {
                 child.cgroup = Some(fd);
@@ -211,7 +216,7 @@ impl Executor for OsExecutor {
                 return Err(e);
             }
         };
-        let (pid, report) = (started.pid, started.report);
+        let (pid, report, in_flight) = (started.pid, started.report, started.in_flight);
         let cgroup = match cgroup {
             Some(path) if !started.in_cgroup => {
                 self.cgroups.retire(path);
@@ -231,6 +236,7 @@ impl Executor for OsExecutor {
                 report: Some(report),
                 ns_init: new_pid_ns,
                 cgroup,
+                in_flight,
             },
         );
         Ok(Spawned {
@@ -247,7 +253,12 @@ impl Executor for OsExecutor {
         };
         let result = match report {
             Report::Pending => return None,
-            Report::Execed => Ok(()),
+            Report::Execed => {
+                // Its exec replaced its memory before its report pipe closed.
+                child.in_flight = None;
+                Ok(())
+            }
+            // It is still running (to _exit): kept until it is reaped.
             Report::Failed(failed) => Err(failed.describe(&child.program)),
         };
         if let Some(fd) = child.report.take() {

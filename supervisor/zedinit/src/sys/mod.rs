@@ -12,4 +12,5 @@ pub mod output_pipes;
 pub mod output_writer;
 pub mod pid1;
 pub mod proc;
+pub mod raw;
 pub mod reap;

@@ -121,7 +121,8 @@ pub fn bind<S: Sys>(sys: &S, root: &Fd<S>, b: &BindPlan) -> Result<(), SpawnErro
     if b.readonly {
         // The fd still names the directory under the new mount; a fresh lookup lands
         // on the mount itself.
-        let last = &b.dst.prefixes[b.dst.prefixes.len() - 1];
+        // Never empty (plan); checked anyway: no panic in a child in zedinit's memory.
+        let last = b.dst.prefixes.last().ok_or(libc::EINVAL).at(Step::Bind)?;
         let mounted = sys
             .openat2(root.raw(), last, O_PATH | O_CLOEXEC, BIND_RESOLVE)
             .at(Step::Bind)?;
@@ -143,7 +144,11 @@ pub fn mkdir<S: Sys>(sys: &S, root: &Fd<S>, m: &MkdirPlan) -> Result<(), SpawnEr
         let fd = sys
             .openat2(
                 root.raw(),
-                &m.path.prefixes[n - 2],
+                m.path
+                    .prefixes
+                    .get(n.wrapping_sub(2))
+                    .ok_or(libc::EINVAL)
+                    .at(Step::Mkdir)?,
                 O_PATH | O_DIRECTORY | O_CLOEXEC,
                 MKDIR_RESOLVE,
             )
@@ -151,7 +156,12 @@ pub fn mkdir<S: Sys>(sys: &S, root: &Fd<S>, m: &MkdirPlan) -> Result<(), SpawnEr
         opened = Fd::new(sys, fd);
         opened.raw()
     };
-    let name = &m.path.names[n - 1];
+    let name = m
+        .path
+        .names
+        .get(n.wrapping_sub(1))
+        .ok_or(libc::EINVAL)
+        .at(Step::Mkdir)?;
     match sys.mkdirat(parent, name, m.mode) {
         Ok(()) | Err(libc::EEXIST) => {}
         Err(e) => return Err(e).at(Step::Mkdir),
@@ -234,14 +244,14 @@ fn make_component<S: Sys>(
     } else {
         let fd = sys.openat2(
             root.raw(),
-            &path.prefixes[i - 1],
+            path.prefixes.get(i.wrapping_sub(1)).ok_or(libc::EINVAL)?,
             O_PATH | O_DIRECTORY | O_CLOEXEC,
             BIND_RESOLVE,
         )?;
         opened = Fd::new(sys, fd);
         opened.raw()
     };
-    let name = &path.names[i];
+    let name = path.names.get(i).ok_or(libc::EINVAL)?;
     let made = if dir {
         sys.mkdirat(parent, name, 0o755)
     } else {

@@ -115,6 +115,14 @@ pub struct Plan {
 }
 
 /// A probe's way into its running service: its namespaces and its credentials.
+impl Plan {
+    /// Whether the child writes `/proc/self/oom_score_adj`, which is per memory: such a
+    /// child must not share zedinit's (`sys/launch.rs`).
+    pub fn sets_oom_score(&self) -> bool {
+        self.creds.oom_value.is_some()
+    }
+}
+
 pub struct Join {
     /// `None`: stay in zedinit's mount namespace (a `tcp` probe runs zedinit's binary).
     pub(super) mnt: Option<OwnedFd>,

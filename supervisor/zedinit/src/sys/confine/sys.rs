@@ -8,7 +8,7 @@
 //! allocates. Each method is the one syscall it names, with its errno as `Err`; this
 //! file holds every `unsafe` block of the confinement, one per syscall.
 
-use crate::sys::launch::raw;
+use crate::sys::raw;
 use std::ffi::{CStr, c_int, c_ulong};
 
 /// A syscall's result: `Err` holds its errno.
@@ -84,23 +84,33 @@ impl<S: Sys> Drop for Fd<'_, S> {
 }
 
 /// The real syscalls. Zero-sized: the child holds nothing but what the plan holds.
+///
+/// Each goes straight to the kernel ([`raw`]): the child may run in zedinit's address
+/// space (`CLONE_VM`), where glibc's `errno` is zedinit's, so nothing here writes it.
 pub struct LinuxSys;
 
-fn errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+fn check(ret: raw::Ret) -> SysResult<()> {
+    raw::unit(ret)
 }
 
-/// A `-1 and errno` return as a [`SysResult`].
-fn check(ret: c_int) -> SysResult<()> {
-    if ret < 0 { Err(errno()) } else { Ok(()) }
+fn check_fd(ret: raw::Ret) -> SysResult<c_int> {
+    ret.map(|fd| fd as c_int)
 }
 
-fn check_fd(ret: c_int) -> SysResult<c_int> {
-    if ret < 0 { Err(errno()) } else { Ok(ret) }
+fn ptr_or_null(s: Option<&CStr>) -> usize {
+    s.map_or(0, |s| s.as_ptr() as usize)
 }
 
-fn ptr_or_null(s: Option<&CStr>) -> *const libc::c_char {
-    s.map_or(std::ptr::null(), CStr::as_ptr)
+fn ptr(s: &CStr) -> usize {
+    s.as_ptr() as usize
+}
+
+/// `AT_FDCWD` as a syscall argument (sign-extended, as the kernel reads an int).
+const CWD: usize = libc::AT_FDCWD as isize as usize;
+
+/// An fd as a syscall argument.
+fn fd_arg(fd: c_int) -> usize {
+    fd as isize as usize
 }
 
 /// capset(2)'s header (`struct __user_cap_header_struct`).
@@ -121,15 +131,38 @@ struct CapData {
 /// `_LINUX_CAPABILITY_VERSION_3`: two [`CapData`], 64 capabilities.
 const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
+/// The kernel's `struct statfs` (asm-generic/statfs.h: words are `long`): libc's type
+/// hides `f_flags` in its padding.
+#[repr(C)]
+#[derive(Default)]
+struct KernelStatfs {
+    f_type: libc::c_long,
+    f_bsize: libc::c_long,
+    f_blocks: libc::c_long,
+    f_bfree: libc::c_long,
+    f_bavail: libc::c_long,
+    f_files: libc::c_long,
+    f_ffree: libc::c_long,
+    f_fsid: [i32; 2],
+    f_namelen: libc::c_long,
+    f_frsize: libc::c_long,
+    f_flags: libc::c_long,
+    f_spare: [libc::c_long; 4],
+}
+
+/// statfs(2) sets it in `f_flags` when the mount flags there are valid (Linux 2.6.36+);
+/// glibc's statvfs takes `f_flag` from there the same way.
+const ST_VALID: c_ulong = 0x20;
+
 impl Sys for LinuxSys {
     fn unshare(&self, flags: c_int) -> SysResult<()> {
         // SAFETY: unshare(2) takes a flag word only.
-        check(unsafe { libc::unshare(flags) })
+        check(unsafe { raw::call(libc::SYS_unshare, &[flags as usize]) })
     }
 
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
         // SAFETY: setns(2) takes an fd and a flag word; a stale fd is an EBADF.
-        check(unsafe { libc::setns(fd, nstype) })
+        check(unsafe { raw::call(libc::SYS_setns, &[fd_arg(fd), nstype as usize]) })
     }
 
     fn mount(
@@ -143,47 +176,59 @@ impl Sys for LinuxSys {
         // SAFETY: every pointer is a NUL-terminated string borrowed for the call, or null
         // where mount(2) allows it (source and type of a bind or remount, no data).
         check(unsafe {
-            libc::mount(
-                ptr_or_null(src),
-                target.as_ptr(),
-                ptr_or_null(fstype),
-                flags,
-                ptr_or_null(data).cast(),
+            raw::call(
+                libc::SYS_mount,
+                &[
+                    ptr_or_null(src),
+                    ptr(target),
+                    ptr_or_null(fstype),
+                    flags as usize,
+                    ptr_or_null(data),
+                ],
             )
         })
     }
 
     fn umount2(&self, target: &CStr, flags: c_int) -> SysResult<()> {
         // SAFETY: a NUL-terminated path borrowed for the call.
-        check(unsafe { libc::umount2(target.as_ptr(), flags) })
+        check(unsafe { raw::call(libc::SYS_umount2, &[ptr(target), flags as usize]) })
     }
 
     fn pivot_root(&self, new_root: &CStr, put_old: &CStr) -> SysResult<()> {
-        // SAFETY: two NUL-terminated paths borrowed for the call (glibc has no wrapper).
-        check(
-            unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) }
-                as c_int,
-        )
+        // SAFETY: two NUL-terminated paths borrowed for the call.
+        check(unsafe { raw::call(libc::SYS_pivot_root, &[ptr(new_root), ptr(put_old)]) })
     }
 
     fn statvfs(&self, path: &CStr) -> SysResult<c_ulong> {
-        // SAFETY: statvfs is plain data; zeroed is a valid value to be overwritten.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: a NUL-terminated path and a struct we own, written by the call. glibc
-        // takes the flags from statfs(2)'s f_flags (ST_VALID since Linux 2.6.36): one
-        // syscall, no allocation.
-        check(unsafe { libc::statvfs(path.as_ptr(), &mut st) })?;
-        Ok(st.f_flag)
+        let mut st = KernelStatfs::default();
+        // SAFETY: a NUL-terminated path and a struct we own, of the kernel's layout,
+        // written by the call.
+        check(unsafe {
+            raw::call(
+                libc::SYS_statfs,
+                &[ptr(path), &mut st as *mut KernelStatfs as usize],
+            )
+        })?;
+        let flags = st.f_flags as c_ulong;
+        if flags & ST_VALID == 0 {
+            // Before 2.6.36: no flags to keep; say so rather than drop them silently.
+            return Err(libc::ENOSYS);
+        }
+        Ok(flags & !ST_VALID)
     }
 
     fn open(&self, path: &CStr, flags: c_int, mode: u32) -> SysResult<c_int> {
-        // SAFETY: a NUL-terminated path borrowed for the call.
-        check_fd(unsafe { libc::open(path.as_ptr(), flags, mode) })
+        self.openat(libc::AT_FDCWD, path, flags, mode)
     }
 
     fn openat(&self, dir: c_int, path: &CStr, flags: c_int, mode: u32) -> SysResult<c_int> {
         // SAFETY: a NUL-terminated path borrowed for the call.
-        check_fd(unsafe { libc::openat(dir, path.as_ptr(), flags, mode) })
+        check_fd(unsafe {
+            raw::call(
+                libc::SYS_openat,
+                &[fd_arg(dir), ptr(path), flags as usize, mode as usize],
+            )
+        })
     }
 
     fn openat2(&self, dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
@@ -192,73 +237,92 @@ impl Sys for LinuxSys {
         how.flags = flags as u64;
         how.resolve = resolve;
         // SAFETY: openat2 reads `how` (of the size passed) and the NUL-terminated path,
-        // both borrowed for the call (glibc before 2.40 has no wrapper).
+        // both borrowed for the call.
         check_fd(unsafe {
-            libc::syscall(
+            raw::call(
                 libc::SYS_openat2,
-                dir,
-                path.as_ptr(),
-                &how as *const libc::open_how,
-                std::mem::size_of::<libc::open_how>(),
+                &[
+                    fd_arg(dir),
+                    ptr(path),
+                    &how as *const libc::open_how as usize,
+                    std::mem::size_of::<libc::open_how>(),
+                ],
             )
-        } as c_int)
+        })
     }
 
     fn close(&self, fd: c_int) {
         // SAFETY: closes an fd this child opened and no one else uses (an [`Fd`]).
-        unsafe { libc::close(fd) };
+        let _ = unsafe { raw::call(libc::SYS_close, &[fd_arg(fd)]) };
     }
 
     fn access(&self, path: &CStr) -> SysResult<()> {
         // SAFETY: a NUL-terminated path borrowed for the call.
-        check(unsafe { libc::access(path.as_ptr(), libc::F_OK) })
+        check(unsafe { raw::call(libc::SYS_faccessat, &[CWD, ptr(path), libc::F_OK as usize]) })
     }
 
     fn mkdir(&self, path: &CStr, mode: u32) -> SysResult<()> {
-        // SAFETY: a NUL-terminated path borrowed for the call.
-        check(unsafe { libc::mkdir(path.as_ptr(), mode) })
+        self.mkdirat(libc::AT_FDCWD, path, mode)
     }
 
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()> {
         // SAFETY: a NUL-terminated name borrowed for the call.
-        check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) })
+        check(unsafe { raw::call(libc::SYS_mkdirat, &[fd_arg(dir), ptr(name), mode as usize]) })
     }
 
     fn symlink(&self, target: &CStr, link: &CStr) -> SysResult<()> {
         // SAFETY: two NUL-terminated paths borrowed for the call.
-        check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) })
+        check(unsafe { raw::call(libc::SYS_symlinkat, &[ptr(target), CWD, ptr(link)]) })
     }
 
     fn fchmod(&self, fd: c_int, mode: u32) -> SysResult<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { libc::fchmod(fd, mode) })
+        check(unsafe { raw::call(libc::SYS_fchmod, &[fd_arg(fd), mode as usize]) })
     }
 
     fn fchown(&self, fd: c_int, uid: u32, gid: u32) -> SysResult<()> {
         // SAFETY: integer arguments only.
-        check(unsafe { libc::fchown(fd, uid, gid) })
+        check(unsafe { raw::call(libc::SYS_fchown, &[fd_arg(fd), uid as usize, gid as usize]) })
     }
 
     fn write(&self, fd: c_int, data: &[u8]) -> SysResult<usize> {
         // SAFETY: reads `data.len()` bytes of a slice borrowed for the call.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        usize::try_from(n).map_err(|_| errno())
+        unsafe {
+            raw::call(
+                libc::SYS_write,
+                &[fd_arg(fd), data.as_ptr() as usize, data.len()],
+            )
+        }
     }
 
     fn chdir(&self, path: &CStr) -> SysResult<()> {
         // SAFETY: a NUL-terminated path borrowed for the call.
-        check(unsafe { libc::chdir(path.as_ptr()) })
+        check(unsafe { raw::call(libc::SYS_chdir, &[ptr(path)]) })
     }
 
     fn setrlimit(&self, resource: c_int, limit: &libc::rlimit) -> SysResult<()> {
-        // SAFETY: reads the rlimit borrowed for the call.
-        check(unsafe { libc::setrlimit(resource as libc::__rlimit_resource_t, limit) })
+        // prlimit64 on the caller (pid 0), with `struct rlimit64` (two u64) built here.
+        // `rlim_t` is u64 on 64-bit targets only: the casts are for the others.
+        #[allow(clippy::unnecessary_cast)]
+        let limit64 = [limit.rlim_cur as u64, limit.rlim_max as u64];
+        // SAFETY: reads the two limits borrowed for the call; no old limits written.
+        check(unsafe {
+            raw::call(
+                libc::SYS_prlimit64,
+                &[0, resource as usize, limit64.as_ptr() as usize, 0],
+            )
+        })
     }
 
     fn prctl(&self, option: c_int, arg2: c_ulong, arg3: c_ulong) -> SysResult<()> {
         // SAFETY: the options used here take integers only (PR_CAPBSET_DROP,
         // PR_SET_KEEPCAPS, PR_CAP_AMBIENT, PR_SET_NO_NEW_PRIVS); unused arguments are 0.
-        check(unsafe { libc::prctl(option, arg2, arg3, 0 as c_ulong, 0 as c_ulong) })
+        check(unsafe {
+            raw::call(
+                libc::SYS_prctl,
+                &[option as usize, arg2 as usize, arg3 as usize, 0, 0],
+            )
+        })
     }
 
     fn capset(&self, sets: CapSets) -> SysResult<()> {
@@ -273,27 +337,35 @@ impl Sys for LinuxSys {
         };
         let data = [half(0), half(32)];
         // SAFETY: the kernel reads the header and, for version 3, two data structs, all
-        // owned by this frame (glibc has no wrapper).
-        check(
-            unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) }
-                as c_int,
-        )
+        // owned by this frame.
+        check(unsafe {
+            raw::call(
+                libc::SYS_capset,
+                &[&header as *const CapHeader as usize, data.as_ptr() as usize],
+            )
+        })
     }
 
     fn setgroups(&self, groups: &[libc::gid_t]) -> SysResult<()> {
-        // Raw syscalls, not glibc's wrappers, which hang in a cloned child (launch::raw).
+        // Not glibc's wrapper: it signals every thread glibc knows of (zedinit's, which
+        // a cloned child does not have) and waits for each, forever.
         // SAFETY: the slice's pointer and length, borrowed for the call.
-        check(unsafe { raw::setgroups(groups.len(), groups.as_ptr()) })
+        check(unsafe {
+            raw::call(
+                libc::SYS_setgroups,
+                &[groups.len(), groups.as_ptr() as usize],
+            )
+        })
     }
 
     fn setresgid(&self, r: u32, e: u32, s: u32) -> SysResult<()> {
         // SAFETY: integer arguments only; the raw syscall, as for setgroups.
-        check(unsafe { raw::setresgid(r, e, s) })
+        check(unsafe { raw::call(libc::SYS_setresgid, &[r as usize, e as usize, s as usize]) })
     }
 
     fn setresuid(&self, r: u32, e: u32, s: u32) -> SysResult<()> {
         // SAFETY: integer arguments only; the raw syscall, as for setgroups.
-        check(unsafe { raw::setresuid(r, e, s) })
+        check(unsafe { raw::call(libc::SYS_setresuid, &[r as usize, e as usize, s as usize]) })
     }
 }
 

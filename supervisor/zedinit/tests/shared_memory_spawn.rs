@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use lab::trace::ptrace;
 use serde_json::Value;
 
 /// kcmp(2) KCMP_VM: whether `a` and `b` share one address space.
@@ -22,72 +23,11 @@ fn share_memory(a: i32, b: i32) -> bool {
     r == 0
 }
 
-fn ptrace(request: libc::c_uint, pid: i32, data: usize) {
-    // SAFETY: the requests used here take no address and an integer `data`.
-    let r = unsafe { libc::ptrace(request, pid, 0usize, data) };
-    assert!(
-        r >= 0,
-        "ptrace({request}, {pid}): {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-fn wait_stop(pid: i32) -> i32 {
-    let mut status = 0;
-    // SAFETY: waitpid(2) writes the status into `status`.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-    assert_eq!(
-        r,
-        pid,
-        "waitpid({pid}): {}",
-        std::io::Error::last_os_error()
-    );
-    assert!(libc::WIFSTOPPED(status), "{pid} did not stop: {status:#x}");
-    status
-}
-
 /// Lets the traced zedinit run until it has cloned `n` children; returns them, each held
 /// in its first stop (before any step of its own), then lets zedinit go on untraced.
 fn catch_clones(zedinit: i32, n: usize) -> Vec<i32> {
-    let mut pids = Vec::new();
-    while pids.len() < n {
-        let status = wait_stop(zedinit);
-        let mut signal = 0;
-        if status >> 16 == libc::PTRACE_EVENT_FORK || status >> 16 == libc::PTRACE_EVENT_CLONE {
-            let mut child: libc::c_ulong = 0;
-            // SAFETY: GETEVENTMSG writes the new child's pid into `child`.
-            let r = unsafe {
-                libc::ptrace(
-                    libc::PTRACE_GETEVENTMSG,
-                    zedinit,
-                    0usize,
-                    &mut child as *mut libc::c_ulong,
-                )
-            };
-            assert!(r >= 0, "GETEVENTMSG: {}", std::io::Error::last_os_error());
-            pids.push(child as i32);
-        } else if status >> 16 == 0 {
-            signal = libc::WSTOPSIG(status) as usize;
-        }
-        ptrace(libc::PTRACE_CONT, zedinit, signal);
-    }
-    for &child in &pids {
-        wait_stop(child);
-    }
-    ptrace(libc::PTRACE_INTERRUPT, zedinit, 0);
-    loop {
-        let status = wait_stop(zedinit);
-        if status >> 16 == libc::PTRACE_EVENT_STOP {
-            break;
-        }
-        let signal = if status >> 16 == 0 {
-            libc::WSTOPSIG(status) as usize
-        } else {
-            0
-        };
-        ptrace(libc::PTRACE_CONT, zedinit, signal);
-    }
-    ptrace(libc::PTRACE_DETACH, zedinit, 0);
+    let pids = lab::trace::catch_clones(zedinit, n);
+    lab::trace::let_go(zedinit);
     pids
 }
 

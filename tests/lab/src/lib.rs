@@ -11,6 +11,7 @@
 
 pub mod avahi;
 pub mod netns;
+pub mod trace;
 pub mod zedinit;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use zedinit::sys::proc;
 
 fn cmdline(pid: i32) -> String {
@@ -48,37 +48,20 @@ impl Namespace {
                       while [ ! -e \"$7\" ]; do sleep 0.05; done\n\
                       \"$0\" $args 2>\"$6\" &\n\
                       wait";
-        let unshare = Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-c",
-            ])
-            .arg(script)
-            .arg(ZEDINIT)
-            .arg(&lab.services)
-            .arg(&lab.socket)
-            .arg(lab.path("logs"))
-            .arg(lab.path("heartbeat"))
-            .arg(lab.path("zedinit-1.log"))
-            .arg(lab.path("zedinit-2.log"))
-            .arg(lab.path("go"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare");
-        let id = unshare.id() as i32;
-        let mut shell = None;
-        wait_until("the namespace's shell", || {
-            shell = proc::children_of(id).into_iter().next();
-            shell.is_some()
-        });
-        Namespace {
-            unshare,
-            shell: shell.expect("shell"),
-        }
+        let (unshare, shell) = shell_in_new_pid_namespace(
+            script,
+            [
+                ZEDINIT.as_ref(),
+                lab.services.as_os_str(),
+                lab.socket.as_os_str(),
+                lab.path("logs").as_os_str(),
+                lab.path("heartbeat").as_os_str(),
+                lab.path("zedinit-1.log").as_os_str(),
+                lab.path("zedinit-2.log").as_os_str(),
+                lab.path("go").as_os_str(),
+            ],
+        );
+        Namespace { unshare, shell }
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use zedinit::sys::proc;
 
 /// Shell words that move the current shell out of its service's cgroup (into the
@@ -125,34 +125,19 @@ impl Subreaper {
              echo $? >\"$7\"\n\
              wait"
         );
-        let unshare = Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-c",
-            ])
-            .arg(&script)
-            .arg(TESTKIT)
-            .arg(ZEDINIT)
-            .arg(&lab.services)
-            .arg(&lab.socket)
-            .arg(lab.path("logs"))
-            .arg(lab.path("heartbeat"))
-            .arg(lab.path("zedinit.log"))
-            .arg(lab.path("exit-code"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("unshare");
-        let id = unshare.id() as i32;
-        let mut shell = None;
-        wait_until("the namespace's shell", || {
-            shell = proc::children_of(id).into_iter().next();
-            shell.is_some()
-        });
-        let shell = shell.expect("shell");
+        let (unshare, shell) = shell_in_new_pid_namespace(
+            &script,
+            [
+                TESTKIT.as_ref(),
+                ZEDINIT.as_ref(),
+                lab.services.as_os_str(),
+                lab.socket.as_os_str(),
+                lab.path("logs").as_os_str(),
+                lab.path("heartbeat").as_os_str(),
+                lab.path("zedinit.log").as_os_str(),
+                lab.path("exit-code").as_os_str(),
+            ],
+        );
         let zedinit = child_running(shell, "--services-dir");
         Subreaper {
             unshare,

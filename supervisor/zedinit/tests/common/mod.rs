@@ -22,3 +22,34 @@ pub fn zombies_of(parent: i32) -> Vec<i32> {
         .filter(|pid| zedinit::sys::proc::stat_of(*pid).is_some_and(|(state, _)| state == 'Z'))
         .collect()
 }
+
+/// Runs `sh -c SCRIPT ARGS...` as PID 1 of a new pid namespace (`unshare --pid --fork
+/// --mount-proc --kill-child`), for tests where zedinit is not that PID 1 but a
+/// subreaper under it. Returns unshare's process and the shell's pid as seen from here.
+pub fn shell_in_new_pid_namespace<I, S>(script: &str, args: I) -> (std::process::Child, i32)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let unshare = std::process::Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            "sh",
+            "-c",
+        ])
+        .arg(script)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare");
+    let id = unshare.id() as i32;
+    let mut shell = None;
+    wait_until("the namespace's shell", || {
+        shell = zedinit::sys::proc::children_of(id).into_iter().next();
+        shell.is_some()
+    });
+    (unshare, shell.expect("shell"))
+}

@@ -1,5 +1,5 @@
 //! `logtail`: the command line. Exit codes: 0 stopped by SIGTERM/SIGINT (state saved),
-//! 1 failed (the message says why), 2 usage.
+//! 1 failed (the message says why; also a stop whose state could not be saved), 2 usage.
 
 use clap::Parser;
 // Durations as every zedctr binary and definition takes them (`500ms`, `5s`, `2m`, `1h`,

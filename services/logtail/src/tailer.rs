@@ -302,6 +302,13 @@ impl Tailer {
             };
             if let Some(end) = self.wait(timeout)? {
                 self.save(true);
+                // Exit 0 promises the state was saved (a restart goes on exactly).
+                if self.save_failing {
+                    return Err(format!(
+                        "{}: stopped without saving where the files were left; a restart may print lines again or miss some",
+                        self.options.state.display()
+                    ));
+                }
                 return Ok(end);
             }
         }

@@ -284,7 +284,7 @@ fn a_flooding_file_does_not_keep_another_off_the_console() {
 }
 
 #[test]
-fn without_a_writable_state_it_says_so_and_goes_on_printing() {
+fn without_a_writable_state_it_says_so_goes_on_printing_and_does_not_exit_0() {
     let lab = Lab::new();
     let blocker = lab.logs.parent().expect("dir").join("not-a-dir");
     fs::write(&blocker, "").expect("a file where the state's directory would be");
@@ -299,12 +299,17 @@ fn without_a_writable_state_it_says_so_and_goes_on_printing() {
         .expect("logtail");
     let out = Lines::collect(child.stdout.take().expect("stdout"));
     let err = Lines::collect(child.stderr.take().expect("stderr"));
-    let run = Running { child, out, err };
+    let mut run = Running { child, out, err };
     run.out.wait_line(&lab.label("a.log", "one"));
     run.err
         .wait_containing("can't save where the files were left");
     append(&lab.log("a.log"), "two\n");
     run.out.wait_line(&lab.label("a.log", "two"));
+    // Stopped without its state: not the exit 0 that promises a restart goes on exactly.
+    let status = run.signal(Signal::SIGTERM);
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    run.err
+        .wait_containing("stopped without saving where the files were left");
 }
 
 #[test]

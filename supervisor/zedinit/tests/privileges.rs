@@ -10,37 +10,6 @@ const CAP_NET_ADMIN: u64 = 1 << 12;
 const CAP_NET_RAW: u64 = 1 << 13;
 const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
 
-/// Writes a probe service `name` with the given extra probe args and [run] body, its
-/// report going to `<lab>/out/<name>.json` (bound at /run/out).
-fn probe_service(lab: &Lab, name: &str, probe_args: &str, run: &str) {
-    let out = lab.path("out");
-    std::fs::create_dir_all(&out).expect("out dir");
-    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .expect("chmod");
-    let bin = bin_dir();
-    lab.write_service(
-        name,
-        &format!(
-            "command = [\"{TESTKIT}\", \"probe\", \"/run/out/{name}.json\"{probe_args}]\ntype = \"oneshot\"\n[restart]\npolicy = \"never\"\n[run]\nbinds = [\"{bin}:{bin}:ro\", \"{}:/run/out\"{}]\n{run}",
-            out.display(),
-            extra_binds(run)
-        ),
-    );
-}
-
-/// Binds given in the test's run body as `# binds: "a:b", "c:d"` are appended.
-fn extra_binds(run: &str) -> String {
-    run.lines()
-        .find_map(|l| l.strip_prefix("# binds: "))
-        .map(|b| format!(", {b}"))
-        .unwrap_or_default()
-}
-
-fn report(lab: &Lab, name: &str) -> Value {
-    lab.wait_state(name, "done");
-    serde_json::from_str(&lab.read(&format!("out/{name}.json"))).expect("probe report")
-}
-
 fn u64_of(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("{key} in {v}"))
 }

@@ -8,7 +8,6 @@
 mod common;
 use common::*;
 use lab::trace::ptrace;
-use serde_json::Value;
 
 /// kcmp(2) KCMP_VM: whether `a` and `b` share one address space.
 fn share_memory(a: i32, b: i32) -> bool {
@@ -48,25 +47,17 @@ fn oom_score_adj(pid: i32) -> String {
         .to_string()
 }
 
-/// A confined probe service: testkit reports what it got to `<lab>/out/<name>.json`.
-fn probe_service(lab: &Lab, name: &str, run: &str) {
-    let out = lab.path("out");
-    std::fs::create_dir_all(&out).expect("out dir");
-    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-        .expect("chmod");
-    let bin = bin_dir();
-    lab.write_service(
-        name,
-        &format!(
-            "command = [\"{TESTKIT}\", \"probe\", \"/run/out/{name}.json\"]\ntype = \"oneshot\"\n[restart]\npolicy = \"never\"\n[run]\nbinds = [\"{bin}:{bin}:ro\", \"{}:/run/out\"]\n{run}",
-            out.display(),
-        ),
-    );
-}
-
-fn report(lab: &Lab, name: &str) -> Value {
-    lab.wait_state(name, "done");
-    serde_json::from_str(&lab.read(&format!("out/{name}.json"))).expect("probe report")
+/// What zedinit's confinement of a child must never change in zedinit itself.
+fn credentials(pid: i32) -> [String; 7] {
+    [
+        status_field(pid, "Uid"),
+        status_field(pid, "Gid"),
+        status_field(pid, "Groups"),
+        status_field(pid, "CapEff"),
+        status_field(pid, "CapBnd"),
+        status_field(pid, "NoNewPrivs"),
+        oom_score_adj(pid),
+    ]
 }
 
 const CONFINED: &str = "uid = 65534\ngid = 65534\nadditionalGids = [4, 27]\ncapabilities = [\"CAP_NET_BIND_SERVICE\"]\nambient = [\"CAP_NET_BIND_SERVICE\"]\nnoNewPrivileges = true\nreadonly = true\nnet = \"none\"\ncwd = \"/run/out\"\nrlimits = [\"nofile,77,78\"]\n";
@@ -81,18 +72,15 @@ fn a_service_child_runs_in_zedinit_memory_until_exec_and_changes_nothing_of_zedi
     let mut lab = Lab::new();
     lab.start();
     let zedinit = lab.zedinit_host_pid();
-    let before = (
-        status_field(zedinit, "Uid"),
-        status_field(zedinit, "Gid"),
-        status_field(zedinit, "Groups"),
-        status_field(zedinit, "CapEff"),
-        status_field(zedinit, "CapBnd"),
-        status_field(zedinit, "NoNewPrivs"),
-        oom_score_adj(zedinit),
-    );
-    probe_service(&lab, "shared", CONFINED);
+    let before = credentials(zedinit);
+    probe_service(&lab, "shared", "", CONFINED);
     // oom_score_adj is per memory: this one must be forked, or zedinit's would change.
-    probe_service(&lab, "forked", &format!("{CONFINED}oomScoreAdj = 500\n"));
+    probe_service(
+        &lab,
+        "forked",
+        "",
+        &format!("{CONFINED}oomScoreAdj = 500\n"),
+    );
     ptrace(
         libc::PTRACE_SEIZE,
         zedinit,
@@ -145,17 +133,9 @@ fn a_service_child_runs_in_zedinit_memory_until_exec_and_changes_nothing_of_zedi
     assert_eq!(forked["oom_score_adj"], 500, "{forked}");
     assert_eq!(
         shared["oom_score_adj"],
-        before.6.parse::<i64>().unwrap_or(0)
+        before[6].parse::<i64>().unwrap_or(0)
     );
-    let after = (
-        status_field(zedinit, "Uid"),
-        status_field(zedinit, "Gid"),
-        status_field(zedinit, "Groups"),
-        status_field(zedinit, "CapEff"),
-        status_field(zedinit, "CapBnd"),
-        status_field(zedinit, "NoNewPrivs"),
-        oom_score_adj(zedinit),
-    );
+    let after = credentials(zedinit);
     assert_eq!(before, after, "zedinit's own credentials and OOM score");
     let (code, out, _) = lab.supctl(&["health"]);
     assert_eq!(code, 0, "{out}");

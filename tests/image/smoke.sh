@@ -804,15 +804,22 @@ ssh_device() {
         -o BatchMode=yes -o ConnectTimeout=5 "$@"
 }
 
-run_device() {
-    local c=$tag-device h=$tmp/host-device-$engine w=$tmp/device-$engine label="$engine device pid=host" st
+# device_ready LABEL HOST-SIDE WORK: the simulated device up (namespaces, bridge, avahi,
+# httpd) with the host-side directories and the device's configuration; says what failed.
+device_ready() {
+    local label=$1 h=$2 w=$3
     mkdir -p "$w"
     if ! device_up "$w"; then
         bad "[$label] the simulated device (namespaces, bridge, avahi, httpd)" "$(tail -n 5 "$w/avahi/avahi.log" 2>&1)"
-        return
+        return 1
     fi
     host_dirs "$h"
-    device_config "$h" "$w" || { bad "[$label] the device's configuration"; return; }
+    device_config "$h" "$w" || { bad "[$label] the device's configuration"; return 1; }
+}
+
+run_device() {
+    local c=$tag-device h=$tmp/host-device-$engine w=$tmp/device-$engine label="$engine device pid=host" st
+    device_ready "$label" "$h" "$w" || return
     start_container "$label" "$c" "$h" host "$dev_ns" || return
     wait_until 10 settled in_container "$c"
     if st=$(status_json in_container "$c"); then
@@ -1015,13 +1022,7 @@ run_services() {
     local label="exported" h=$tmp/host-svc w=$tmp/svc x=$tmp/svc/export.yml
     local kind section name spec code c
     local -a planned=() longruns=()
-    mkdir -p "$w"
-    if ! device_up "$w"; then
-        bad "[$label] the simulated device (namespaces, bridge, avahi, httpd)" "$(tail -n 5 "$w/avahi/avahi.log" 2>&1)"
-        return
-    fi
-    host_dirs "$h"
-    device_config "$h" "$w" || { bad "[$label] the device's configuration"; return; }
+    device_ready "$label" "$h" "$w" || return
     if "$bin_dir/supctl" export linuxkit --services-dir "$ctd_dir/rootfs/etc/zedctr/services" \
         --build-yml "$repo/build.yml" --root "$ctd_dir/rootfs" > "$x" 2> "$w/export.err"; then
         ok "[$label] supctl export linuxkit of the image's definitions ($(grep -c '^  - name:' "$x") entries)"

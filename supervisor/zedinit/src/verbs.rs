@@ -30,7 +30,8 @@ pub struct Supervisor<E: Executor> {
 /// A state a client waits for before its answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Goal {
-    /// Up (running, done or skipped) with a process of at least this generation.
+    /// A process of at least this generation came up (ran, was ready or finished well),
+    /// or the service was skipped.
     Started {
         service: String,
         min_generation: u64,
@@ -178,11 +179,20 @@ impl<E: Executor> Supervisor<E> {
         wait: Duration,
         now: Instant,
     ) -> Outcome {
-        let generation = self.core.service(name).map(|s| s.generation).unwrap_or(0);
+        let (generation, has_process) = self
+            .core
+            .service(name)
+            .map(|s| (s.generation, s.state.is_running()))
+            .unwrap_or_default();
         let result = match verb {
+            // The process it has, else the next one.
             Verb::Start => self.core.request_start(name).map(|_| Goal::Started {
                 service: name.into(),
-                min_generation: 0,
+                min_generation: if has_process {
+                    generation
+                } else {
+                    generation + 1
+                },
             }),
             Verb::Restart => self.core.request_restart(name, now).map(|_| Goal::Started {
                 service: name.into(),
@@ -254,15 +264,15 @@ impl<E: Executor> Supervisor<E> {
                     }
                     Some(svc) => svc,
                 };
+                // A failure first: one that came up and failed since is a failed start
+                // to whoever waits (the request reset an earlier failure).
                 match &svc.state {
                     crate::core::State::Skipped => Some(self.service_reply(service, now)),
-                    p if p.is_up() && svc.generation >= *min_generation => {
-                        Some(self.service_reply(service, now))
-                    }
                     crate::core::State::Failed => Some(Response::error(
                         ErrorKind::Failed,
                         format!("{service} failed: {}", svc.note.as_deref().unwrap_or("")),
                     )),
+                    _ if svc.came_up >= *min_generation => Some(self.service_reply(service, now)),
                     crate::core::State::Stopped if !svc.wanted => Some(Response::error(
                         ErrorKind::InvalidState,
                         format!(

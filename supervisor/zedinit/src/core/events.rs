@@ -27,8 +27,19 @@ impl<E: Executor> Core<E> {
             let report = self.exec.exec_report(pid);
             if let Some(svc) = self.services.get_mut(&name) {
                 svc.exec_deadline = None;
-                if let Some(Err(e)) = report {
-                    svc.exec_failed.get_or_insert(e);
+                match report {
+                    Some(Err(e)) => {
+                        svc.exec_failed.get_or_insert(e);
+                    }
+                    // Its program ran: a longrun without `[ready]` came up, however briefly.
+                    Some(Ok(()))
+                        if svc.state == State::Starting
+                            && svc.spec.kind == ServiceType::Longrun
+                            && svc.spec.ready.is_none() =>
+                    {
+                        svc.came_up = svc.generation;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -191,7 +202,10 @@ impl<E: Executor> Core<E> {
                 svc.exec_failed = Some(e);
             }
             Ok(()) if svc.state == State::Starting => match (&svc.spec.kind, &svc.spec.ready) {
-                (ServiceType::Longrun, None) => svc.state = State::Running,
+                (ServiceType::Longrun, None) => {
+                    svc.state = State::Running;
+                    svc.came_up = svc.generation;
+                }
                 (ServiceType::Longrun, Some(ready)) if ready.check != ReadyCheck::Notify => {
                     svc.readiness.next_probe = Some(now);
                 }

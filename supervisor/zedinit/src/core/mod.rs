@@ -165,6 +165,10 @@ pub struct Service {
     pub note: Option<String>,
     /// Increases with every spawn; lets `restart` waiters see a new process.
     pub generation: u64,
+    /// The last generation that came up (its program ran; ready if it has `[ready]`; a
+    /// oneshot finished well). A waiting `start` looks here, not at the state: a quick
+    /// program can come up and exit between two looks.
+    pub came_up: u64,
     /// `STATUS=` text from the service's notify socket.
     pub status_text: Option<String>,
     /// Readiness bookkeeping while `Starting` (longruns with `[ready]`).
@@ -241,6 +245,7 @@ impl Service {
             last_exit: None,
             note: None,
             generation: 0,
+            came_up: 0,
             status_text: None,
             readiness: Readiness::default(),
             exec_deadline: None,

@@ -9,6 +9,7 @@ impl<E: Executor> Core<E> {
         };
         if svc.state == State::Starting && svc.spec.ready.is_some() {
             svc.state = State::Ready;
+            svc.came_up = svc.generation;
             svc.readiness.deadline = None;
             svc.readiness.next_probe = None;
             log::info(format_args!("{name}: ready ({how})"));

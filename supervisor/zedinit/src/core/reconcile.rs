@@ -208,7 +208,10 @@ impl<E: Executor> Core<E> {
                 svc.state = match (&svc.spec.kind, &svc.spec.ready) {
                     (ServiceType::Oneshot, _) => State::Starting,
                     // Up (dependents may start) only once its program runs.
-                    (ServiceType::Longrun, None) if exec_confirmed => State::Running,
+                    (ServiceType::Longrun, None) if exec_confirmed => {
+                        svc.came_up = svc.generation;
+                        State::Running
+                    }
                     (ServiceType::Longrun, None) => State::Starting,
                     (ServiceType::Longrun, Some(ready)) => {
                         svc.readiness.deadline = Some(now + ready.timeout);
@@ -306,6 +309,7 @@ impl<E: Executor> Core<E> {
         match verdict {
             Verdict::Done => {
                 svc.state = State::Done;
+                svc.came_up = svc.generation;
                 svc.note = None;
                 log::info(format_args!("{name}: done"));
             }

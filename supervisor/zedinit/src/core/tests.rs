@@ -1116,3 +1116,66 @@ fn stop_last_does_not_delay_a_stop_on_request() {
     h.core.reconcile(h.now);
     assert_eq!(h.take_log(), vec!["SIGTERM watchdog"]);
 }
+
+/// A `supctl start` (or `restart`) waiting on a program that comes up and exits between
+/// two looks at its state: the exec report and the exit are read together, so its state
+/// goes from `starting` to `backoff` without ever showing `running`. It came up, so the
+/// waiter is answered that it started, not kept until the crash loop fails.
+#[test]
+fn a_start_waiter_sees_a_program_that_ran_and_exited_at_once() {
+    use crate::verbs::{Outcome, Supervisor};
+    let crasher = r#"command = ["/bin/x"]
+[restart]
+backoff-base = "50ms"
+intensity = 4"#;
+    let h = Harness::with(&[("crasher", crasher)], exec_later(&["crasher"]));
+    let now = h.now;
+    let mut sup = Supervisor {
+        core: h.core,
+        dirs: Vec::new(),
+        pid: 1,
+        subreaper: false,
+        rescans: 0,
+        one_off_requests: 0,
+    };
+    // Exits at once, before its exec report was read (one event batch).
+    let run_and_exit = |sup: &mut Supervisor<Recorder>| {
+        let pid = sup
+            .core
+            .service("crasher")
+            .and_then(|s| s.pid)
+            .expect("pid");
+        sup.core.exec.reports.insert(pid, Ok(()));
+        assert!(sup.core.on_exit(pid, Exit::Exited(3), now));
+        sup.core.reconcile(now);
+    };
+    let goal_of = |outcome: Outcome| match outcome {
+        Outcome::Wait { goal, .. } => goal,
+        other => panic!("expected a wait, got {other:?}"),
+    };
+    // The first process is there but has not exec'd: a start waits for it.
+    let goal = goal_of(sup.handle_line(
+        br#"{"version":1,"verb":"start","service":"crasher","wait_ms":5000}"#,
+        now,
+    ));
+    assert_eq!(sup.check(&goal), None, "not up before its exec");
+    run_and_exit(&mut sup);
+    assert_ne!(
+        sup.core.service("crasher").map(|s| s.state.name()),
+        Some("running")
+    );
+    let answer = sup.check(&goal).expect("answered once its program ran");
+    assert!(answer.ok, "{answer:?}");
+
+    // A restart waits for a newer process than the one it asked about.
+    let goal = goal_of(sup.handle_line(
+        br#"{"version":1,"verb":"restart","service":"crasher","wait_ms":5000}"#,
+        now,
+    ));
+    // The process it asked about stops; the new one has not run yet.
+    run_and_exit(&mut sup);
+    assert_eq!(sup.check(&goal), None, "the new process has not run yet");
+    run_and_exit(&mut sup);
+    let answer = sup.check(&goal).expect("answered once the new process ran");
+    assert!(answer.ok, "{answer:?}");
+}

@@ -5,7 +5,10 @@
 //! a restart, a bad instance file changing nothing, a removed instance stopping its
 //! dnsmasq. Needs root; everything is removed when the test ends, even on failure.
 
+mod common;
+
 use lab::avahi::{Lab, require_root, sh};
+use lab::dhcp_client::DhcpClient;
 use lab::wait_until;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,7 +24,7 @@ struct Device {
     // Dropped first: zedinit (and its dnsmasq) ends before the namespaces go.
     _zedinit: lab::zedinit::Lab,
     net: Lab,
-    client: String,
+    client: DhcpClient,
     services: PathBuf,
     out: PathBuf,
     socket: PathBuf,
@@ -30,6 +33,7 @@ struct Device {
 
 impl Device {
     fn new() -> Device {
+        lab::require_programs("dnsmasq device", &["dnsmasq"]);
         let mut net = Lab::new(1);
         let dir = net.dir.path().to_path_buf();
         let mut zedinit = lab::zedinit::Lab::new().in_netns(&net.dev);
@@ -38,18 +42,8 @@ impl Device {
             dir.join("dnsmasq"),
             zedinit.socket.clone(),
         );
-        // A client namespace on the bridge, with the reserved MAC and no address yet.
-        let client = format!("{}c", &net.dev[..net.dev.len() - 1]);
-        let veth = format!("{}w", &net.dev[..net.dev.len() - 1]);
-        net.apps.push(client.clone());
-        sh(&format!(
-            "ip netns add {client} && ip -n {client} link set lo up && \
-             ip -n {dev} link add {veth} type veth peer name eth0 netns {client} && \
-             ip -n {dev} link set {veth} master {br} up && \
-             ip -n {client} link set eth0 address {CLIENT_MAC} up",
-            dev = net.dev,
-            br = net.bridges[0],
-        ));
+        // A client on the first bridge, with the reserved MAC and no address yet.
+        let client = DhcpClient::on_bridge(&mut net, 0, CLIENT_MAC);
         zedinit.start();
         let leases = dir.join(format!("{}.leases", net.bridges[0]));
         Device {
@@ -93,31 +87,12 @@ impl Device {
     }
 
     fn write_instance(&self, hosts: &[(&str, u8)], reserve: bool) {
-        let hosts: Vec<String> = hosts
-            .iter()
-            .map(|(name, last)| format!("{{ name = \"{name}\", ip = \"{}\" }}", self.ip(*last)))
-            .collect();
-        let reservation = if reserve {
-            format!(
-                "dhcp-hosts = [{{ mac = \"{CLIENT_MAC}\", ip = \"{}\", name = \"client\" }}]\n",
-                self.ip(5)
-            )
-        } else {
-            String::new()
-        };
-        let text = format!(
-            "bridge = \"{}\"\nipv4 = \"{}/24\"\ndhcp-range = \"{},{}\"\nhosts = [{}]\n{reservation}lease-file = \"{}\"\n",
-            self.net.bridges[0],
-            self.ip(1),
-            self.ip(100),
-            self.ip(200),
-            hosts.join(", "),
-            self.leases.display()
+        common::write_instance(
+            &self.net,
+            hosts,
+            reserve.then_some(CLIENT_MAC),
+            &self.leases,
         );
-        // As a writer should: a hidden name, then a rename.
-        let hidden = self.net.instances().join(".0-net.toml");
-        std::fs::write(&hidden, text).expect("instance");
-        std::fs::rename(&hidden, self.instance_file()).expect("rename");
     }
 
     /// `dnsmasq-render --once`: (exit code, stderr).
@@ -145,40 +120,14 @@ impl Device {
         )
     }
 
-    fn in_client(&self, command: &str) -> (bool, String) {
-        let output = Command::new("ip")
-            .args(["netns", "exec", &self.client, "sh", "-c", command])
-            .output()
-            .expect("ip netns exec");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        (output.status.success(), text)
-    }
-
     /// The address a DHCP exchange gives the client (it does not configure it).
     fn dhcp(&self) -> Option<String> {
-        let (ok, text) = self.in_client("busybox udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/true 2>&1");
-        let line = text.lines().find(|l| l.contains("lease of"))?;
-        ok.then(|| {
-            line.split_whitespace()
-                .skip_while(|w| *w != "of")
-                .nth(1)
-                .map(str::to_string)
-        })?
+        self.client.dhcp()
     }
 
     /// The A record the bridge's dnsmasq gives for `name`, if any.
     fn lookup(&self, name: &str) -> Option<String> {
-        let (_, text) = self.in_client(&format!(
-            "busybox nslookup -type=a {name} {} 2>&1",
-            self.ip(1)
-        ));
-        // busybox prints the server first ("Address: 10.x.1.1:53"), then the answer.
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix("Address:"))
-            .map(str::trim)
-            .find(|a| !a.contains(':') && !a.contains('#'))
-            .map(str::to_string)
+        self.client.lookup(name, &self.ip(1))
     }
 }
 
@@ -205,7 +154,7 @@ fn dnsmasq_follows_the_network_instance_with_the_least_disruption() {
     });
     sh(&format!(
         "ip -n {} addr add {}/24 dev eth0",
-        device.client,
+        device.client.ns,
         device.ip(5)
     ));
     wait_until("the instance's name answered", || {
@@ -290,7 +239,7 @@ fn dnsmasq_follows_the_network_instance_with_the_least_disruption() {
         !leases.contains(&device.ip(5)),
         "the reserved address's lease is gone: {leases}"
     );
-    sh(&format!("ip -n {} addr flush dev eth0", device.client));
+    sh(&format!("ip -n {} addr flush dev eth0", device.client.ns));
     let mut got = None;
     wait_until("a dynamic lease", || {
         got = device.dhcp();

@@ -8,13 +8,16 @@
 //! It runs with only the capabilities its exported container is to have (`CAPS`).
 //! Needs root; everything is removed when the test ends, even on failure.
 
+mod common;
+
 use lab::avahi::{Lab, require_root, sh};
+use lab::dhcp_client::DhcpClient;
 use lab::wait_until;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 const RENDER: &str = env!("CARGO_BIN_EXE_dnsmasq-render");
@@ -28,7 +31,7 @@ struct Device {
     render: Option<Child>,
     said: Arc<Mutex<Vec<String>>>,
     net: Lab,
-    client: String,
+    client: DhcpClient,
     out: PathBuf,
     services: PathBuf,
     leases: PathBuf,
@@ -36,20 +39,11 @@ struct Device {
 
 impl Device {
     fn new() -> Device {
+        lab::require_programs("dnsmasq device", &["dnsmasq"]);
         let mut net = Lab::new(2);
         let dir = net.dir.path().to_path_buf();
-        // A client namespace on the first bridge, with the reserved MAC and no address.
-        let client = format!("{}c", &net.dev[..net.dev.len() - 1]);
-        let veth = format!("{}w", &net.dev[..net.dev.len() - 1]);
-        net.apps.push(client.clone());
-        sh(&format!(
-            "ip netns add {client} && ip -n {client} link set lo up && \
-             ip -n {dev} link add {veth} type veth peer name eth0 netns {client} && \
-             ip -n {dev} link set {veth} master {br} up && \
-             ip -n {client} link set eth0 address {CLIENT_MAC} up",
-            dev = net.dev,
-            br = net.bridges[0],
-        ));
+        // A client on the first bridge, with the reserved MAC and no address yet.
+        let client = DhcpClient::on_bridge(&mut net, 0, CLIENT_MAC);
         let leases = dir.join(format!("{}.leases", net.bridges[0]));
         Device {
             render: None,
@@ -72,30 +66,12 @@ impl Device {
 
     /// The first bridge's instance: names, a reservation for the client (or none).
     fn write_instance(&self, hosts: &[(&str, u8)], reserve: bool) {
-        let hosts: Vec<String> = hosts
-            .iter()
-            .map(|(name, last)| format!("{{ name = \"{name}\", ip = \"{}\" }}", self.ip(*last)))
-            .collect();
-        let reservation = if reserve {
-            format!(
-                "dhcp-hosts = [{{ mac = \"{CLIENT_MAC}\", ip = \"{}\", name = \"client\" }}]\n",
-                self.ip(5)
-            )
-        } else {
-            String::new()
-        };
-        let text = format!(
-            "bridge = \"{}\"\nipv4 = \"{}/24\"\ndhcp-range = \"{},{}\"\nhosts = [{}]\n{reservation}lease-file = \"{}\"\n",
-            self.net.bridges[0],
-            self.ip(1),
-            self.ip(100),
-            self.ip(200),
-            hosts.join(", "),
-            self.leases.display()
+        common::write_instance(
+            &self.net,
+            hosts,
+            reserve.then_some(CLIENT_MAC),
+            &self.leases,
         );
-        let hidden = self.net.instances().join(".0-net.toml");
-        std::fs::write(&hidden, text).expect("instance");
-        std::fs::rename(&hidden, self.instance_file(0)).expect("rename");
     }
 
     /// `dnsmasq-render --supervise` in the device namespace, root with only [`CAPS`] and
@@ -173,39 +149,14 @@ impl Device {
         pid.expect("pid")
     }
 
-    fn in_client(&self, command: &str) -> (bool, String) {
-        let output = Command::new("ip")
-            .args(["netns", "exec", &self.client, "sh", "-c", command])
-            .output()
-            .expect("ip netns exec");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned()
-            + &String::from_utf8_lossy(&output.stderr);
-        (output.status.success(), text)
-    }
-
     /// The address a DHCP exchange gives the client (it does not configure it).
     fn dhcp(&self) -> Option<String> {
-        let (ok, text) = self.in_client("busybox udhcpc -i eth0 -n -q -t 3 -T 1 -s /bin/true 2>&1");
-        let line = text.lines().find(|l| l.contains("lease of"))?;
-        ok.then(|| {
-            line.split_whitespace()
-                .skip_while(|w| *w != "of")
-                .nth(1)
-                .map(str::to_string)
-        })?
+        self.client.dhcp()
     }
 
     /// The A record the first bridge's dnsmasq gives for `name`, if any.
     fn lookup(&self, name: &str) -> Option<String> {
-        let (_, text) = self.in_client(&format!(
-            "busybox nslookup -type=a {name} {} 2>&1",
-            self.ip(1)
-        ));
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix("Address:"))
-            .map(str::trim)
-            .find(|a| !a.contains(':') && !a.contains('#'))
-            .map(str::to_string)
+        self.client.lookup(name, &self.ip(1))
     }
 
     fn wait_answer(&self, name: &str, last: u8) {
@@ -252,7 +203,7 @@ fn supervising_its_own_dnsmasq_it_serves_follows_restarts_and_stops_them() {
     });
     sh(&format!(
         "ip -n {} addr add {}/24 dev eth0",
-        device.client,
+        device.client.ns,
         device.ip(5)
     ));
     device.wait_answer("datastore", 77);

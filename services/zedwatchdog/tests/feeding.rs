@@ -13,12 +13,11 @@
 
 mod common;
 
-use common::{Shared, require_root, wait_until};
+use common::{Watched, require_root, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, SystemTime};
 use zedctr_proto::client::Client;
 use zedctr_proto::protocol::{Request, Verb};
@@ -26,8 +25,7 @@ use zedctr_proto::protocol::{Request, Verb};
 struct Lab {
     zedinit: lab::zedinit::Lab,
     watchdog: Option<Child>,
-    fed: Shared<Vec<u8>>,
-    said: Shared<Vec<String>>,
+    watch: Watched,
 }
 
 /// How a test runs zedwatchdog.
@@ -61,8 +59,10 @@ impl Lab {
         let lab = Lab {
             zedinit,
             watchdog: None,
-            fed,
-            said: Shared::default(),
+            watch: Watched {
+                fed,
+                ..Watched::default()
+            },
         };
         wait_until("victim running", || lab.state("victim") == "running");
         lab
@@ -116,9 +116,8 @@ impl Lab {
     /// Starts zedwatchdog on the FIFO; what it says is recorded.
     fn start_watchdog(&mut self, options: &Options) {
         let mut command = if options.private_pid_namespace {
-            let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-                .arg(env!("CARGO_BIN_EXE_zedwatchdog"));
+            let mut c = lab::zedinit::in_new_pid_namespace(None);
+            c.arg(env!("CARGO_BIN_EXE_zedwatchdog"));
             c
         } else {
             Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
@@ -140,17 +139,8 @@ impl Lab {
             .arg(self.path("registry"))
             .arg("--run-dir")
             .arg(self.path("run"))
-            .args(options.args)
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("zedwatchdog");
-        let said = self.said.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                said.0.lock().expect("lock").push(line);
-            }
-        });
-        self.watchdog = Some(child);
+            .args(options.args);
+        self.watchdog = Some(self.watch.spawn(&mut command));
     }
 
     /// SIGKILL, as a reset would end it: no `V`, nothing tidied.
@@ -159,64 +149,6 @@ impl Lab {
             child.kill().expect("kill");
             child.wait().expect("wait");
         }
-    }
-
-    fn feeds(&self) -> usize {
-        self.fed.get().len()
-    }
-
-    fn said_count(&self, text: &str) -> usize {
-        self.said.get().iter().filter(|l| l.contains(text)).count()
-    }
-
-    fn wait_said(&self, text: &str) {
-        wait_until(
-            &format!("zedwatchdog to say {text:?} (said: {:#?})", self.said.get()),
-            || self.said_count(text) > 0,
-        );
-    }
-
-    /// It is being fed: more bytes arrive.
-    fn wait_feeding(&self) {
-        let before = self.feeds();
-        wait_until("feeding", || self.feeds() >= before + 3);
-    }
-
-    /// How many times it has said it stopped feeding: take this before causing a stop.
-    fn withheld_count(&self) -> usize {
-        self.said_count("NOT feeding")
-    }
-
-    /// The last "NOT feeding" line, once there is one after `count` (taken before the
-    /// cause); it must give `because`.
-    fn wait_withheld(&self, count: usize, because: &str) -> String {
-        wait_until(
-            &format!("a new NOT feeding line ({:#?})", self.said.get()),
-            || self.withheld_count() > count,
-        );
-        let last = self
-            .said
-            .get()
-            .into_iter()
-            .rfind(|l| l.contains("NOT feeding"))
-            .expect("line");
-        assert!(
-            last.contains(because),
-            "{last:?} gives the reason {because:?}"
-        );
-        last
-    }
-
-    /// Not fed for a while (many intervals) once the withholding was announced.
-    fn assert_withholding(&self, count: usize, because: &str) {
-        self.wait_withheld(count, because);
-        let before = self.feeds();
-        std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(
-            self.feeds(),
-            before,
-            "no feed while withholding ({because})"
-        );
     }
 
     fn register(&self, kind: &str, name: &str) {
@@ -286,14 +218,14 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
     }
     let mut lab = Lab::new();
     lab.start_watchdog(&DEFAULT);
-    lab.wait_said("feeding the watchdog");
-    lab.wait_feeding();
+    lab.watch.wait_said("feeding the watchdog");
+    lab.watch.wait_feeding();
 
     // A critical service fails: not fed, with the reason; back: fed again.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     lab.fail_victim();
-    let withheld = lab.wait_withheld(count, "victim");
-    lab.assert_withholding(count, "victim");
+    let withheld = lab.watch.wait_withheld(count, "victim");
+    lab.watch.assert_withholding(count, "victim");
     // Its stderr is a pipe here, as under zedinit: EVE's JSON lines, the reasons a field.
     let line: serde_json::Value = serde_json::from_str(&withheld).expect("a JSON line");
     assert_eq!(line["source"], "zedwatchdog", "{line}");
@@ -309,17 +241,18 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         "{line}"
     );
     lab.start_victim();
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 
     // zedinit can't answer (stopped): not fed; it answers again: fed.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     kill(lab.zedinit_pid(), Signal::SIGSTOP).expect("SIGSTOP zedinit");
-    lab.assert_withholding(count, "zedinit did not answer");
+    lab.watch
+        .assert_withholding(count, "zedinit did not answer");
     kill(lab.zedinit_pid(), Signal::SIGCONT).expect("SIGCONT zedinit");
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 
     // A registered touch file gone stale: not fed; touched again: fed.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     let touch = lab.path("run/app.touch");
     std::fs::write(&touch, "").expect("touch file");
     std::fs::File::options()
@@ -328,21 +261,24 @@ fn it_feeds_only_while_zedinit_is_healthy_answers_in_time_and_registrations_are_
         .and_then(|f| f.set_modified(SystemTime::now() - Duration::from_secs(3600)))
         .expect("age it");
     lab.register("file", "app.touch");
-    lab.assert_withholding(count, "app.touch: not touched for");
+    lab.watch
+        .assert_withholding(count, "app.touch: not touched for");
     std::fs::File::options()
         .write(true)
         .open(&touch)
         .and_then(|f| f.set_modified(SystemTime::now()))
         .expect("touch");
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 
     // SIGTERM: disarmed with the magic V, exit 0.
     let mut child = lab.watchdog.take().expect("watchdog");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
     assert!(child.wait().expect("wait").success());
-    wait_until("the V", || lab.fed.get().last() == Some(&b'V'));
+    wait_until("the V", || lab.watch.fed.get().last() == Some(&b'V'));
     assert!(
-        lab.fed.get()[..lab.feeds() - 1].iter().all(|b| *b == 0),
+        lab.watch.fed.get()[..lab.watch.feeds() - 1]
+            .iter()
+            .all(|b| *b == 0),
         "feeds are NULs, only the last is V"
     );
 }
@@ -361,29 +297,30 @@ fn registrations_take_effect_at_once_without_a_rescan_even_in_directories_made_l
         interval: "1h",
         ..DEFAULT
     });
-    lab.wait_said("feeding the watchdog");
-    wait_until("the first feed", || lab.feeds() == 1);
+    lab.watch.wait_said("feeding the watchdog");
+    wait_until("the first feed", || lab.watch.feeds() == 1);
 
     // A touch file registered but missing (two directories made first): at once.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     lab.register("file", "app.touch");
-    lab.wait_withheld(count, "app.touch: registered but missing");
+    lab.watch
+        .wait_withheld(count, "app.touch: registered but missing");
     // Unregistered: fed at once.
-    let feeding = lab.said_count("feeding the watchdog");
+    let feeding = lab.watch.said_count("feeding the watchdog");
     std::fs::remove_file(lab.path("registry/file/app.touch")).expect("unregister");
     wait_until("fed again", || {
-        lab.said_count("feeding the watchdog") > feeding && lab.feeds() >= 2
+        lab.watch.said_count("feeding the watchdog") > feeding && lab.watch.feeds() >= 2
     });
 
     // A pid registered whose process is dead (the pid directory made only now): at once.
     std::fs::write(lab.path("run/agent.pid"), format!("{}\n", dead_pid())).expect("pid file");
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     lab.register("pid", "agent.pid");
-    lab.wait_withheld(count, "agent.pid: pid");
-    let feeding = lab.said_count("feeding the watchdog");
+    lab.watch.wait_withheld(count, "agent.pid: pid");
+    let feeding = lab.watch.said_count("feeding the watchdog");
     std::fs::remove_dir_all(lab.path("registry/pid")).expect("unregister all");
     wait_until("fed again", || {
-        lab.said_count("feeding the watchdog") > feeding && lab.feeds() >= 3
+        lab.watch.said_count("feeding the watchdog") > feeding && lab.watch.feeds() >= 3
     });
 }
 
@@ -397,18 +334,20 @@ fn a_registered_pid_that_dies_withholds_in_the_hosts_pid_namespace() {
     std::fs::write(lab.path("run/agent.pid"), format!("{}\n", agent.pid())).expect("pid file");
     lab.register("pid", "agent.pid");
     lab.start_watchdog(&DEFAULT);
-    lab.wait_said("pid namespace: the host's (--pid-namespace host)");
-    lab.wait_said("feeding the watchdog");
-    lab.wait_feeding();
+    lab.watch
+        .wait_said("pid namespace: the host's (--pid-namespace host)");
+    lab.watch.wait_said("feeding the watchdog");
+    lab.watch.wait_feeding();
 
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     let pid = agent.pid();
     agent.end();
-    lab.assert_withholding(count, &format!("run/agent.pid: pid {pid} is gone"));
+    lab.watch
+        .assert_withholding(count, &format!("run/agent.pid: pid {pid} is gone"));
     // The agent started again and wrote its new pid: fed.
     let again = Registrant::start();
     std::fs::write(lab.path("run/agent.pid"), format!("{}\n", again.pid())).expect("pid file");
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 }
 
 #[test]
@@ -426,12 +365,12 @@ fn in_another_pid_namespace_a_pid_not_found_is_noted_and_feeding_goes_on() {
         private_pid_namespace: true,
         ..DEFAULT
     });
-    lab.wait_said("pid namespace: not the host's");
-    lab.wait_said(&format!(
+    lab.watch.wait_said("pid namespace: not the host's");
+    lab.watch.wait_said(&format!(
         "run/outside.pid: pid {pid} is not visible in this pid namespace: ignored"
     ));
-    lab.wait_feeding();
-    assert_eq!(lab.withheld_count(), 0, "{:#?}", lab.said.get());
+    lab.watch.wait_feeding();
+    assert_eq!(lab.watch.withheld_count(), 0, "{:#?}", lab.watch.said.get());
 }
 
 #[test]
@@ -445,11 +384,12 @@ fn by_itself_it_takes_the_hosts_pid_namespace_only_when_it_is_the_initial_one() 
         ..DEFAULT
     });
     if in_initial_pid_namespace() {
-        lab.wait_said("pid namespace: the host's (the initial pid namespace)");
+        lab.watch
+            .wait_said("pid namespace: the host's (the initial pid namespace)");
     } else {
-        lab.wait_said("pid namespace: not the host's");
+        lab.watch.wait_said("pid namespace: not the host's");
     }
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -471,9 +411,11 @@ fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
     };
     lab.start_watchdog(&options);
     // The FIFO answers no ioctl: the boot status is unknown, and said so.
-    lab.wait_said("no boot status: Inappropriate ioctl for device");
-    lab.wait_said("previous boot: unknown (the driver does not say)");
-    lab.wait_feeding();
+    lab.watch
+        .wait_said("no boot status: Inappropriate ioctl for device");
+    lab.watch
+        .wait_said("previous boot: unknown (the driver does not say)");
+    lab.watch.wait_feeding();
     let last_boot = read_json(&state.join("last-boot.json"));
     assert_eq!(last_boot["watchdog_reset"], serde_json::Value::Null);
     assert_eq!(last_boot["previous_withholding"], serde_json::Value::Null);
@@ -481,9 +423,9 @@ fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
     assert!(!state.join("withholding.json").exists());
 
     // Withheld: the reason is on disk before the device could reset.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     lab.fail_victim();
-    lab.wait_withheld(count, "victim");
+    lab.watch.wait_withheld(count, "victim");
     wait_until("withholding.json", || {
         state.join("withholding.json").exists()
     });
@@ -492,15 +434,15 @@ fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
     assert!(reasons.contains("victim failed"), "{withholding}");
     // Fed again: no withholding stands.
     lab.start_victim();
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
     wait_until("withholding.json removed", || {
         !state.join("withholding.json").exists()
     });
 
     // Withheld again, and the device resets (zedwatchdog ends without a word).
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     lab.fail_victim();
-    lab.wait_withheld(count, "victim");
+    lab.watch.wait_withheld(count, "victim");
     wait_until("withholding.json", || {
         state.join("withholding.json").exists()
     });
@@ -515,14 +457,14 @@ fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
     .expect("rewrite");
     lab.start_victim();
     wait_until("victim running", || lab.state("victim") == "running");
-    let said_before = lab.said.get().len();
+    let said_before = lab.watch.said.get().len();
     lab.start_watchdog(&options);
     wait_until("a second previous-boot line", || {
-        lab.said.get()[said_before..]
+        lab.watch.said.get()[said_before..]
             .iter()
             .any(|l| l.contains("previous boot:"))
     });
-    let line = lab.said.get()[said_before..]
+    let line = lab.watch.said.get()[said_before..]
         .iter()
         .find(|l| l.contains("previous boot:"))
         .cloned()
@@ -531,7 +473,7 @@ fn why_feeding_stopped_is_on_disk_at_once_and_becomes_the_next_boots_reason() {
         line.contains("zedwatchdog had stopped feeding since") && line.contains("victim failed"),
         "{line}"
     );
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
     wait_until("last-boot.json rewritten", || {
         read_json(&state.join("last-boot.json"))["previous_withholding"].is_object()
     });

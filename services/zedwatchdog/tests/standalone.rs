@@ -8,20 +8,17 @@
 
 mod common;
 
-use common::{Shared, wait_until};
+use common::{Watched, wait_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 struct Lab {
     dir: tempfile::TempDir,
     watchdog: Option<Child>,
     beaters: Vec<Child>,
-    fed: Shared<Vec<u8>>,
-    said: Shared<Vec<String>>,
+    watch: Watched,
 }
 
 impl Lab {
@@ -34,8 +31,10 @@ impl Lab {
             dir,
             watchdog: None,
             beaters: Vec::new(),
-            fed,
-            said: Shared::default(),
+            watch: Watched {
+                fed,
+                ..Watched::default()
+            },
         }
     }
 
@@ -46,27 +45,19 @@ impl Lab {
     /// Starts zedwatchdog on the FIFO with `args`; what it says is recorded. The control
     /// socket it is given does not exist: no zedinit here.
     fn start_watchdog(&mut self, args: &[&str]) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
-            .arg("--device")
-            .arg(self.path("watchdog"))
-            .args(["--interval", "200ms", "--health-deadline", "500ms"])
-            .arg("--control-socket")
-            .arg(self.path("control.sock"))
-            .arg("--registry")
-            .arg(self.path("registry"))
-            .arg("--run-dir")
-            .arg(self.path("run"))
-            .args(args)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("zedwatchdog");
-        let said = self.said.clone();
-        let stderr = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                said.0.lock().expect("lock").push(line);
-            }
-        });
+        let child = self.watch.spawn(
+            Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
+                .arg("--device")
+                .arg(self.path("watchdog"))
+                .args(["--interval", "200ms", "--health-deadline", "500ms"])
+                .arg("--control-socket")
+                .arg(self.path("control.sock"))
+                .arg("--registry")
+                .arg(self.path("registry"))
+                .arg("--run-dir")
+                .arg(self.path("run"))
+                .args(args),
+        );
         self.watchdog = Some(child);
     }
 
@@ -86,63 +77,12 @@ impl Lab {
         pid
     }
 
-    fn feeds(&self) -> usize {
-        self.fed.get().len()
-    }
-
-    fn said_count(&self, text: &str) -> usize {
-        self.said.get().iter().filter(|l| l.contains(text)).count()
-    }
-
-    fn wait_said(&self, text: &str) {
-        wait_until(
-            &format!("zedwatchdog to say {text:?} (said: {:#?})", self.said.get()),
-            || self.said_count(text) > 0,
-        );
-    }
-
-    fn wait_feeding(&self) {
-        let before = self.feeds();
-        wait_until("feeding", || self.feeds() >= before + 3);
-    }
-
-    fn withheld_count(&self) -> usize {
-        self.said_count("NOT feeding")
-    }
-
-    /// A new "NOT feeding" line after `count` giving `because`, and no feed for many
-    /// intervals after it.
-    fn assert_withholding(&self, count: usize, because: &str) -> String {
-        wait_until(
-            &format!("a new NOT feeding line ({:#?})", self.said.get()),
-            || self.withheld_count() > count,
-        );
-        let last = self
-            .said
-            .get()
-            .into_iter()
-            .rfind(|l| l.contains("NOT feeding"))
-            .expect("line");
-        assert!(
-            last.contains(because),
-            "{last:?} gives the reason {because:?}"
-        );
-        let before = self.feeds();
-        std::thread::sleep(Duration::from_millis(1500));
-        assert_eq!(
-            self.feeds(),
-            before,
-            "no feed while withholding ({because})"
-        );
-        last
-    }
-
     /// SIGTERM: the magic `V`, exit 0.
     fn stop(&mut self) {
         let mut child = self.watchdog.take().expect("watchdog");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
         assert!(child.wait().expect("wait").success());
-        wait_until("the V", || self.fed.get().last() == Some(&b'V'));
+        wait_until("the V", || self.watch.fed.get().last() == Some(&b'V'));
     }
 }
 
@@ -176,25 +116,29 @@ fn without_zedinit_it_feeds_only_while_every_heartbeat_is_fresh() {
         "--heartbeat-grace",
         "3s",
     ]);
-    lab.wait_said("without zedinit: heartbeats in");
+    lab.watch.wait_said("without zedinit: heartbeats in");
     // `late` has not made its file yet: within the grace that is only noted.
-    lab.wait_said("late: no heartbeat file");
-    lab.wait_said("(within the grace after start)");
-    lab.wait_said("feeding the watchdog: heartbeats fresh");
+    lab.watch.wait_said("late: no heartbeat file");
+    lab.watch.wait_said("(within the grace after start)");
+    lab.watch
+        .wait_said("feeding the watchdog: heartbeats fresh");
 
     // The grace over and still no file: withheld, with the reason.
-    let count = lab.withheld_count();
-    let line = lab.assert_withholding(count, "late: no heartbeat file");
+    let count = lab.watch.withheld_count();
+    let line = lab
+        .watch
+        .assert_withholding(count, "late: no heartbeat file");
     assert!(!line.contains("zedinit"), "no zedinit is asked: {line}");
     // It starts beating: fed.
     lab.beat("late");
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
 
     // A service stops beating (its loop wedged): withheld once its budget has passed.
-    let count = lab.withheld_count();
+    let count = lab.watch.withheld_count();
     kill(agent, Signal::SIGSTOP).expect("SIGSTOP");
-    lab.assert_withholding(count, "agent: heartbeat");
+    lab.watch.assert_withholding(count, "agent: heartbeat");
     let line = lab
+        .watch
         .said
         .get()
         .into_iter()
@@ -203,7 +147,7 @@ fn without_zedinit_it_feeds_only_while_every_heartbeat_is_fresh() {
     assert!(line.contains("not touched for"), "{line}");
     // It beats again: fed again.
     kill(agent, Signal::SIGCONT).expect("SIGCONT");
-    lab.wait_feeding();
+    lab.watch.wait_feeding();
     lab.stop();
 }
 
@@ -214,8 +158,8 @@ fn without_the_flag_a_missing_control_socket_withholds() {
     let mut lab = Lab::new();
     lab.beat("agent");
     lab.start_watchdog(&[]);
-    lab.assert_withholding(0, "zedinit did not answer");
-    assert_eq!(lab.feeds(), 0, "never fed");
+    lab.watch.assert_withholding(0, "zedinit did not answer");
+    assert_eq!(lab.watch.feeds(), 0, "never fed");
     // Heartbeats are zedinit's to check in this mode: the flag alone is refused (usage).
     let status = Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
         .args(["--heartbeat", "agent=1s"])

@@ -86,7 +86,9 @@ fn the_next_zedinit_ends_what_a_killed_subreaper_left_running() {
         &format!("command = [\"{TESTKIT}\", \"on-term\", \"{order}\", \"svc\"]"),
     );
     let ns = Namespace::start(&lab);
-    let is_zedinit = |_: i32, line: &str| line.contains("--services-dir");
+    // By its program: a child the shell has forked but not yet exec'd (a `sleep` of its
+    // wait loop) still shows the shell's command line, zedinit's arguments included.
+    let is_zedinit = |_: i32, line: &str| line.starts_with(&format!("{ZEDINIT} "));
     let first = child_where(ns.shell, "the first zedinit", is_zedinit);
     wait_until("the first zedinit answers", || {
         zedctr_proto::client::Client::connect(&lab.socket).is_ok()

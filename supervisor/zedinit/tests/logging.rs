@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
 fn log_file(lab: &Lab, name: &str) -> String {
@@ -78,39 +77,14 @@ fn rotation_keeps_the_configured_count_and_logs_follow_across_it() {
     );
     lab.start();
     lab.wait_state("chatty", "running");
-    let mut follower = std::process::Command::new(supctl_bin())
-        .arg("--control-socket")
-        .arg(&lab.socket)
-        .args(["logs", "-f", "chatty"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("supctl logs -f");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = follower.stdout.take().expect("stdout");
-    let _guard = Kill(follower);
+    let follower = lab.follow_logs(&[], "chatty");
     // The follower is connected once zedinit has logged nothing yet: give it the signal.
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(&go, "").expect("go");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
     let mut seen = Vec::new();
     let deadline = Instant::now() + DEADLINE;
     while seen.last() != Some(&2999) {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("follower output in time");
+        let line = follower.next_line_by(deadline);
         if let Some(n) = line
             .split("chatty.out: line ")
             .nth(1)

@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
+use std::time::Instant;
 
 /// What the service says on its notify socket: a title (OSC 0), clear screen, a C1 CSI,
 /// DEL and BEL. testkit turns the literal `\n` into the line separator.
@@ -107,33 +107,8 @@ fn output_lines_from_a_service_are_shown_escaped_by_logs_and_logs_follow() {
     );
 
     // Following prints the same lines the same way.
-    let mut follower = std::process::Command::new(supctl_bin())
-        .arg("--control-socket")
-        .arg(&lab.socket)
-        .args(["logs", "-f", "-n", "1", "chatty"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("supctl logs -f");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = follower.stdout.take().expect("stdout");
-    let _guard = Kill(follower);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("the follower prints the last line");
+    let follower = lab.follow_logs(&["-n", "1"], "chatty");
+    let line = follower.next_line_by(Instant::now() + DEADLINE);
     assert_eq!(raw_controls(&line), [], "{line:?}");
     assert!(
         line.ends_with(&format!("chatty.out: {LINE_SHOWN}")),

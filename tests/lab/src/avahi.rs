@@ -47,6 +47,7 @@ pub struct Lab {
 impl Lab {
     /// A device namespace with `bridges` bridges: 10.S.1.1/24, 10.S.2.1/24.
     pub fn new(bridges: usize) -> Lab {
+        crate::require_programs("avahi lab", &["avahi-daemon", "busybox", "ip"]);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}{}", std::process::id() % 10_000, n);
         let subnet = 100 + ((std::process::id() as u8).wrapping_add(n as u8 * 7) % 100);

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod avahi;
+pub mod dhcp_client;
 pub mod netns;
 pub mod trace;
 pub mod zedinit;
@@ -35,6 +36,23 @@ pub fn require_root(test: &str) -> bool {
          Run as root to test this. !!!!!\n"
     );
     false
+}
+
+/// Panics naming each of `programs` not on `PATH`: the real components these tests run
+/// are prerequisites (`scripts/install-deps`), and a missing one would otherwise show up
+/// as a timeout far from its cause. Call after [`require_root`].
+pub fn require_programs(test: &str, programs: &[&str]) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| !std::env::split_paths(&path).any(|dir| dir.join(p).is_file()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{test}: needs {} on PATH (scripts/install-deps installs them)",
+        missing.join(", ")
+    );
 }
 
 /// Polls `condition` until it holds or [`DEADLINE`] passes, then panics naming `what`.

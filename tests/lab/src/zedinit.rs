@@ -81,24 +81,8 @@ impl Lab {
         let script = format!(
             "{setup}\nexec \"$0\" --services-dir \"$1\" --control-socket \"$2\" --log-dir \"$3\" --heartbeat-dir \"$4\" {more_args}"
         );
-        let mut command = match &self.netns {
-            Some(ns) => {
-                let mut ip = Command::new("ip");
-                ip.args(["netns", "exec", ns, "unshare"]);
-                ip
-            }
-            None => Command::new("unshare"),
-        };
-        let child = command
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sh",
-                "-ec",
-                &script,
-            ])
+        let child = in_new_pid_namespace(self.netns.as_deref())
+            .args(["sh", "-ec", &script])
             .arg(bin("zedinit"))
             .arg(&self.services)
             .arg(&self.socket)
@@ -172,6 +156,30 @@ impl Lab {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// `supctl logs -f ARGS... SERVICE`, its lines read as they come; killed on drop.
+    pub fn follow_logs(&self, args: &[&str], service: &str) -> Follower {
+        let mut child = Command::new(bin("supctl"))
+            .arg("--control-socket")
+            .arg(&self.socket)
+            .args(["logs", "-f"])
+            .args(args)
+            .arg(service)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("supctl logs -f");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                if tx.send(line.unwrap_or_default()).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower { child, lines }
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -277,4 +285,42 @@ pub fn bin_dir() -> String {
         .expect("bin dir")
         .display()
         .to_string()
+}
+
+/// `unshare --pid --fork --mount-proc --kill-child`, in network namespace `netns` if
+/// given: what follows runs as PID 1 of a new pid namespace with its own /proc, and dies
+/// with unshare.
+pub fn in_new_pid_namespace(netns: Option<&str>) -> Command {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut ip = Command::new("ip");
+            ip.args(["netns", "exec", ns, "unshare"]);
+            ip
+        }
+        None => Command::new("unshare"),
+    };
+    command.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+    command
+}
+
+/// A running `supctl logs -f` ([`Lab::follow_logs`]).
+pub struct Follower {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Follower {
+    /// Its next line, waiting until `deadline` at the latest.
+    pub fn next_line_by(&self, deadline: Instant) -> String {
+        self.lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the follower prints a line in time")
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

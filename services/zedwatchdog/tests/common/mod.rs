@@ -7,9 +7,11 @@
 // Each test file uses a part of it.
 #![allow(dead_code, unused_imports)]
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use lab::{require_root, wait_until};
 
@@ -49,4 +51,86 @@ pub fn fifo_device(path: &Path) -> Shared<Vec<u8>> {
         }
     });
     fed
+}
+
+/// What a test sees of a running zedwatchdog: the bytes written to its device and the
+/// lines it said on stderr.
+#[derive(Clone, Default)]
+pub struct Watched {
+    pub fed: Shared<Vec<u8>>,
+    pub said: Shared<Vec<String>>,
+}
+
+impl Watched {
+    /// Spawns `command` (a zedwatchdog) with its stderr recorded line by line.
+    pub fn spawn(&self, command: &mut Command) -> Child {
+        let mut child = command.stderr(Stdio::piped()).spawn().expect("zedwatchdog");
+        let said = self.said.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                said.0.lock().expect("lock").push(line);
+            }
+        });
+        child
+    }
+
+    pub fn feeds(&self) -> usize {
+        self.fed.get().len()
+    }
+
+    pub fn said_count(&self, text: &str) -> usize {
+        self.said.get().iter().filter(|l| l.contains(text)).count()
+    }
+
+    pub fn wait_said(&self, text: &str) {
+        wait_until(
+            &format!("zedwatchdog to say {text:?} (said: {:#?})", self.said.get()),
+            || self.said_count(text) > 0,
+        );
+    }
+
+    /// It is being fed: more bytes arrive.
+    pub fn wait_feeding(&self) {
+        let before = self.feeds();
+        wait_until("feeding", || self.feeds() >= before + 3);
+    }
+
+    /// How many times it has said it stopped feeding: take this before causing a stop.
+    pub fn withheld_count(&self) -> usize {
+        self.said_count("NOT feeding")
+    }
+
+    /// The last "NOT feeding" line, once there is one after `count` (taken before the
+    /// cause); it must give `because`.
+    pub fn wait_withheld(&self, count: usize, because: &str) -> String {
+        wait_until(
+            &format!("a new NOT feeding line ({:#?})", self.said.get()),
+            || self.withheld_count() > count,
+        );
+        let last = self
+            .said
+            .get()
+            .into_iter()
+            .rfind(|l| l.contains("NOT feeding"))
+            .expect("line");
+        assert!(
+            last.contains(because),
+            "{last:?} gives the reason {because:?}"
+        );
+        last
+    }
+
+    /// [`Watched::wait_withheld`], then no feed for many intervals.
+    pub fn assert_withholding(&self, count: usize, because: &str) -> String {
+        let last = self.wait_withheld(count, because);
+        let before = self.feeds();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(
+            self.feeds(),
+            before,
+            "no feed while withholding ({because})"
+        );
+        last
+    }
 }

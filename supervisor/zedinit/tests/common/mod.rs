@@ -31,16 +31,8 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let unshare = std::process::Command::new("unshare")
-        .args([
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            "sh",
-            "-c",
-        ])
-        .arg(script)
+    let unshare = in_new_pid_namespace(None)
+        .args(["sh", "-c", script])
         .args(args)
         .stdin(std::process::Stdio::null())
         .spawn()

@@ -120,11 +120,6 @@ impl Device {
         )
     }
 
-    /// The address a DHCP exchange gives the client (it does not configure it).
-    fn dhcp(&self) -> Option<String> {
-        self.client.dhcp()
-    }
-
     /// The A record the bridge's dnsmasq gives for `name`, if any.
     fn lookup(&self, name: &str) -> Option<String> {
         self.client.lookup(name, &self.ip(1))
@@ -143,20 +138,7 @@ fn dnsmasq_follows_the_network_instance_with_the_least_disruption() {
     wait_until("dnsmasq running", || device.dnsmasq().0 == "running");
 
     // The reservation: the client gets its address, and the lease is on file.
-    let mut got = None;
-    wait_until("a DHCP lease from the bridge's dnsmasq", || {
-        got = device.dhcp();
-        got.is_some()
-    });
-    assert_eq!(got, Some(device.ip(5)), "the reserved address");
-    wait_until("the lease on file", || {
-        std::fs::read_to_string(&device.leases).is_ok_and(|t| t.contains(CLIENT_MAC))
-    });
-    sh(&format!(
-        "ip -n {} addr add {}/24 dev eth0",
-        device.client.ns,
-        device.ip(5)
-    ));
+    common::take_reserved_lease(&device.client, &device.ip(5), &device.leases, CLIENT_MAC);
     wait_until("the instance's name answered", || {
         device.lookup("datastore") == Some(device.ip(77))
     });
@@ -242,7 +224,7 @@ fn dnsmasq_follows_the_network_instance_with_the_least_disruption() {
     sh(&format!("ip -n {} addr flush dev eth0", device.client.ns));
     let mut got = None;
     wait_until("a dynamic lease", || {
-        got = device.dhcp();
+        got = device.client.dhcp();
         got.is_some()
     });
     let last: u8 = got

@@ -10,7 +10,7 @@
 
 mod common;
 
-use lab::avahi::{Lab, require_root, sh};
+use lab::avahi::{Lab, require_root};
 use lab::dhcp_client::DhcpClient;
 use lab::wait_until;
 use nix::sys::signal::{Signal, kill};
@@ -149,11 +149,6 @@ impl Device {
         pid.expect("pid")
     }
 
-    /// The address a DHCP exchange gives the client (it does not configure it).
-    fn dhcp(&self) -> Option<String> {
-        self.client.dhcp()
-    }
-
     /// The A record the first bridge's dnsmasq gives for `name`, if any.
     fn lookup(&self, name: &str) -> Option<String> {
         self.client.lookup(name, &self.ip(1))
@@ -192,20 +187,7 @@ fn supervising_its_own_dnsmasq_it_serves_follows_restarts_and_stops_them() {
     let second = device.wait_dnsmasq(1);
 
     // The reservation: the client gets its address, and the lease is on file.
-    let mut got = None;
-    wait_until("a DHCP lease from the bridge's dnsmasq", || {
-        got = device.dhcp();
-        got.is_some()
-    });
-    assert_eq!(got, Some(device.ip(5)), "the reserved address");
-    wait_until("the lease on file", || {
-        std::fs::read_to_string(&device.leases).is_ok_and(|t| t.contains(CLIENT_MAC))
-    });
-    sh(&format!(
-        "ip -n {} addr add {}/24 dev eth0",
-        device.client.ns,
-        device.ip(5)
-    ));
+    common::take_reserved_lease(&device.client, &device.ip(5), &device.leases, CLIENT_MAC);
     device.wait_answer("datastore", 77);
 
     // A name changed: the hosts file is rewritten, the same dnsmasq answers it.

@@ -122,9 +122,7 @@ impl Lab {
         } else {
             Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
         };
-        command
-            .arg("--device")
-            .arg(self.path("watchdog"))
+        common::in_dir(&mut command, self.zedinit.dir.path())
             .args([
                 "--interval",
                 options.interval,
@@ -133,12 +131,6 @@ impl Lab {
                 "--touch-budget",
                 "30s",
             ])
-            .arg("--control-socket")
-            .arg(self.path("control.sock"))
-            .arg("--registry")
-            .arg(self.path("registry"))
-            .arg("--run-dir")
-            .arg(self.path("run"))
             .args(options.args);
         self.watchdog = Some(self.watch.spawn(&mut command));
     }

@@ -45,19 +45,11 @@ impl Lab {
     /// Starts zedwatchdog on the FIFO with `args`; what it says is recorded. The control
     /// socket it is given does not exist: no zedinit here.
     fn start_watchdog(&mut self, args: &[&str]) {
-        let child = self.watch.spawn(
-            Command::new(env!("CARGO_BIN_EXE_zedwatchdog"))
-                .arg("--device")
-                .arg(self.path("watchdog"))
-                .args(["--interval", "200ms", "--health-deadline", "500ms"])
-                .arg("--control-socket")
-                .arg(self.path("control.sock"))
-                .arg("--registry")
-                .arg(self.path("registry"))
-                .arg("--run-dir")
-                .arg(self.path("run"))
-                .args(args),
-        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zedwatchdog"));
+        common::in_dir(&mut command, self.dir.path())
+            .args(["--interval", "200ms", "--health-deadline", "500ms"])
+            .args(args);
+        let child = self.watch.spawn(&mut command);
         self.watchdog = Some(child);
     }
 

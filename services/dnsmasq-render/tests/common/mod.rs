@@ -1,7 +1,9 @@
 //! What the dnsmasq tests share beyond the workspace harness (`tests/lab`): the network
 //! instance of the lab's first bridge, written as EVE's writer should.
 
-use lab::avahi::Lab;
+use lab::avahi::{Lab, sh};
+use lab::dhcp_client::DhcpClient;
+use lab::wait_until;
 use std::path::Path;
 
 /// Writes the first bridge's network instance to `0-net.toml`: `hosts` (name, last
@@ -32,4 +34,22 @@ pub fn write_instance(net: &Lab, hosts: &[(&str, u8)], reserve: Option<&str>, le
     let hidden = net.instances().join(".0-net.toml");
     std::fs::write(&hidden, text).expect("instance");
     std::fs::rename(&hidden, net.instances().join("0-net.toml")).expect("rename");
+}
+
+/// The client asks the bridge's dnsmasq for an address until it gets one, which must be
+/// `reserved`; once the lease (of `mac`) is in `leases`, the client takes the address.
+pub fn take_reserved_lease(client: &DhcpClient, reserved: &str, leases: &Path, mac: &str) {
+    let mut got = None;
+    wait_until("a DHCP lease from the bridge's dnsmasq", || {
+        got = client.dhcp();
+        got.is_some()
+    });
+    assert_eq!(got.as_deref(), Some(reserved), "the reserved address");
+    wait_until("the lease on file", || {
+        std::fs::read_to_string(leases).is_ok_and(|t| t.contains(mac))
+    });
+    sh(&format!(
+        "ip -n {} addr add {reserved}/24 dev eth0",
+        client.ns
+    ));
 }

@@ -61,6 +61,20 @@ pub struct Watched {
     pub said: Shared<Vec<String>>,
 }
 
+/// Adds zedwatchdog's paths, all in `dir`: the FIFO `watchdog` as its device, zedinit's
+/// `control.sock`, EVE's `registry` and its own `run` directory.
+pub fn in_dir<'a>(command: &'a mut Command, dir: &Path) -> &'a mut Command {
+    command
+        .arg("--device")
+        .arg(dir.join("watchdog"))
+        .arg("--control-socket")
+        .arg(dir.join("control.sock"))
+        .arg("--registry")
+        .arg(dir.join("registry"))
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+}
+
 impl Watched {
     /// Spawns `command` (a zedwatchdog) with its stderr recorded line by line.
     pub fn spawn(&self, command: &mut Command) -> Child {

@@ -77,19 +77,11 @@ fn a_read_exec_report_leaves_the_epoll_set_while_a_later_child_has_not_execd() {
         ["a", "b"].iter().any(|s| lab.state(s) == "running")
     });
     // Before the fix, the read (and closed) report pipe stayed in the set, always
-    // ready, while the held child lived: this waited in vain while PID 1 spun. The
-    // deadline stays below zedinit's 30 s exec deadline, whose kill of the held child
-    // would close the copy and end the wait for the wrong reason.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut stale = stale_epoll_entries(zedinit);
-    while !stale.is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        stale = stale_epoll_entries(zedinit);
-    }
-    assert!(
-        stale.is_empty(),
+    // ready, while the held child lived: this waited in vain while PID 1 spun.
+    assert_no_stale_epoll_entries(
+        zedinit,
         "zedinit's epoll set still watches files it closed, while a child cloned after \
-         them has not exec'd: {stale:?}"
+         them has not exec'd",
     );
     ptrace(libc::PTRACE_DETACH, held, 0);
     lab.wait_state("a", "running");
@@ -137,17 +129,25 @@ fn a_closed_control_connection_leaves_the_epoll_set_while_a_later_child_has_not_
     wait_until("zedinit to close the client's connection", || {
         fds() < before
     });
+    assert_no_stale_epoll_entries(
+        zedinit,
+        "zedinit's epoll set still watches a connection it closed, while a child cloned \
+         after it has not exec'd",
+    );
+    ptrace(libc::PTRACE_DETACH, held, 0);
+    lab.wait_state("a", "running");
+}
+
+/// Waits up to 20 s for zedinit's epoll set to hold no file it has closed, then fails
+/// with `what` and the entries left if some are still there. 20 s stays
+/// below zedinit's 30 s exec deadline, whose kill of a held child would close the copy
+/// and end the wait for the wrong reason.
+fn assert_no_stale_epoll_entries(zedinit: i32, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let mut stale = stale_epoll_entries(zedinit);
     while !stale.is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(20));
         stale = stale_epoll_entries(zedinit);
     }
-    assert!(
-        stale.is_empty(),
-        "zedinit's epoll set still watches a connection it closed, while a child cloned \
-         after it has not exec'd: {stale:?}"
-    );
-    ptrace(libc::PTRACE_DETACH, held, 0);
-    lab.wait_state("a", "running");
+    assert!(stale.is_empty(), "{what}: {stale:?}");
 }

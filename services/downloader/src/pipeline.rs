@@ -53,8 +53,8 @@ type Shared = Arc<[Bytes]>;
 /// Both threads, held by the `.part` while a download appends.
 pub struct Pipeline {
     batch: Batch,
-    hasher: Stage<Sha256>,
-    writer: Stage<()>,
+    hasher: Stage<Shared, Sha256>,
+    writer: Stage<Shared, ()>,
 }
 
 impl Pipeline {
@@ -141,20 +141,23 @@ impl Batch {
     }
 }
 
-/// What a thread does with the batches, in order, and what it gives back at the end.
-trait Sink: Send + 'static {
+/// What a thread does with the messages (here: batches), in order, and what it gives
+/// back at the end.
+pub(crate) trait Sink: Send + 'static {
+    type Input: Send + 'static;
     type Output: Send + 'static;
-    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()>;
+    fn consume(&mut self, input: Self::Input) -> io::Result<()>;
     fn end(self) -> Self::Output;
 }
 
 struct Hashing(Sha256);
 
 impl Sink for Hashing {
+    type Input = Shared;
     type Output = Sha256;
 
-    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()> {
-        for chunk in batch {
+    fn consume(&mut self, batch: Shared) -> io::Result<()> {
+        for chunk in batch.iter() {
             self.0.update(chunk);
         }
         Ok(())
@@ -171,10 +174,11 @@ struct Writing<F> {
 }
 
 impl<F: AsFd + Send + 'static> Sink for Writing<F> {
+    type Input = Shared;
     type Output = ();
 
-    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()> {
-        self.offset = write_batch(&self.file, self.offset, batch)?;
+    fn consume(&mut self, batch: Shared) -> io::Result<()> {
+        self.offset = write_batch(&self.file, self.offset, &batch)?;
         Ok(())
     }
 
@@ -204,25 +208,38 @@ fn write_batch(file: impl AsFd, offset: u64, batch: &[Bytes]) -> io::Result<u64>
     Ok(offset)
 }
 
-/// A thread running one [`Sink`], and its queue.
-struct Stage<T> {
-    /// `None` once closed: the thread then ends after the batches queued.
-    tx: Option<mpsc::Sender<Shared>>,
-    end: End<T>,
+/// A thread running one [`Sink`], and its queue (`M`: what it is sent, `T`: what it
+/// gives back). Also the `.part`'s direct receiver's hashing thread ([`crate::direct`]).
+pub(crate) struct Stage<M, T> {
+    /// `None` once closed: the thread then ends after the messages queued.
+    tx: Option<mpsc::Sender<M>>,
+    pub(crate) end: End<T>,
 }
 
 /// How far the thread's own end is known. Kept in the stage, not in a future, so that a
 /// cancelled wait loses nothing and the next one picks up where it was.
-enum End<T> {
+pub(crate) enum End<T> {
     /// The result comes once the thread has dropped its sink (and so closed its file).
     Running(oneshot::Receiver<io::Result<T>>),
     Ended(io::Result<T>),
     Taken,
 }
 
-impl<T: Send + 'static> Stage<T> {
-    fn start<S: Sink<Output = T>>(name: &str, sink: S) -> io::Result<Stage<T>> {
-        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+impl<M: Send + 'static, T: Send + 'static> Stage<M, T> {
+    pub(crate) fn start<S: Sink<Input = M, Output = T>>(
+        name: &str,
+        sink: S,
+    ) -> io::Result<Stage<M, T>> {
+        Self::start_with(name, sink, QUEUE_BATCHES)
+    }
+
+    /// [`Self::start`] with a queue of `queue` messages.
+    pub(crate) fn start_with<S: Sink<Input = M, Output = T>>(
+        name: &str,
+        sink: S,
+        queue: usize,
+    ) -> io::Result<Stage<M, T>> {
+        let (tx, rx) = mpsc::channel(queue);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(name.into())
@@ -238,7 +255,7 @@ impl<T: Send + 'static> Stage<T> {
     }
 
     /// A slot in the queue, waiting while it is full; the thread's error if it stopped.
-    async fn reserve(&mut self) -> io::Result<mpsc::Permit<'_, Shared>> {
+    pub(crate) async fn reserve(&mut self) -> io::Result<mpsc::Permit<'_, M>> {
         let Some(tx) = &self.tx else {
             return Err(already_finished());
         };
@@ -255,15 +272,22 @@ impl<T: Send + 'static> Stage<T> {
         }
     }
 
-    /// Closes the queue: the thread ends after the batches queued.
-    fn close(&mut self) {
+    /// Queues `message` if there is room now; false if the queue is full or closed.
+    pub(crate) fn offer(&mut self, message: M) -> bool {
+        self.tx
+            .as_ref()
+            .is_some_and(|tx| tx.try_send(message).is_ok())
+    }
+
+    /// Closes the queue: the thread ends after the messages queued.
+    pub(crate) fn close(&mut self) {
         self.tx = None;
     }
 }
 
 impl<T> End<T> {
     /// Waits for the thread to end. Cancel-safe.
-    async fn wait(&mut self) {
+    pub(crate) async fn wait(&mut self) {
         if let End::Running(done) = self {
             let result = done.await.unwrap_or_else(|_| Err(ended_unexpectedly()));
             *self = End::Ended(result);
@@ -271,7 +295,7 @@ impl<T> End<T> {
     }
 
     /// The thread's result, once [`Self::wait`] has returned; only once.
-    fn take(&mut self) -> io::Result<T> {
+    pub(crate) fn take(&mut self) -> io::Result<T> {
         match std::mem::replace(self, End::Taken) {
             End::Ended(result) => result,
             End::Running(done) => {
@@ -285,18 +309,18 @@ impl<T> End<T> {
 
 /// The thread's body: every batch in order until the queue closes, or the first error
 /// (returning drops the queue, so the sender learns at once, and the sink).
-fn run<S: Sink>(mut sink: S, mut rx: mpsc::Receiver<Shared>) -> io::Result<S::Output> {
-    while let Some(batch) = rx.blocking_recv() {
-        sink.consume(&batch)?;
+fn run<S: Sink>(mut sink: S, mut rx: mpsc::Receiver<S::Input>) -> io::Result<S::Output> {
+    while let Some(input) = rx.blocking_recv() {
+        sink.consume(input)?;
     }
     Ok(sink.end())
 }
 
-fn ended_unexpectedly() -> io::Error {
+pub(crate) fn ended_unexpectedly() -> io::Error {
     io::Error::other("a .part pipeline thread ended unexpectedly")
 }
 
-fn already_finished() -> io::Error {
+pub(crate) fn already_finished() -> io::Error {
     io::Error::other("the .part pipeline is already finished")
 }
 

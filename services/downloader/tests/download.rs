@@ -447,3 +447,84 @@ fn a_server_that_appears_after_many_failures_is_used_without_anyone_asking() {
     );
     assert!(httpd.log().contains("response:200"), "{}", httpd.log());
 }
+
+#[test]
+fn plain_http_bodies_are_framed_strictly_and_unusual_ones_go_through_reqwest() {
+    if !require_root("plain_http_bodies_are_framed_strictly_and_unusual_ones_go_through_reqwest") {
+        return;
+    }
+    let lab = Lab::new(17);
+    let data = Arc::new(payload(300_000, 17));
+    let sent = data.clone();
+    // One path per case. `/chunked`: a legal framing the plain path leaves to reqwest.
+    // `/extra`: bytes after Content-Length's end, which are not the body. `/lengths`:
+    // two Content-Lengths that disagree (a smuggling classic): refused, nothing written.
+    let server = TinyServer::start(
+        &lab,
+        8017,
+        Arc::new(move |_, head, stream, _| {
+            let path = head.split(' ').nth(1).unwrap_or_default();
+            match path {
+                "/chunked" => {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                    );
+                    for piece in sent.chunks(70_000) {
+                        let _ = write!(stream, "{:x}\r\n", piece.len());
+                        let _ = stream.write_all(piece);
+                        let _ = stream.write_all(b"\r\n");
+                    }
+                    let _ = stream.write_all(b"0\r\n\r\n");
+                }
+                "/extra" => {
+                    respond(stream, &sent, 0);
+                    let _ = stream.write_all(b"not the body");
+                }
+                _ => {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nContent-Length: 300001\r\n\r\n",
+                    );
+                    let _ = stream.write_all(&sent);
+                }
+            }
+        }),
+    );
+    let dirs = Dirs::new(&lab);
+    let _serve = Serve::start(&lab, &dirs, &[("--retries", "0")]);
+    let sha = sha256_hex(&data);
+    for case in ["chunked", "extra"] {
+        dirs.request(
+            case,
+            request_json(case, &server.url(&format!("/{case}")), &data),
+        );
+        let s = StatusTrail::new(&dirs, case).wait("downloaded", |s| {
+            s.state == State::Downloaded || s.state == State::Error
+        });
+        assert_eq!(s.state, State::Downloaded, "{case}: {:?}", s.last_error);
+        assert_eq!(s.retries, 0, "{case}");
+        dirs.remove_request(case);
+    }
+    assert_eq!(std::fs::read(dirs.target(&sha)).expect("published"), *data);
+    let chunked = server
+        .requests()
+        .iter()
+        .filter(|(_, h)| h.starts_with("GET /chunked "))
+        .count();
+    assert_eq!(chunked, 2, "the plain path's request, then reqwest's");
+    std::fs::remove_file(dirs.target(&sha)).expect("remove");
+
+    dirs.request(
+        "lengths",
+        request_json("lengths", &server.url("/lengths"), &data),
+    );
+    let s = StatusTrail::new(&dirs, "lengths").wait("error", |s| s.state == State::Error);
+    let msg = s.last_error.expect("last_error").message;
+    assert!(msg.contains("Content-Length values disagree"), "{msg}");
+    assert!(!dirs.target(&sha).exists());
+    assert_eq!(
+        std::fs::metadata(dirs.part(&sha))
+            .map(|m| m.len())
+            .unwrap_or(0),
+        0
+    );
+}

@@ -147,15 +147,6 @@ put("downloader_request", "bad_pem", json.dumps({"name": "x", "url": "https://x/
 put("downloader_request", "edge_bad", '{"name":"","url":"ftp://x/a","sha256":"abc","size":-1,"colour":1}')
 put("downloader_request", "edge_not_object", '[1, "two", {"three": 3}]')
 
-# Response heads for the downloader's plain-http path (services/downloader/src/http1.rs).
-put("downloader_http_head", "ok_200", "HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 1073741824\r\nConnection: close\r\n\r\nbody")
-put("downloader_http_head", "ok_206", "HTTP/1.1 206 Partial Content\r\nContent-Length: 5, 5\r\nContent-Range: bytes 5-9/10\r\n\r\n")
-put("downloader_http_head", "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n")
-put("downloader_http_head", "redirect", "HTTP/1.0 302 Found\r\nLocation: http://127.0.0.1/admin\r\n\r\n")
-put("downloader_http_head", "edge_lengths", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\ncontent-length: +10\r\n\r\n")
-put("downloader_http_head", "edge_fold", "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n 0\r\n\r\n")
-put("downloader_http_head", "edge_1xx", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\n\r\n")
-
 # logtail state files.
 state = {"version": 1, "clean": False, "files": [
     {"path": "/var/log/a.log", "dev": 2049, "ino": 77, "born": 5, "offset": 1234, "rotated": False},

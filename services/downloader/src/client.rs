@@ -9,9 +9,6 @@ use std::time::Duration;
 
 static PROVIDER: Once = Once::new();
 
-/// Sent by both paths (reqwest's and [`crate::plain`]'s).
-pub const USER_AGENT: &str = concat!("zedctr-downloader/", env!("CARGO_PKG_VERSION"));
-
 /// reqwest is built with `rustls-no-provider`: rustls needs a process-wide crypto
 /// provider before the first TLS client is made. Ring: small, no cmake.
 fn ensure_crypto_provider() {
@@ -54,7 +51,7 @@ pub fn build(
     let mut builder = Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(USER_AGENT)
+        .user_agent(concat!("zedctr-downloader/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(stall_timeout)
         // One connection per attempt: a retry must not reuse a half-dead one.
         .pool_max_idle_per_host(0)

@@ -18,9 +18,7 @@
 use crate::backoff::{Backoff, XorShift};
 use crate::client;
 use crate::error::{DownloadError, Verdict, chain, from_send};
-use crate::http1::Framing;
-use crate::part::{PartFile, Received, available_space, hash_file};
-use crate::plain;
+use crate::part::{PartFile, available_space, hash_file};
 use crate::resolve::{Endpoint, Resolver, SetAside};
 use crate::status::State;
 use reqwest::header::{ACCEPT_ENCODING, CONTENT_RANGE, HeaderMap, LOCATION, RANGE};
@@ -273,46 +271,13 @@ async fn attempt(
     let mut candidates: Vec<Endpoint> = endpoint.alternates.clone();
     candidates.insert(0, endpoint);
     let mut next = 0;
-    let response = loop {
+    let mut response = loop {
         let Some(ep) = candidates.get(next) else {
             return Err(DownloadError::Protocol("internal: no endpoint".into()));
         };
         next += 1;
         obs.endpoint(ep);
         let url = ep.url_for(&job.url);
-        if url.scheme() == "http" {
-            // Our own HTTP/1.1 path first (the body goes straight into the `.part`); what
-            // it leaves to reqwest (a chunked body, a content coding, a 1xx) is asked for
-            // again below.
-            match plain::get(&url, ep, from, stall).await {
-                None => {}
-                Some(Ok(answer)) => {
-                    *served_by = Some(ep.clone());
-                    match answer.wants_reqwest() {
-                        None => break Answer::Plain(Box::new(answer)),
-                        Some(why) => tracing::debug!(why, "asking again through reqwest"),
-                    }
-                }
-                Some(Err(plain::Failure::Connect(message))) => {
-                    set_aside.add(ep);
-                    if next >= candidates.len() {
-                        return Err(DownloadError::Transport(message));
-                    }
-                    tracing::warn!(addr = %ep.addr, "{message}; trying the next bridge");
-                    continue;
-                }
-                Some(Err(failure)) => {
-                    *served_by = Some(ep.clone());
-                    return Err(match failure {
-                        plain::Failure::Stalled => DownloadError::Stalled(stall),
-                        plain::Failure::Malformed(m) => DownloadError::Protocol(m),
-                        plain::Failure::Transport(m) | plain::Failure::Connect(m) => {
-                            DownloadError::Transport(m)
-                        }
-                    });
-                }
-            }
-        }
         let client = client::build(&url, ep, job.ca_chain.as_deref(), stall)?;
         let mut request = client
             .get(url)
@@ -324,7 +289,7 @@ async fn attempt(
         match timeout(stall, request.send()).await {
             Ok(Ok(response)) => {
                 *served_by = Some(ep.clone());
-                break Answer::Reqwest(response);
+                break response;
             }
             Ok(Err(e)) if e.is_connect() => {
                 set_aside.add(ep);
@@ -392,44 +357,35 @@ async fn attempt(
     }
     let limit = job.size.or(server_total);
 
-    let response = match response {
-        Answer::Plain(answer) => {
-            plain_body(*answer, part, limit, stall, obs, received).await?;
-            None
-        }
-        Answer::Reqwest(response) => Some(response),
-    };
-    if let Some(mut response) = response {
-        loop {
-            let chunk = match timeout(stall, response.chunk()).await {
-                Err(_) => return Err(DownloadError::Stalled(stall)),
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => break,
-                Ok(Err(e)) => {
-                    return Err(match limit {
-                        Some(expected) => DownloadError::Truncated {
-                            received: part.len(),
-                            expected,
-                        },
-                        None => DownloadError::Transport(chain(&e)),
-                    });
-                }
-            };
-            let after = part.len() + chunk.len() as u64;
-            if let Some(declared) = limit {
-                if after > declared {
-                    // Not one byte past the declared size reaches the disk.
-                    return Err(DownloadError::Oversize {
-                        declared,
-                        received: after,
-                    });
-                }
+    loop {
+        let chunk = match timeout(stall, response.chunk()).await {
+            Err(_) => return Err(DownloadError::Stalled(stall)),
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => {
+                return Err(match limit {
+                    Some(expected) => DownloadError::Truncated {
+                        received: part.len(),
+                        expected,
+                    },
+                    None => DownloadError::Transport(chain(&e)),
+                });
             }
-            let n = chunk.len() as u64;
-            part.append(chunk).await?;
-            *received += n;
-            obs.progress(part.len(), limit);
+        };
+        let after = part.len() + chunk.len() as u64;
+        if let Some(declared) = limit {
+            if after > declared {
+                // Not one byte past the declared size reaches the disk.
+                return Err(DownloadError::Oversize {
+                    declared,
+                    received: after,
+                });
+            }
         }
+        let n = chunk.len() as u64;
+        part.append(chunk).await?;
+        *received += n;
+        obs.progress(part.len(), limit);
     }
     if let Some(expected) = limit {
         if part.len() < expected {
@@ -440,91 +396,6 @@ async fn attempt(
         }
     }
     finish(job, part_slot, from).await
-}
-
-/// A response from either path.
-enum Answer {
-    Reqwest(reqwest::Response),
-    Plain(Box<plain::Response>),
-}
-
-impl Answer {
-    fn status(&self) -> StatusCode {
-        match self {
-            Answer::Reqwest(r) => r.status(),
-            Answer::Plain(r) => r.head.status,
-        }
-    }
-
-    fn headers(&self) -> &HeaderMap {
-        match self {
-            Answer::Reqwest(r) => r.headers(),
-            Answer::Plain(r) => &r.head.headers,
-        }
-    }
-
-    fn content_length(&self) -> Option<u64> {
-        match self {
-            Answer::Reqwest(r) => r.content_length(),
-            Answer::Plain(r) => match r.framing {
-                Framing::Length(n) => Some(n),
-                Framing::Unusual(_) => None,
-            },
-        }
-    }
-}
-
-/// A plain-`http` body (exactly `Content-Length` bytes) into the `.part`, straight from
-/// the socket ([`PartFile::receive`]). The same ends as the reqwest loop: a stall, a
-/// connection closed or broken before the end (truncated), a write error; and a body
-/// that would go past the declared size is refused before any of it is written.
-async fn plain_body(
-    answer: plain::Response,
-    part: &mut PartFile,
-    limit: Option<u64>,
-    stall: Duration,
-    obs: &mut dyn Observer,
-    received: &mut u64,
-) -> Result<(), DownloadError> {
-    let Framing::Length(length) = answer.framing else {
-        return Err(DownloadError::Protocol(
-            "internal: a body without a length".into(),
-        ));
-    };
-    let end = part.len().saturating_add(length);
-    if let Some(declared) = limit {
-        if end > declared {
-            return Err(DownloadError::Oversize {
-                declared,
-                received: end,
-            });
-        }
-    }
-    let expected = limit.unwrap_or(end);
-    // Bytes past the declared length are not the body: ignored, as hyper does.
-    let early = &answer.early_body[..answer.early_body.len().min(length as usize)];
-    if !early.is_empty() {
-        part.put(early)?;
-        *received += early.len() as u64;
-        obs.progress(part.len(), limit);
-    }
-    while part.len() < end {
-        match timeout(stall, part.receive(&answer.stream, end - part.len())).await {
-            Err(_) => return Err(DownloadError::Stalled(stall)),
-            Ok(Ok(0)) | Ok(Err(Received::Socket(_))) => {
-                return Err(DownloadError::Truncated {
-                    received: part.len(),
-                    expected,
-                });
-            }
-            Ok(Ok(n)) => {
-                *received += n as u64;
-                obs.progress(part.len(), limit);
-            }
-            Ok(Err(Received::File(e))) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// Checks the digest of what the `.part` holds and commits it.

@@ -28,24 +28,3 @@ pub fn request(data: &[u8]) {
         }
     }
 }
-
-/// A response head as the plain-`http` path reads it ([`crate::http1`]): never a panic;
-/// a head it accepts ends within what was read and within the limit, and a body length
-/// it takes is a single agreed `Content-Length`.
-pub fn http_head(data: &[u8]) {
-    use crate::http1::{self, Framing, HEAD_LIMIT};
-    let Ok(Some(head)) = http1::parse(data) else {
-        return;
-    };
-    assert!(head.len <= data.len() && head.len <= HEAD_LIMIT);
-    assert!(head.headers.len() <= http1::MAX_HEADERS);
-    if let Ok(Framing::Length(n)) = http1::framing(&head) {
-        let values: Vec<_> = head.headers.get_all("content-length").iter().collect();
-        assert!(!values.is_empty());
-        assert!(!head.headers.contains_key("transfer-encoding"));
-        for v in values {
-            let text = std::str::from_utf8(v.as_bytes()).expect("digits are ASCII");
-            assert!(text.split(',').all(|m| m.trim().parse::<u64>() == Ok(n)));
-        }
-    }
-}

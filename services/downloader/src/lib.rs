@@ -11,17 +11,14 @@
 
 pub mod backoff;
 pub mod client;
-mod direct;
 pub mod engine;
 pub mod error;
 pub mod fetch;
 pub mod fuzzing;
 pub mod heap;
 pub mod heartbeat;
-mod http1;
 pub mod part;
 mod pipeline;
-mod plain;
 pub mod request;
 pub mod resolve;
 pub mod serve;

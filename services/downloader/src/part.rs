@@ -7,7 +7,6 @@
 //! the data does). The lock is flock(2) on the `.part` itself, so a second process (a
 //! `fetch` into the download directory, a second `serve`) cannot interleave writes.
 
-use crate::direct::{Direct, ReceiveError};
 use crate::error::DownloadError;
 use crate::pipeline::Pipeline;
 use bytes::Bytes;
@@ -30,12 +29,6 @@ pub fn part_path(target: &Path) -> PathBuf {
     target.with_file_name(name)
 }
 
-/// How bytes are being added: chunks in memory (reqwest's), or straight from a socket.
-enum Appender {
-    Chunks(Pipeline),
-    Direct(Direct),
-}
-
 /// An open, locked `.part` and the digest of what it holds.
 ///
 /// Appends go to a [`Pipeline`] (a hashing and a writing thread) started at the first
@@ -54,7 +47,7 @@ pub struct PartFile {
     /// a new owner has taken the lock.
     lock: Arc<Locked>,
     /// While appending: the threads, which hold the hasher until [`Self::settle`].
-    pipeline: Option<Appender>,
+    pipeline: Option<Pipeline>,
     len: u64,
     hasher: Sha256,
     /// A write failed: `len` and `hasher` no longer describe the file.
@@ -146,20 +139,14 @@ impl PartFile {
     /// Queues `data` to be hashed and written (the threads start on first use). A write
     /// error surfaces here, at the next append after it, or at [`Self::settle`].
     pub async fn append(&mut self, data: Bytes) -> Result<(), DownloadError> {
-        if matches!(self.pipeline, Some(Appender::Direct(_))) {
-            self.settle().await?;
-        }
         let pipeline = match &mut self.pipeline {
-            Some(Appender::Chunks(p)) => p,
-            _ => {
+            Some(p) => p,
+            none => {
                 // The hasher moves to the threads only once they run (a failed start
                 // keeps it, and the digest with it).
                 let started = Pipeline::start(self.lock.clone(), self.len, self.hasher.clone())
                     .map_err(|e| DownloadError::io("cannot start writing", &self.path, e))?;
-                match self.pipeline.insert(Appender::Chunks(started)) {
-                    Appender::Chunks(p) => p,
-                    Appender::Direct(_) => unreachable_appender()?,
-                }
+                none.insert(started)
             }
         };
         self.len += data.len() as u64;
@@ -172,83 +159,13 @@ impl PartFile {
         Ok(())
     }
 
-    /// The direct receiver, started (with the hasher) on first use.
-    fn direct(&mut self) -> Result<&mut Direct, DownloadError> {
-        if matches!(self.pipeline, Some(Appender::Chunks(_))) {
-            return Err(DownloadError::Protocol(
-                "internal: the .part is appending chunks".into(),
-            ));
-        }
-        if self.pipeline.is_none() {
-            let started = Direct::start(self.lock.clone(), self.len, self.hasher.clone())
-                .map_err(|e| DownloadError::io("cannot start writing", &self.path, e))?;
-            self.pipeline = Some(Appender::Direct(started));
-        }
-        match &mut self.pipeline {
-            Some(Appender::Direct(d)) => Ok(d),
-            _ => unreachable_appender(),
-        }
-    }
-
-    /// Writes `data` at the end, through the direct receiver (body bytes that came in
-    /// with a plain response's head, before [`Self::receive`]).
-    pub fn put(&mut self, data: &[u8]) -> Result<(), DownloadError> {
-        let direct = self.direct()?;
-        let result = direct.put(data);
-        let written = direct.written();
-        match self.direct_done(written, result.map_err(ReceiveError::File)) {
-            Ok(()) => Ok(()),
-            Err(Received::File(e)) => Err(e),
-            Err(Received::Socket(_)) => unreachable_appender(),
-        }
-    }
-
-    /// Waits for bytes on `socket` and moves up to `max` of them into the file, hashed
-    /// on a thread from the file's pages ([`crate::direct`]); returns how many (0: the
-    /// connection was closed). Cancel-safe: whatever left the socket is in the file and
-    /// counted.
-    pub async fn receive(
-        &mut self,
-        socket: &tokio::net::TcpStream,
-        max: u64,
-    ) -> Result<usize, Received> {
-        let direct = self.direct().map_err(Received::File)?;
-        let result = direct.receive(socket, max).await;
-        let written = direct.written();
-        self.direct_done(written, result)
-    }
-
-    /// After a direct write: `len` is the file's length whatever happened; a file error
-    /// stops the receiver, as a failed write stops the pipeline.
-    fn direct_done<T>(
-        &mut self,
-        written: u64,
-        result: Result<T, ReceiveError>,
-    ) -> Result<T, Received> {
-        self.len = written;
-        match result {
-            Ok(v) => Ok(v),
-            Err(ReceiveError::Socket(e)) => Err(Received::Socket(e)),
-            Err(ReceiveError::File(e)) => {
-                self.pipeline = None;
-                self.stale = true;
-                Err(Received::File(DownloadError::io(
-                    "cannot write",
-                    &self.path,
-                    e,
-                )))
-            }
-        }
-    }
-
     /// Waits until every appended byte is in the file and hashed, and the threads have
     /// ended; or returns the write error that stopped them. Cancel-safe.
     pub async fn settle(&mut self) -> Result<(), DownloadError> {
-        let finished = match self.pipeline.as_mut() {
-            None => return Ok(()),
-            Some(Appender::Chunks(pipeline)) => pipeline.finish().await,
-            Some(Appender::Direct(direct)) => direct.finish().await,
+        let Some(pipeline) = self.pipeline.as_mut() else {
+            return Ok(());
         };
+        let finished = pipeline.finish().await;
         self.pipeline = None;
         match finished {
             Ok(hasher) => {
@@ -309,26 +226,9 @@ impl PartFile {
     }
 }
 
-/// How [`PartFile::receive`] failed: the connection, or the file (the error to report).
-#[derive(Debug)]
-pub enum Received {
-    Socket(std::io::Error),
-    File(DownloadError),
-}
-
-fn unreachable_appender<T>() -> Result<T, DownloadError> {
-    Err(DownloadError::Protocol("internal: .part appender".into()))
-}
-
 /// The `.part`'s descriptor holding its flock; shared (`Arc`) so the lock lasts as long
-/// as anything may still write or map through it.
+/// as anything may still write through it.
 pub struct Locked(Flock<File>);
-
-impl From<Flock<File>> for Locked {
-    fn from(lock: Flock<File>) -> Self {
-        Locked(lock)
-    }
-}
 
 impl std::ops::Deref for Locked {
     type Target = File;

@@ -53,8 +53,8 @@ type Shared = Arc<[Bytes]>;
 /// Both threads, held by the `.part` while a download appends.
 pub struct Pipeline {
     batch: Batch,
-    hasher: Stage<Shared, Sha256>,
-    writer: Stage<Shared, ()>,
+    hasher: Stage<Sha256>,
+    writer: Stage<()>,
 }
 
 impl Pipeline {
@@ -141,23 +141,20 @@ impl Batch {
     }
 }
 
-/// What a thread does with the messages (here: batches), in order, and what it gives
-/// back at the end.
-pub(crate) trait Sink: Send + 'static {
-    type Input: Send + 'static;
+/// What a thread does with the batches, in order, and what it gives back at the end.
+trait Sink: Send + 'static {
     type Output: Send + 'static;
-    fn consume(&mut self, input: Self::Input) -> io::Result<()>;
+    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()>;
     fn end(self) -> Self::Output;
 }
 
 struct Hashing(Sha256);
 
 impl Sink for Hashing {
-    type Input = Shared;
     type Output = Sha256;
 
-    fn consume(&mut self, batch: Shared) -> io::Result<()> {
-        for chunk in batch.iter() {
+    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        for chunk in batch {
             self.0.update(chunk);
         }
         Ok(())
@@ -174,11 +171,10 @@ struct Writing<F> {
 }
 
 impl<F: AsFd + Send + 'static> Sink for Writing<F> {
-    type Input = Shared;
     type Output = ();
 
-    fn consume(&mut self, batch: Shared) -> io::Result<()> {
-        self.offset = write_batch(&self.file, self.offset, &batch)?;
+    fn consume(&mut self, batch: &[Bytes]) -> io::Result<()> {
+        self.offset = write_batch(&self.file, self.offset, batch)?;
         Ok(())
     }
 
@@ -208,38 +204,25 @@ fn write_batch(file: impl AsFd, offset: u64, batch: &[Bytes]) -> io::Result<u64>
     Ok(offset)
 }
 
-/// A thread running one [`Sink`], and its queue (`M`: what it is sent, `T`: what it
-/// gives back). Also the `.part`'s direct receiver's hashing thread ([`crate::direct`]).
-pub(crate) struct Stage<M, T> {
-    /// `None` once closed: the thread then ends after the messages queued.
-    tx: Option<mpsc::Sender<M>>,
-    pub(crate) end: End<T>,
+/// A thread running one [`Sink`], and its queue.
+struct Stage<T> {
+    /// `None` once closed: the thread then ends after the batches queued.
+    tx: Option<mpsc::Sender<Shared>>,
+    end: End<T>,
 }
 
 /// How far the thread's own end is known. Kept in the stage, not in a future, so that a
 /// cancelled wait loses nothing and the next one picks up where it was.
-pub(crate) enum End<T> {
+enum End<T> {
     /// The result comes once the thread has dropped its sink (and so closed its file).
     Running(oneshot::Receiver<io::Result<T>>),
     Ended(io::Result<T>),
     Taken,
 }
 
-impl<M: Send + 'static, T: Send + 'static> Stage<M, T> {
-    pub(crate) fn start<S: Sink<Input = M, Output = T>>(
-        name: &str,
-        sink: S,
-    ) -> io::Result<Stage<M, T>> {
-        Self::start_with(name, sink, QUEUE_BATCHES)
-    }
-
-    /// [`Self::start`] with a queue of `queue` messages.
-    pub(crate) fn start_with<S: Sink<Input = M, Output = T>>(
-        name: &str,
-        sink: S,
-        queue: usize,
-    ) -> io::Result<Stage<M, T>> {
-        let (tx, rx) = mpsc::channel(queue);
+impl<T: Send + 'static> Stage<T> {
+    fn start<S: Sink<Output = T>>(name: &str, sink: S) -> io::Result<Stage<T>> {
+        let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
         let (done_tx, done) = oneshot::channel();
         std::thread::Builder::new()
             .name(name.into())
@@ -255,7 +238,7 @@ impl<M: Send + 'static, T: Send + 'static> Stage<M, T> {
     }
 
     /// A slot in the queue, waiting while it is full; the thread's error if it stopped.
-    pub(crate) async fn reserve(&mut self) -> io::Result<mpsc::Permit<'_, M>> {
+    async fn reserve(&mut self) -> io::Result<mpsc::Permit<'_, Shared>> {
         let Some(tx) = &self.tx else {
             return Err(already_finished());
         };
@@ -272,22 +255,15 @@ impl<M: Send + 'static, T: Send + 'static> Stage<M, T> {
         }
     }
 
-    /// Queues `message` if there is room now; false if the queue is full or closed.
-    pub(crate) fn offer(&mut self, message: M) -> bool {
-        self.tx
-            .as_ref()
-            .is_some_and(|tx| tx.try_send(message).is_ok())
-    }
-
-    /// Closes the queue: the thread ends after the messages queued.
-    pub(crate) fn close(&mut self) {
+    /// Closes the queue: the thread ends after the batches queued.
+    fn close(&mut self) {
         self.tx = None;
     }
 }
 
 impl<T> End<T> {
     /// Waits for the thread to end. Cancel-safe.
-    pub(crate) async fn wait(&mut self) {
+    async fn wait(&mut self) {
         if let End::Running(done) = self {
             let result = done.await.unwrap_or_else(|_| Err(ended_unexpectedly()));
             *self = End::Ended(result);
@@ -295,7 +271,7 @@ impl<T> End<T> {
     }
 
     /// The thread's result, once [`Self::wait`] has returned; only once.
-    pub(crate) fn take(&mut self) -> io::Result<T> {
+    fn take(&mut self) -> io::Result<T> {
         match std::mem::replace(self, End::Taken) {
             End::Ended(result) => result,
             End::Running(done) => {
@@ -309,18 +285,18 @@ impl<T> End<T> {
 
 /// The thread's body: every batch in order until the queue closes, or the first error
 /// (returning drops the queue, so the sender learns at once, and the sink).
-fn run<S: Sink>(mut sink: S, mut rx: mpsc::Receiver<S::Input>) -> io::Result<S::Output> {
-    while let Some(input) = rx.blocking_recv() {
-        sink.consume(input)?;
+fn run<S: Sink>(mut sink: S, mut rx: mpsc::Receiver<Shared>) -> io::Result<S::Output> {
+    while let Some(batch) = rx.blocking_recv() {
+        sink.consume(&batch)?;
     }
     Ok(sink.end())
 }
 
-pub(crate) fn ended_unexpectedly() -> io::Error {
+fn ended_unexpectedly() -> io::Error {
     io::Error::other("a .part pipeline thread ended unexpectedly")
 }
 
-pub(crate) fn already_finished() -> io::Error {
+fn already_finished() -> io::Error {
     io::Error::other("the .part pipeline is already finished")
 }
 

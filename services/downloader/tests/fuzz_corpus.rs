@@ -7,8 +7,3 @@ use lab::replay_corpus as replay;
 fn downloader_request_corpus() {
     replay("downloader_request", downloader::fuzzing::request);
 }
-
-#[test]
-fn downloader_http_head_corpus() {
-    replay("downloader_http_head", downloader::fuzzing::http_head);
-}

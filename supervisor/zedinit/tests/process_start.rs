@@ -43,7 +43,11 @@ fn closed_standard_fds_are_opened_on_dev_null_and_sigpipe_is_ignored_in_zedinit_
             .unwrap_or_else(|e| panic!("zedinit's fd {fd}: {e}"));
         assert_eq!(target, std::path::Path::new("/dev/null"), "fd {fd}");
     }
-    assert_ne!(sig_ignored(pid) & SIGPIPE_BIT, 0, "SIGPIPE ignored in zedinit");
+    assert_ne!(
+        sig_ignored(pid) & SIGPIPE_BIT,
+        0,
+        "SIGPIPE ignored in zedinit"
+    );
     lab.wait_state("svc", "running");
     wait_until("the service's SigIgn line", || {
         std::fs::read_to_string(&out).is_ok_and(|t| t.ends_with('\n'))
@@ -60,8 +64,8 @@ fn zedinit_maps_no_libgcc_s() {
     }
     let mut lab = Lab::new();
     lab.start();
-    let maps = std::fs::read_to_string(format!("/proc/{}/maps", lab.zedinit_host_pid()))
-        .expect("maps");
+    let maps =
+        std::fs::read_to_string(format!("/proc/{}/maps", lab.zedinit_host_pid())).expect("maps");
     assert!(maps.contains("libc.so"), "a dynamically linked zedinit");
     assert!(!maps.contains("libgcc_s"), "libgcc_s mapped:\n{maps}");
 }

@@ -53,6 +53,12 @@ def run(bench, rounds):
         v = res[n]
         print(f"  {n:12s} median {statistics.median(v):7.2f} ms  "
               f"(range {min(v):.2f}–{max(v):.2f}, n={len(v)})")
+    # Each round's zedinit against the same round's never-wait model: on a machine that
+    # other work loads unevenly, a ratio within a round is steadier than one of medians.
+    for n in names[:2] if BEFORE else names[:1]:
+        r = sorted(z / f for z, f in zip(res[n], res["fork"]))
+        print(f"  {n + ' ÷ fork':12s} per round: median {statistics.median(r):.2f}×  "
+              f"(p25 {r[len(r) // 4]:.2f}×, p75 {r[(3 * len(r)) // 4]:.2f}×)")
 
 
 def main():

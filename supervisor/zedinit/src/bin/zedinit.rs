@@ -1,6 +1,15 @@
 //! zedinit: PID 1 of the zedctr container, supervising each service as a child.
 //!
 //! Usage: zedinit [--services-dir DIR]... [--control-socket PATH]
+//!
+//! No std `main`: the C runtime calls [`main`] below directly. std's start-up before
+//! `main` (the main thread's stack bounds read from /proc/self/maps, an alternate signal
+//! stack and SIGSEGV/SIGBUS handlers, all for a "stack overflow" message) was ~0.1 ms of
+//! CPU at every start, before the first service (BENCHMARKS.md, "Start-up under load,
+//! zedinit's own start"). What of it zedinit needs is done in `main` (`pid1::std_start`);
+//! `std::env::args` still works (glibc hands argv to std's initialiser).
+
+#![no_main]
 
 use std::path::PathBuf;
 use zedinit::core::Core;
@@ -85,11 +94,22 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-fn main() {
+/// The process's entry point (called by glibc's `__libc_start_main`).
+#[unsafe(no_mangle)]
+extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    pid1::std_start();
+    // As under std's `main`: a panic that reaches here exits 101 (after the hook, set
+    // in `start`, has said why) instead of aborting at the C boundary; `process::exit`
+    // flushes std's stdout, as returning from std's `main` did.
+    let code = std::panic::catch_unwind(start).unwrap_or(101);
+    std::process::exit(code)
+}
+
+fn start() -> i32 {
     // A readiness probe run by zedinit as a child (never as PID 1 itself).
     let argv: Vec<String> = std::env::args().collect();
     if argv.len() == 3 && argv[1] == zedinit::sys::executor::PROBE_TCP_FLAG {
-        std::process::exit(zedinit::sys::executor::probe_tcp(&argv[2]));
+        return zedinit::sys::executor::probe_tcp(&argv[2]);
     }
     let args = match parse_args() {
         Ok(args) => args,
@@ -98,7 +118,7 @@ fn main() {
                 eprintln!("zedinit: {e}");
             }
             eprintln!("{USAGE}");
-            std::process::exit(if e.is_empty() { 0 } else { exit_code::STARTUP });
+            return if e.is_empty() { 0 } else { exit_code::STARTUP };
         }
     };
     // One malloc arena: the log writer thread would otherwise get its own (~132 kB of
@@ -107,7 +127,7 @@ fn main() {
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     log::init("zedinit");
     std::panic::set_hook(Box::new(|info| log::warn(format_args!("panic: {info}"))));
-    std::process::exit(run(args));
+    run(args)
 }
 
 fn run(args: Args) -> i32 {

@@ -69,10 +69,40 @@ pub fn become_subreaper() -> bool {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
 
+/// What std's start-up did before `main` that zedinit needs, for a binary without std's
+/// `main` (`#![no_main]`, src/bin/zedinit.rs): descriptors 0–2 open (on /dev/null when
+/// the parent closed them, so nothing zedinit opens later, a socket, a log file, takes
+/// their place and gets its messages or a child's stdin), and SIGPIPE ignored (a write to
+/// a client or pipe that went away is an error, not zedinit's death). An fd that cannot
+/// be opened stays closed, as nothing better is left to do.
+pub fn std_start() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll(2) on our own array, timeout 0: it only reports which fds are closed.
+    let polled = unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } >= 0;
+    for p in fds {
+        let closed = if polled {
+            p.revents & libc::POLLNVAL != 0
+        } else {
+            // SAFETY: F_GETFD reads the fd's flags; EBADF means it is closed.
+            unsafe { libc::fcntl(p.fd, libc::F_GETFD) == -1 }
+        };
+        if closed {
+            // SAFETY: open(2) of a constant path; the lowest free fd is this one.
+            unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+        }
+    }
+    // SAFETY: ignoring a signal installs no handler code.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+}
+
 /// Undoes what zedinit's parent may have left: ignored signals (an ignored SIGCHLD makes
 /// the kernel reap children itself, and every exit would be lost) are set back to their
-/// default, except SIGPIPE, which zedinit keeps ignored for its sockets (children get
-/// SIGPIPE back from std before exec). See signal(7), "Signal dispositions".
+/// default, except SIGPIPE, which zedinit keeps ignored for its sockets ([`std_start`];
+/// children get SIGPIPE back before exec). See signal(7), "Signal dispositions".
 pub fn reset_dispositions() {
     for signo in 1..=31 {
         if signo == libc::SIGKILL || signo == libc::SIGSTOP || signo == libc::SIGPIPE {

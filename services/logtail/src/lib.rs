@@ -4,6 +4,7 @@
 //! in `plan` and `lines`; `entry` says which directory entries may be read and opens
 //! them; `tailer` does the file and inotify work.
 
+pub mod console;
 pub mod entry;
 pub mod fuzzing;
 pub mod lines;

@@ -19,6 +19,7 @@
 //! Only regular files owned by root or the directory's owner are followed, opened so
 //! that the check is about the file read (`entry`); every refused entry is said once.
 
+use crate::console::Console;
 use crate::entry::{self, OpenError, Refusal};
 use crate::lines::{LineBuffer, escaped, last_lines_start};
 use crate::pattern::Pattern;
@@ -30,7 +31,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -102,6 +103,7 @@ pub struct Tailer {
     files: Vec<Tracked>,
     buffer: Vec<u8>,
     out: Vec<u8>,
+    console: Console,
     /// Where the next cycle starts reading (files take turns: one flooding file can't
     /// keep the others off the console).
     next: usize,
@@ -156,6 +158,7 @@ impl Tailer {
             files: Vec::new(),
             buffer: vec![0; READ_CHUNK],
             out: Vec::with_capacity(BATCH_BYTES + READ_CHUNK),
+            console: Console::stdout(),
             next: 0,
             changed: false,
             unsaved: false,
@@ -274,10 +277,8 @@ impl Tailer {
             self.let_go_of_quiet_rotated();
             let printed = !self.out.is_empty();
             if printed {
-                let mut stdout = io::stdout().lock();
-                stdout
+                self.console
                     .write_all(&self.out)
-                    .and_then(|()| stdout.flush())
                     .map_err(|e| format!("writing to the console: {e}"))?;
                 self.out.clear();
             }

@@ -5,6 +5,7 @@
 //! them; `tailer` does the file and inotify work.
 
 pub mod console;
+pub mod copy;
 pub mod entry;
 pub mod fuzzing;
 pub mod lines;

@@ -20,6 +20,7 @@
 //! that the check is about the file read (`entry`); every refused entry is said once.
 
 use crate::console::Console;
+use crate::copy;
 use crate::entry::{self, OpenError, Refusal};
 use crate::lines::{LineBuffer, escaped, last_lines_start};
 use crate::pattern::Pattern;
@@ -55,6 +56,10 @@ pub struct Options {
 /// Bytes read per file per cycle, and the output batch's bound.
 const READ_CHUNK: usize = 64 << 10;
 const BATCH_BYTES: usize = 256 << 10;
+/// The most read from a copy-truncate rotation's copy: what logtail had not read yet
+/// when the file was emptied. More means it was far behind (a console slower than the
+/// logs); the rest is skipped, and said.
+const COPY_MAX: u64 = 4 << 20;
 /// The longest a printed line stays unsaved while lines keep coming (see the header).
 pub const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -68,6 +73,9 @@ struct Tracked {
     /// Bytes read (printed, plus what `lines` holds).
     offset: u64,
     lines: LineBuffer,
+    /// The last bytes read ([`copy::TAIL`]), ending at `offset`: how its copy is
+    /// recognised after a copy-truncate rotation.
+    tail: Vec<u8>,
     watch: Option<WatchDescriptor>,
     /// Something may be left to read.
     dirty: bool,
@@ -226,6 +234,9 @@ impl Tailer {
                 last_lines_start(&window, window_start, n)
             }
         };
+        let kept = offset.min(copy::TAIL as u64);
+        let mut tail = vec![0; kept as usize];
+        file.read_exact_at(&mut tail, offset - kept)?;
         let watch = self.watch_file(&file, path, &meta);
         Ok(Tracked {
             label: label.to_path_buf(),
@@ -234,6 +245,7 @@ impl Tailer {
             file,
             offset,
             lines: LineBuffer::default(),
+            tail,
             watch,
             dirty: true,
             rotated: None,
@@ -358,17 +370,11 @@ impl Tailer {
 
     /// Reads one chunk of file `i`; true when it got bytes (there may be more).
     fn read_chunk(&mut self, i: usize) -> io::Result<bool> {
-        let tracked = &mut self.files[i];
-        let size = tracked.file.metadata()?.len();
-        if size < tracked.offset {
-            tracked.lines.flush(&tracked.label_text, &mut self.out);
-            note(&format!(
-                "{}: truncated (from {} to {size} bytes; copy-truncate rotation?): reading it \
-                 from its start; lines written between the copy and the truncation are lost",
-                tracked.label_text, tracked.offset
-            ));
-            tracked.offset = 0;
+        let size = self.files[i].file.metadata()?.len();
+        if size < self.files[i].offset {
+            self.truncated(i, size);
         }
+        let tracked = &mut self.files[i];
         let n = loop {
             match tracked.file.read_at(&mut self.buffer, tracked.offset) {
                 Ok(n) => break n,
@@ -380,6 +386,7 @@ impl Tailer {
             return Ok(false);
         }
         tracked.offset += n as u64;
+        copy::keep_tail(&mut tracked.tail, &self.buffer[..n]);
         if tracked.rotated.is_some() {
             tracked.rotated = Some(Instant::now());
         }
@@ -390,6 +397,65 @@ impl Tailer {
             &mut self.out,
         );
         Ok(true)
+    }
+
+    /// File `i` got shorter than what was read (now `size` bytes): a copy-truncate
+    /// rotation. What was not read yet is printed from the copy when there is one
+    /// ([`copy::find`]), then the file is read from its start.
+    fn truncated(&mut self, i: usize, size: u64) {
+        let followed: Vec<Identity> = self.files.iter().map(|f| f.id).collect();
+        let tracked = &mut self.files[i];
+        let dir = tracked.label.parent().unwrap_or(Path::new("/"));
+        let from = tracked.offset;
+        let found = copy::find(dir, from, &tracked.tail, &followed);
+        let mut recovered = 0;
+        let mut skipped = 0;
+        if let Some(found) = &found {
+            let end = found.size.min(from + COPY_MAX);
+            skipped = found.size - end;
+            while from + recovered < end {
+                let want = self.buffer.len().min((end - from - recovered) as usize);
+                let n = match found
+                    .file
+                    .read_at(&mut self.buffer[..want], from + recovered)
+                {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                recovered += n as u64;
+                tracked.lines.push(
+                    &self.buffer[..n],
+                    &tracked.label_text,
+                    self.options.max_line,
+                    &mut self.out,
+                );
+            }
+        }
+        tracked.lines.flush(&tracked.label_text, &mut self.out);
+        let what = format!(
+            "{}: truncated (from {from} to {size} bytes; copy-truncate rotation?): reading it \
+             from its start",
+            tracked.label_text
+        );
+        let text = match &found {
+            Some(found) if skipped > 0 => format!(
+                "{what}; printed {recovered} bytes it had not read yet from its copy {}, \
+                 skipped the copy's last {skipped} bytes (too far behind); lines written \
+                 between the copy and the truncation are lost",
+                escaped(found.path.as_os_str().as_bytes())
+            ),
+            Some(found) => format!(
+                "{what}; printed the {recovered} bytes it had not read yet from its copy {}; \
+                 lines written between the copy and the truncation are lost",
+                escaped(found.path.as_os_str().as_bytes())
+            ),
+            None => format!("{what}; lines written between the copy and the truncation are lost"),
+        };
+        note(&text);
+        tracked.offset = 0;
+        tracked.tail.clear();
     }
 
     /// Closes the rotated files that have been quiet for the grace time, printing their

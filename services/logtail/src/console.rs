@@ -37,10 +37,8 @@ pub struct Console {
     /// The pipe's size when stdout is a pipe; `None` otherwise (a terminal, a file: a
     /// plain blocking write).
     pipe: Option<usize>,
-    /// Bytes per second the reader took when last measured.
+    /// Bytes per second the reader takes, as fast as it was lately (see `measured`).
     drain: Option<f64>,
-    /// Naps taken and blocking writes after a stall (for tests and the bench: `stats`).
-    pub naps: u64,
 }
 
 impl Console {
@@ -51,11 +49,7 @@ impl Console {
             .ok()
             .and_then(|size| usize::try_from(size).ok())
             .filter(|&size| size > 2 * SLACK);
-        Console {
-            pipe,
-            drain: None,
-            naps: 0,
-        }
+        Console { pipe, drain: None }
     }
 
     /// Writes all of `data`, coalescing waits for a slow reader (see the module header).
@@ -95,7 +89,6 @@ impl Console {
                 None => NAP_FIRST,
             };
             napped = Some((Instant::now(), queued));
-            self.naps += 1;
             std::thread::sleep(nap.clamp(NAP_MIN, NAP_MAX));
         }
         Ok(())
@@ -103,18 +96,22 @@ impl Console {
 }
 
 impl Console {
-    /// The reader took `taken` bytes in `took`. When it emptied the pipe, it may have
-    /// waited for part of that time: its rate is at least that, and the nap was too long,
-    /// so the estimate grows (doubles) at least.
+    /// The reader took `taken` bytes in `took`. The estimate follows a faster reader at
+    /// once and a slower one gradually (a quarter per nap): a reader that was merely
+    /// scheduled late during one nap (a busy machine) does not make the next nap long
+    /// enough to leave it without lines. When it emptied the pipe, it may have waited
+    /// for part of that time: its rate is at least that and the nap was too long, so the
+    /// estimate doubles at least.
     fn measured(&mut self, taken: usize, took: Duration, ran_dry: bool) {
         let seconds = took.as_secs_f64();
         if seconds <= 0.0 {
             return;
         }
         let seen = taken as f64 / seconds;
-        self.drain = Some(match (self.drain, ran_dry) {
-            (Some(before), true) => seen.max(2.0 * before),
-            _ => seen,
+        self.drain = Some(match self.drain {
+            Some(before) if ran_dry => seen.max(2.0 * before),
+            Some(before) => seen.max(0.75 * before),
+            None => seen,
         });
     }
 }

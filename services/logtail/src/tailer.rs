@@ -368,12 +368,10 @@ impl Tailer {
                 .any(|f| f.rotated.is_some() && f.dirty && f.label == file.label)
     }
 
-    /// Reads one chunk of file `i`; true when it got bytes (there may be more).
+    /// Reads one chunk of file `i`; true when it got bytes or was truncated (there may be more).
+    /// A file truncated below where it was read gives nothing there: its size is looked
+    /// at only then (not before every read: a `fstat` per chunk in a flood).
     fn read_chunk(&mut self, i: usize) -> io::Result<bool> {
-        let size = self.files[i].file.metadata()?.len();
-        if size < self.files[i].offset {
-            self.truncated(i, size);
-        }
         let tracked = &mut self.files[i];
         let n = loop {
             match tracked.file.read_at(&mut self.buffer, tracked.offset) {
@@ -383,6 +381,12 @@ impl Tailer {
             }
         };
         if n == 0 {
+            let size = tracked.file.metadata()?.len();
+            if size < tracked.offset {
+                self.truncated(i, size);
+                // Read on, from its start.
+                return Ok(true);
+            }
             return Ok(false);
         }
         tracked.offset += n as u64;

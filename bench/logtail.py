@@ -21,8 +21,9 @@ scenario the same writer runs against it:
 logtail labels every line with the file's path (`/tmp/zedctr-logtail-bench.XXXXXXXX/app.log: `,
 43 bytes before each 55-byte line); `--short-path` follows `/tmp/ltNNNN/app.log` instead,
 a label as long as a device's `/var/log/xen.log: `. The reader is this script (Python,
-8 KiB reads): a follower that is ahead of it is woken once per read, so its CPU in the
-flood grows with the bytes it prints. CPU is read from /proc/PID/task/*/schedstat (ns).
+8 KiB reads): a follower that is ahead of it and blocks in `write` is woken once per
+read (GNU and busybox tail; logtail naps until half its pipe is free instead, see
+services/logtail/src/console.rs). CPU is read from /proc/PID/task/*/schedstat (ns).
 
 Every contender prints to a pipe read by this script. Run: bench/logtail.py [--rounds N]
 """

@@ -234,9 +234,13 @@ impl Tailer {
                 last_lines_start(&window, window_start, n)
             }
         };
+        // What it ends with where reading starts, to know its copy by; a file that shrank
+        // since the look at its size is followed all the same (no copy will be found).
         let kept = offset.min(copy::TAIL as u64);
         let mut tail = vec![0; kept as usize];
-        file.read_exact_at(&mut tail, offset - kept)?;
+        if file.read_exact_at(&mut tail, offset - kept).is_err() {
+            tail.clear();
+        }
         let watch = self.watch_file(&file, path, &meta);
         Ok(Tracked {
             label: label.to_path_buf(),

@@ -3,9 +3,10 @@
 //! logtail never wakes up.
 //!
 //! Each cycle reads what the changed files gained (a bounded batch, so one flooding
-//! file can't starve the others) and prints it in one write to stdout. Where every file
-//! was left is saved after printing, at most every [`SAVE_EVERY`] while lines keep
-//! coming (a timer runs only while something printed is unsaved): after SIGKILL at most
+//! file can't starve the others) and prints it to stdout ([`Console`]: behind a console
+//! slower than the logs, in large chunks between naps). Where every file was left is
+//! saved after printing, at most every [`SAVE_EVERY`] while lines keep coming (a timer
+//! runs only while something printed is unsaved): after SIGKILL at most
 //! what was printed in that time repeats, after SIGTERM nothing does. Saving after every
 //! batch cost a flood half of logtail's CPU where the state is on ext4 (a file created
 //! and renamed over the last: ext4 starts writing back on such a rename), and delayed
@@ -297,6 +298,8 @@ impl Tailer {
                     .write_all(&self.out)
                     .map_err(|e| format!("writing to the console: {e}"))?;
                 self.out.clear();
+                // A copy-truncate's copy can make one batch up to `COPY_MAX`: not kept.
+                self.out.shrink_to(BATCH_BYTES + READ_CHUNK);
             }
             self.unsaved |= printed;
             let save_due = self.unsaved && self.last_save.elapsed() >= SAVE_EVERY;

@@ -14,14 +14,16 @@ scenario the same writer runs against it:
            place; the writer appends throughout. Lines lost are inherent (between copy
            and truncate) and counted for each contender the same way.
   flood    1,000,000 lines (~60 MB) written as fast as possible, no rotation: wall time
-           until the contender has printed the last one, and its CPU time.
+           until the contender has printed the last one, its CPU time and its wake-ups
+           (context switches, voluntary and not).
   idle     after start-up, 5 s with nothing written: wake-ups (context switches).
 
 logtail labels every line with the file's path (`/tmp/zedctr-logtail-bench.XXXXXXXX/app.log: `,
 43 bytes before each 55-byte line); `--short-path` follows `/tmp/ltNNNN/app.log` instead,
 a label as long as a device's `/var/log/xen.log: `. The reader is this script (Python,
-8 KiB reads): a follower that is ahead of it is woken once per read, so its CPU in the
-flood grows with the bytes it prints. CPU is read from /proc/PID/task/*/schedstat (ns).
+8 KiB reads): a follower that is ahead of it and blocks in `write` is woken once per
+read (GNU and busybox tail; logtail naps until half its pipe is free instead, see
+services/logtail/src/console.rs). CPU is read from /proc/PID/task/*/schedstat (ns).
 
 Every contender prints to a pipe read by this script. Run: bench/logtail.py [--rounds N]
 """
@@ -179,6 +181,7 @@ def scenario_flood(d, follower):
     path = os.path.join(d, "app.log")
     total = 1_000_000
     cpu0 = follower.cpu_s()
+    switches0 = follower.switches()
     start = time.monotonic()
     with open(path, "a", buffering=1 << 20) as log:
         for n in range(total):
@@ -187,7 +190,7 @@ def scenario_flood(d, follower):
     while time.monotonic() < deadline and follower.count() < total:
         time.sleep(0.01)
     wall = (follower.last_seen_at or time.monotonic()) - start
-    return total, wall, follower.cpu_s() - cpu0
+    return total, wall, follower.cpu_s() - cpu0, follower.switches() - switches0
 
 
 def lost_and_twice(follower, expected):
@@ -219,9 +222,10 @@ def run_one(name, argv_of, scenario):
                 time.sleep(5)
                 return {"wakeups": follower.switches() - before}
             if scenario == "flood":
-                total, wall, cpu = scenario_flood(d, follower)
+                total, wall, cpu, switches = scenario_flood(d, follower)
                 lost, twice = lost_and_twice(follower, total)
-                return {"wall": wall, "cpu": cpu, "lost": lost, "twice": twice}
+                return {"wall": wall, "cpu": cpu, "switches": switches, "lost": lost,
+                        "twice": twice}
             expected = (scenario_rotate if scenario == "rotate" else scenario_copytrunc)(d, follower)
             lost, twice = lost_and_twice(follower, expected)
             return {"lost": lost, "twice": twice, "of": expected}
@@ -287,11 +291,12 @@ def main():
               f"| {med([x['lost'] for x in cop]):.0f} / {med([x['twice'] for x in cop]):.0f} "
               f"| {med([x['wall'] for x in flo]):.2f} | {med([x['cpu'] for x in flo]):.2f} "
               f"| {med([x['wakeups'] for x in idl]):.0f} |")
-    print("\nEvery round (lost across rotations; flood CPU s):\n")
+    print("\nEvery round (lost across rotations; flood CPU s; flood wake-ups):\n")
     for name in peers:
         print(f"- {name}: rename " + ", ".join(f"{x['lost']}" for x in results[(name, "rotate")])
               + "; copy-truncate " + ", ".join(f"{x['lost']}" for x in results[(name, "copytrunc")])
-              + "; flood CPU " + ", ".join(f"{x['cpu']:.2f}" for x in results[(name, "flood")]))
+              + "; flood CPU " + ", ".join(f"{x['cpu']:.3f}" for x in results[(name, "flood")])
+              + "; flood wake-ups " + ", ".join(f"{x['switches']}" for x in results[(name, "flood")]))
 
 
 if __name__ == "__main__":

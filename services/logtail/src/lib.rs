@@ -4,6 +4,8 @@
 //! in `plan` and `lines`; `entry` says which directory entries may be read and opens
 //! them; `tailer` does the file and inotify work.
 
+pub mod console;
+pub mod copy;
 pub mod entry;
 pub mod fuzzing;
 pub mod lines;

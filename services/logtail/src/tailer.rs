@@ -3,9 +3,10 @@
 //! logtail never wakes up.
 //!
 //! Each cycle reads what the changed files gained (a bounded batch, so one flooding
-//! file can't starve the others) and prints it in one write to stdout. Where every file
-//! was left is saved after printing, at most every [`SAVE_EVERY`] while lines keep
-//! coming (a timer runs only while something printed is unsaved): after SIGKILL at most
+//! file can't starve the others) and prints it to stdout ([`Console`]: behind a console
+//! slower than the logs, in large chunks between naps). Where every file was left is
+//! saved after printing, at most every [`SAVE_EVERY`] while lines keep coming (a timer
+//! runs only while something printed is unsaved): after SIGKILL at most
 //! what was printed in that time repeats, after SIGTERM nothing does. Saving after every
 //! batch cost a flood half of logtail's CPU where the state is on ext4 (a file created
 //! and renamed over the last: ext4 starts writing back on such a rename), and delayed
@@ -19,6 +20,8 @@
 //! Only regular files owned by root or the directory's owner are followed, opened so
 //! that the check is about the file read (`entry`); every refused entry is said once.
 
+use crate::console::Console;
+use crate::copy;
 use crate::entry::{self, OpenError, Refusal};
 use crate::lines::{LineBuffer, escaped, last_lines_start};
 use crate::pattern::Pattern;
@@ -30,7 +33,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -54,6 +57,10 @@ pub struct Options {
 /// Bytes read per file per cycle, and the output batch's bound.
 const READ_CHUNK: usize = 64 << 10;
 const BATCH_BYTES: usize = 256 << 10;
+/// The most read from a copy-truncate rotation's copy: what logtail had not read yet
+/// when the file was emptied. More means it was far behind (a console slower than the
+/// logs); the rest is skipped, and said.
+const COPY_MAX: u64 = 4 << 20;
 /// The longest a printed line stays unsaved while lines keep coming (see the header).
 pub const SAVE_EVERY: Duration = Duration::from_millis(500);
 
@@ -67,6 +74,9 @@ struct Tracked {
     /// Bytes read (printed, plus what `lines` holds).
     offset: u64,
     lines: LineBuffer,
+    /// The last bytes read ([`copy::TAIL`]), ending at `offset`: how its copy is
+    /// recognised after a copy-truncate rotation.
+    tail: Vec<u8>,
     watch: Option<WatchDescriptor>,
     /// Something may be left to read.
     dirty: bool,
@@ -102,6 +112,7 @@ pub struct Tailer {
     files: Vec<Tracked>,
     buffer: Vec<u8>,
     out: Vec<u8>,
+    console: Console,
     /// Where the next cycle starts reading (files take turns: one flooding file can't
     /// keep the others off the console).
     next: usize,
@@ -156,6 +167,7 @@ impl Tailer {
             files: Vec::new(),
             buffer: vec![0; READ_CHUNK],
             out: Vec::with_capacity(BATCH_BYTES + READ_CHUNK),
+            console: Console::stdout(),
             next: 0,
             changed: false,
             unsaved: false,
@@ -223,6 +235,13 @@ impl Tailer {
                 last_lines_start(&window, window_start, n)
             }
         };
+        // What it ends with where reading starts, to know its copy by; a file that shrank
+        // since the look at its size is followed all the same (no copy will be found).
+        let kept = offset.min(copy::TAIL as u64);
+        let mut tail = vec![0; kept as usize];
+        if file.read_exact_at(&mut tail, offset - kept).is_err() {
+            tail.clear();
+        }
         let watch = self.watch_file(&file, path, &meta);
         Ok(Tracked {
             label: label.to_path_buf(),
@@ -231,6 +250,7 @@ impl Tailer {
             file,
             offset,
             lines: LineBuffer::default(),
+            tail,
             watch,
             dirty: true,
             rotated: None,
@@ -274,12 +294,12 @@ impl Tailer {
             self.let_go_of_quiet_rotated();
             let printed = !self.out.is_empty();
             if printed {
-                let mut stdout = io::stdout().lock();
-                stdout
+                self.console
                     .write_all(&self.out)
-                    .and_then(|()| stdout.flush())
                     .map_err(|e| format!("writing to the console: {e}"))?;
                 self.out.clear();
+                // A copy-truncate's copy can make one batch up to `COPY_MAX`: not kept.
+                self.out.shrink_to(BATCH_BYTES + READ_CHUNK);
             }
             self.unsaved |= printed;
             let save_due = self.unsaved && self.last_save.elapsed() >= SAVE_EVERY;
@@ -355,19 +375,11 @@ impl Tailer {
                 .any(|f| f.rotated.is_some() && f.dirty && f.label == file.label)
     }
 
-    /// Reads one chunk of file `i`; true when it got bytes (there may be more).
+    /// Reads one chunk of file `i`; true when it got bytes or was truncated (there may be more).
+    /// A file truncated below where it was read gives nothing there: its size is looked
+    /// at only then (not before every read: a `fstat` per chunk in a flood).
     fn read_chunk(&mut self, i: usize) -> io::Result<bool> {
         let tracked = &mut self.files[i];
-        let size = tracked.file.metadata()?.len();
-        if size < tracked.offset {
-            tracked.lines.flush(&tracked.label_text, &mut self.out);
-            note(&format!(
-                "{}: truncated (from {} to {size} bytes; copy-truncate rotation?): reading it \
-                 from its start; lines written between the copy and the truncation are lost",
-                tracked.label_text, tracked.offset
-            ));
-            tracked.offset = 0;
-        }
         let n = loop {
             match tracked.file.read_at(&mut self.buffer, tracked.offset) {
                 Ok(n) => break n,
@@ -376,9 +388,16 @@ impl Tailer {
             }
         };
         if n == 0 {
+            let size = tracked.file.metadata()?.len();
+            if size < tracked.offset {
+                self.truncated(i, size);
+                // Read on, from its start.
+                return Ok(true);
+            }
             return Ok(false);
         }
         tracked.offset += n as u64;
+        copy::keep_tail(&mut tracked.tail, &self.buffer[..n]);
         if tracked.rotated.is_some() {
             tracked.rotated = Some(Instant::now());
         }
@@ -389,6 +408,65 @@ impl Tailer {
             &mut self.out,
         );
         Ok(true)
+    }
+
+    /// File `i` got shorter than what was read (now `size` bytes): a copy-truncate
+    /// rotation. What was not read yet is printed from the copy when there is one
+    /// ([`copy::find`]), then the file is read from its start.
+    fn truncated(&mut self, i: usize, size: u64) {
+        let followed: Vec<Identity> = self.files.iter().map(|f| f.id).collect();
+        let tracked = &mut self.files[i];
+        let dir = tracked.label.parent().unwrap_or(Path::new("/"));
+        let from = tracked.offset;
+        let found = copy::find(dir, from, &tracked.tail, &followed);
+        let mut recovered = 0;
+        let mut skipped = 0;
+        if let Some(found) = &found {
+            let end = found.size.min(from + COPY_MAX);
+            skipped = found.size - end;
+            while from + recovered < end {
+                let want = self.buffer.len().min((end - from - recovered) as usize);
+                let n = match found
+                    .file
+                    .read_at(&mut self.buffer[..want], from + recovered)
+                {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                };
+                recovered += n as u64;
+                tracked.lines.push(
+                    &self.buffer[..n],
+                    &tracked.label_text,
+                    self.options.max_line,
+                    &mut self.out,
+                );
+            }
+        }
+        tracked.lines.flush(&tracked.label_text, &mut self.out);
+        let what = format!(
+            "{}: truncated (from {from} to {size} bytes; copy-truncate rotation?): reading it \
+             from its start",
+            tracked.label_text
+        );
+        let text = match &found {
+            Some(found) if skipped > 0 => format!(
+                "{what}; printed {recovered} bytes it had not read yet from its copy {}, \
+                 skipped the copy's last {skipped} bytes (too far behind); lines written \
+                 between the copy and the truncation are lost",
+                escaped(found.path.as_os_str().as_bytes())
+            ),
+            Some(found) => format!(
+                "{what}; printed the {recovered} bytes it had not read yet from its copy {}; \
+                 lines written between the copy and the truncation are lost",
+                escaped(found.path.as_os_str().as_bytes())
+            ),
+            None => format!("{what}; lines written between the copy and the truncation are lost"),
+        };
+        note(&text);
+        tracked.offset = 0;
+        tracked.tail.clear();
     }
 
     /// Closes the rotated files that have been quiet for the grace time, printing their

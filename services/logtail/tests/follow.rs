@@ -120,6 +120,55 @@ fn copy_truncate_is_noticed_and_the_file_read_from_its_start() {
 }
 
 #[test]
+fn lines_not_read_yet_at_a_copy_truncate_are_printed_from_the_copy() {
+    let lab = Lab::new();
+    let path = lab.log("app.log");
+    fs::write(&path, "").expect("app.log");
+    fs::write(lab.log("app.log.2"), "an older rotation\n").expect("older copy");
+    let mut run = lab.start(&[]);
+    // More than is written after the truncation: a file that grew back past where
+    // logtail was before it looked can't be told from one that grew.
+    let read: String = (1..=10).map(|i| format!("read {i}\n")).collect();
+    append(&path, &read);
+    run.out.wait_line(&lab.label("app.log", "read 10"));
+    // logtail busy elsewhere (here: stopped) while the writer goes on and logrotate
+    // copies and truncates: the last lines are in the copy only.
+    let pid = nix::unistd::Pid::from_raw(run.child.id() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGSTOP).expect("stop");
+    let unread: String = (1..=30).map(|i| format!("unread {i}\n")).collect();
+    append(&path, &unread);
+    append(&path, "half a li");
+    fs::copy(&path, lab.log("app.log.1")).expect("copy");
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+    append(&path, "ne\nafter truncation\n");
+    nix::sys::signal::kill(pid, Signal::SIGCONT).expect("continue");
+    run.out.wait_line(&lab.label("app.log", "after truncation"));
+    let printed = run.out.all();
+    let expected: Vec<String> = (1..=10)
+        .map(|i| format!("read {i}"))
+        .chain((1..=30).map(|i| format!("unread {i}")))
+        .chain(["half a li", "ne", "after truncation"].map(String::from))
+        .map(|t| lab.label("app.log", &t))
+        .collect();
+    assert_eq!(printed, expected, "every line once, in order; none lost");
+    // Said on stderr (read by a thread of its own: waited for, not looked at once).
+    run.err
+        .wait_for("the note on where the unread lines came from", |lines| {
+            lines.iter().any(|l| {
+                l.contains("app.log: truncated")
+                    && l.contains("from its copy")
+                    && l.contains("app.log.1")
+            })
+        });
+    assert_eq!(run.signal(Signal::SIGTERM).code(), Some(0));
+}
+
+#[test]
 fn after_sigterm_a_restart_goes_on_exactly_even_across_a_rotation_while_stopped() {
     let lab = Lab::new();
     let path = lab.log("svc.log");

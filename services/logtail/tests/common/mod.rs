@@ -100,21 +100,8 @@ impl Lab {
     /// logtail run through `launcher` (e.g. `setpriv` and its options), with `extra`
     /// arguments.
     pub fn start_as(&self, launcher: &[&str], extra: &[&str]) -> Running {
-        let logtail = env!("CARGO_BIN_EXE_logtail");
-        let (program, args): (&str, Vec<&str>) = match launcher.split_first() {
-            Some((program, options)) => (program, [options, &[logtail]].concat()),
-            None => (logtail, Vec::new()),
-        };
-        let mut child = Command::new(program)
-            .args(args)
-            .arg(format!("{}/*.log", self.logs.display()))
-            .arg("--state")
-            .arg(&self.state)
-            .args(["--grace", "1s"])
-            .args(extra)
-            // Its messages as text, as a person reads them (the JSON shape is svclog's,
-            // tested there and under zedinit).
-            .env(svclog::FORMAT_ENV, "text")
+        let mut child = self
+            .command(launcher, extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -123,6 +110,39 @@ impl Lab {
         let err = Lines::collect(child.stderr.take().expect("stderr"));
         Running { child, out, err }
     }
+
+    /// logtail following this lab's `*.log`, run through `launcher`, with `extra`
+    /// arguments; its stdio as the caller sets it.
+    pub fn command(&self, launcher: &[&str], extra: &[&str]) -> Command {
+        let logtail = env!("CARGO_BIN_EXE_logtail");
+        let (program, args): (&str, Vec<&str>) = match launcher.split_first() {
+            Some((program, options)) => (program, [options, &[logtail]].concat()),
+            None => (logtail, Vec::new()),
+        };
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(format!("{}/*.log", self.logs.display()))
+            .arg("--state")
+            .arg(&self.state)
+            .args(["--grace", "1s"])
+            .args(extra)
+            // Its messages as text, as a person reads them (the JSON shape is svclog's,
+            // tested there and under zedinit).
+            .env(svclog::FORMAT_ENV, "text");
+        command
+    }
+}
+
+/// Voluntary context switches of process `pid` so far: how often it went to sleep by
+/// itself (waiting, napping), not counting preemption by a busy machine.
+pub fn voluntary_switches(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find(|l| l.starts_with("voluntary_ctxt_switches"))
+        .and_then(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+        .expect("voluntary_ctxt_switches")
 }
 
 impl Running {

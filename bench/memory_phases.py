@@ -96,7 +96,7 @@ class Run:
         current = S.ZEDINIT
         S.ZEDINIT = binary(variant)  # what prepare_uss launches
         try:
-            argv, self.logs = bench.prepare_uss(variant, d)
+            argv, self.logs = bench.prepare_uss("zedinit" if variant == "zedinit-before" else variant, d)
         finally:
             S.ZEDINIT = current
         t0 = os.path.join(d, "t0")

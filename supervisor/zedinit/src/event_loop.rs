@@ -179,6 +179,13 @@ impl EventLoop {
                 self.housekept = true;
                 self.sup.core.exec.cgroups.remove_stale();
             }
+            // One-off work is over: its free heap, the stack it dirtied below the loop's
+            // frame, then its code pages (last: what the two before ran goes back too).
+            // SAFETY: malloc_trim only releases free memory.
+            unsafe { libc::malloc_trim(0) };
+            if let Err(e) = codepages::give_back_stack() {
+                log::info(format_args!("cannot give back unused stack pages: {e}"));
+            }
             if let Err(e) = codepages::give_back() {
                 log::info(format_args!("cannot give back start-up code pages: {e}"));
             }

@@ -68,6 +68,53 @@ pub fn give_back() -> Result<usize, Errno> {
     if rc == 0 { Ok(len) } else { Err(Errno::last()) }
 }
 
+/// Hands back the pages of the calling thread's stack below its stack pointer: start-up's
+/// deep calls (parsers, the first spawns) and one-off work (a restart, a `status
+/// --json`) left them dirty, and an anonymous page stays resident until it is unmapped
+/// (measured: 48 KiB of PID 1's main stack, BENCHMARKS.md, issue 16). Called from the
+/// event loop's top, where the stack is shallow; what the steady state uses below it
+/// faults back in as zero pages. Returns the bytes advised.
+pub fn give_back_stack() -> Result<usize, Errno> {
+    // An address in this frame: everything a page below it is unused (the x86-64 red
+    // zone is 128 bytes, and the page margin covers the calls made from here).
+    let marker = 0u8;
+    let sp = std::ptr::addr_of!(marker) as usize;
+    let page = page_size();
+    let Some(low) = stack_low(sp) else {
+        return Ok(0);
+    };
+    let end = (sp & !(page - 1)).saturating_sub(page);
+    if end <= low {
+        return Ok(0);
+    }
+    // SAFETY: `[low, end)` is in this thread's stack mapping, entirely below the current
+    // stack pointer less a page: no live frame is there (this thread's frames are above
+    // `sp`; no other thread runs on this stack, and nothing else lives in it). MADV_DONTNEED on a private
+    // anonymous mapping makes the next touch a fresh zero page, which is what an
+    // unused stack page may hold.
+    let rc = unsafe { libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED) };
+    if rc == 0 { Ok(end - low) } else { Err(Errno::last()) }
+}
+
+/// The low end of the mapping that holds `sp`, if it is a private, writable, anonymous
+/// one (the main thread's `[stack]`, a thread's mmap'd stack), from /proc/self/maps.
+fn stack_low(sp: usize) -> Option<usize> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let mut fields = l.split_whitespace();
+        let (lo, hi) = fields.next()?.split_once('-')?;
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).ok()?,
+            usize::from_str_radix(hi, 16).ok()?,
+        );
+        let perms = fields.next()?;
+        // offset, device, inode, then the path: none, or "[stack]".
+        let path = fields.nth(3).unwrap_or("");
+        let anonymous = path.is_empty() || path == "[stack]";
+        (lo <= sp && sp < hi && perms == "rw-p" && anonymous).then_some(lo)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +124,54 @@ mod tests {
         let (start, end) = code_range();
         let here = the_range_covers_this_code as *const () as usize;
         assert!(start < here && here < end, "{start:#x} {here:#x} {end:#x}");
+    }
+
+    /// Resident kB of the mapping holding `addr` (/proc/self/smaps).
+    fn resident_kb(addr: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((lo, hi)) = first.split_once('-') {
+                if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                    inside = lo <= addr && addr < hi;
+                    continue;
+                }
+            }
+            if inside && line.starts_with("Rss:") {
+                return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    /// Dirties `depth` × 16 KiB of stack below the caller, then returns.
+    #[inline(never)]
+    fn deep(depth: u32) -> u64 {
+        let mut frame = [0u8; 16 * 1024];
+        for (i, b) in frame.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let here = std::hint::black_box(&frame).iter().map(|b| u64::from(*b)).sum::<u64>();
+        if depth == 0 { here } else { here + deep(depth - 1) }
+    }
+
+    #[test]
+    fn the_stack_below_the_caller_goes_back_and_is_usable_again() {
+        let marker = 0u8;
+        let sp = std::ptr::addr_of!(marker) as usize;
+        std::hint::black_box(deep(32)); // 512 KiB of stack dirtied, then unused
+        let before = resident_kb(sp);
+        assert!(before >= 512, "the recursion dirtied only {before} kB");
+        let advised = give_back_stack().expect("MADV_DONTNEED");
+        assert!(advised >= 512 * 1024, "{advised}");
+        let after = resident_kb(sp);
+        assert!(after + 400 <= before, "{before} kB resident before, {after} after");
+        // What was given back is zero pages now, and runs as before.
+        let again = deep(32);
+        assert_eq!(again, deep(32));
+        let frame_sum: u64 = (0..16 * 1024).map(|i| u64::from(i as u8)).sum();
+        assert_eq!(again, 33 * frame_sum);
     }
 
     #[test]

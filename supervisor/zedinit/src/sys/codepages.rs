@@ -93,7 +93,11 @@ pub fn give_back_stack() -> Result<usize, Errno> {
     // anonymous mapping makes the next touch a fresh zero page, which is what an
     // unused stack page may hold.
     let rc = unsafe { libc::madvise(low as *mut libc::c_void, end - low, libc::MADV_DONTNEED) };
-    if rc == 0 { Ok(end - low) } else { Err(Errno::last()) }
+    if rc == 0 {
+        Ok(end - low)
+    } else {
+        Err(Errno::last())
+    }
 }
 
 /// The low end of the mapping that holds `sp`, if it is a private, writable, anonymous
@@ -133,7 +137,9 @@ mod tests {
         for line in smaps.lines() {
             let first = line.split_whitespace().next().unwrap_or("");
             if let Some((lo, hi)) = first.split_once('-') {
-                if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
                     inside = lo <= addr && addr < hi;
                     continue;
                 }
@@ -152,8 +158,15 @@ mod tests {
         for (i, b) in frame.iter_mut().enumerate() {
             *b = i as u8;
         }
-        let here = std::hint::black_box(&frame).iter().map(|b| u64::from(*b)).sum::<u64>();
-        if depth == 0 { here } else { here + deep(depth - 1) }
+        let here = std::hint::black_box(&frame)
+            .iter()
+            .map(|b| u64::from(*b))
+            .sum::<u64>();
+        if depth == 0 {
+            here
+        } else {
+            here + deep(depth - 1)
+        }
     }
 
     #[test]
@@ -166,7 +179,10 @@ mod tests {
         let advised = give_back_stack().expect("MADV_DONTNEED");
         assert!(advised >= 512 * 1024, "{advised}");
         let after = resident_kb(sp);
-        assert!(after + 400 <= before, "{before} kB resident before, {after} after");
+        assert!(
+            after + 400 <= before,
+            "{before} kB resident before, {after} after"
+        );
         // What was given back is zero pages now, and runs as before.
         let again = deep(32);
         assert_eq!(again, deep(32));

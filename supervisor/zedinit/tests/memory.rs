@@ -15,7 +15,11 @@ fn heap_kb(pid: i32) -> u64 {
         if first.contains('-') && !first.ends_with(':') {
             in_heap = line.ends_with("[heap]");
         } else if in_heap && line.starts_with("Rss:") {
-            return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            return line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse().ok())
+                .expect("Rss in kB");
         }
     }
     0
@@ -61,7 +65,7 @@ fn a_log_flood_leaves_the_heap_as_it_found_it() {
     std::thread::sleep(Duration::from_secs(12));
     let before = heap_kb(pid);
 
-    std::fs::write(&go, "").unwrap();
+    std::fs::write(&go, "").expect("write the go file");
     lab::wait_until_within(Duration::from_secs(120), "the floods are over", || {
         ["a", "b", "c"].iter().all(|n| done(n).exists())
     });

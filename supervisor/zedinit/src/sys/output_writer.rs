@@ -23,16 +23,17 @@ pub struct FilePolicy {
     pub keep: u32,
 }
 
-/// A batch of one service's lines (read from its pipe at once) in one buffer, each line
-/// ended by `\n`, as the loop tagged them.
+/// A batch of one service's lines (read from its pipe at once), joined into one buffer,
+/// each line ended by `\n`.
 ///
-/// One buffer, not a `String` per line: the writer thread frees what it is handed, and
-/// glibc keeps a thread's most recently freed small blocks in that thread's cache
-/// (tcache) for its own next allocations. The writer allocates almost nothing, so the
-/// line-sized blocks a flood left in its cache stayed allocated for good, each pinning a
-/// page in the middle of the heap the flood had grown; the loop's own blocks per line
-/// did the same in its cache (measured: 0.9 MiB of PID 1's heap still resident after a
-/// flood of 5 × 100,000 lines, 0.1 MiB with one buffer; BENCHMARKS.md, issue 16).
+/// One buffer, not the loop's `String` per line: the writer thread frees what it is
+/// handed, and glibc keeps a thread's most recently freed small blocks in that thread's
+/// cache (tcache, 7 per size) for its own next allocations. The writer allocates almost
+/// nothing, so the line-sized blocks a flood left in its cache stayed allocated for good,
+/// each pinning a page of PID 1's heap in the middle of what the flood had grown
+/// (measured: 80–100 KiB after a flood, BENCHMARKS.md, issue 16). A batch's buffer is
+/// larger than the cache's blocks (1 KiB) in a flood, and when it is small (a line a
+/// second) there is one block per batch, not one per line.
 struct Entry {
     service: Arc<str>,
     policy: FilePolicy,
@@ -70,9 +71,8 @@ impl LogWriter {
         }
     }
 
-    /// Queues lines for `service`'s file (`text`: whole lines, each ended by `\n`);
-    /// never blocks on the disk.
-    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, mut text: Vec<u8>) {
+    /// Queues lines for `service`'s file; never blocks on the disk.
+    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, mut lines: Vec<String>) {
         if !self.started {
             self.start();
         }
@@ -80,17 +80,25 @@ impl LogWriter {
             return;
         };
         let room = MAX_QUEUED_BYTES.saturating_sub(q.bytes);
-        if text.len() > room {
-            // The lines that fit are kept, the rest dropped and counted.
-            let newlines = || text.iter().enumerate().filter(|(_, b)| **b == b'\n');
-            let total = newlines().count();
-            let (kept, cut) = newlines()
-                .take_while(|(i, _)| *i < room)
-                .fold((0, 0), |(n, _), (i, _)| (n + 1, i + 1));
-            q.dropped.entry(service.clone()).or_insert((0, policy)).0 += (total - kept) as u64;
-            text.truncate(cut);
+        let mut kept_bytes = 0;
+        let kept = lines
+            .iter()
+            .take_while(|l| {
+                kept_bytes += l.len() + 1;
+                kept_bytes <= room
+            })
+            .count();
+        let dropped = lines.len() - kept;
+        if dropped > 0 {
+            lines.truncate(kept);
+            q.dropped.entry(service.clone()).or_insert((0, policy)).0 += dropped as u64;
         }
-        if !text.is_empty() {
+        if !lines.is_empty() {
+            let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>());
+            for line in &lines {
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+            }
             q.bytes += text.len();
             q.entries.push(Entry {
                 service: service.clone(),
@@ -100,6 +108,8 @@ impl LogWriter {
         }
         drop(q);
         self.shared.wake.notify_one();
+        // `lines` is freed here, by the loop's thread, whose next batch reuses the blocks.
+        drop(lines);
     }
 
     fn start(&mut self) {
@@ -369,9 +379,7 @@ mod tests {
             keep: 1,
         };
         let line = "x".repeat(1023);
-        let lines: Vec<u8> = (0..6000)
-            .flat_map(|_| format!("{line}\n").into_bytes())
-            .collect();
+        let lines: Vec<String> = (0..6000).map(|_| line.clone()).collect();
         writer.push(&service, policy, lines);
         let dropped = writer
             .shared

@@ -28,12 +28,13 @@ pub struct FilePolicy {
 ///
 /// One buffer, not the loop's `String` per line: the writer thread frees what it is
 /// handed, and glibc keeps a thread's most recently freed small blocks in that thread's
-/// cache (tcache, 7 per size) for its own next allocations. The writer allocates almost
-/// nothing, so the line-sized blocks a flood left in its cache stayed allocated for good,
-/// each pinning a page of PID 1's heap in the middle of what the flood had grown
-/// (measured: 80–100 KiB after a flood, BENCHMARKS.md, issue 16). A batch's buffer is
-/// larger than the cache's blocks (1 KiB) in a flood, and when it is small (a line a
-/// second) there is one block per batch, not one per line.
+/// cache (tcache) for its own next allocations. The writer allocates almost nothing, so
+/// the line-sized blocks a flood left in its cache stayed allocated for good, each
+/// pinning a page in the middle of the heap the flood had grown (measured, five services
+/// writing 100,000 lines each at once: 1,116 KiB of PID 1's heap still resident after
+/// the flood, 308 KiB with one buffer a batch; BENCHMARKS.md, issue 16). A flood's
+/// batches are larger than the cache's blocks (1 KiB), and at a line a second there is
+/// one block a batch, reused by the loop's next one.
 struct Entry {
     service: Arc<str>,
     policy: FilePolicy,

@@ -174,7 +174,8 @@ impl EventLoop {
             .code_pages
             .poll(Instant::now(), self.sup.rescans, activity, starting)
         {
-            if !self.housekept {
+            let first = !self.housekept;
+            if first {
                 // Start-up has settled: what could wait for it.
                 self.housekept = true;
                 self.sup.core.exec.cgroups.remove_stale();
@@ -186,7 +187,8 @@ impl EventLoop {
             if let Err(e) = codepages::give_back_stack() {
                 log::info(format_args!("cannot give back unused stack pages: {e}"));
             }
-            if let Err(e) = codepages::give_back() {
+            // The first time, start-up's code also leaves the page cache (see give_back).
+            if let Err(e) = codepages::give_back(first) {
                 log::info(format_args!("cannot give back start-up code pages: {e}"));
             }
         }

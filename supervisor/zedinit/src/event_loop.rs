@@ -180,8 +180,10 @@ impl EventLoop {
                 self.housekept = true;
                 self.sup.core.exec.cgroups.remove_stale();
             }
-            // One-off work is over: its free heap, the stack it dirtied below the loop's
-            // frame, then its code pages (last: what the two before ran goes back too).
+            // One-off work is over: the rings' slack, its free heap, the stack it dirtied
+            // below the loop's frame, then its code pages (last: what the others ran
+            // goes back too).
+            self.sup.core.exec.logs.shrink_rings();
             // SAFETY: malloc_trim only releases free memory.
             unsafe { libc::malloc_trim(0) };
             if let Err(e) = codepages::give_back_stack() {

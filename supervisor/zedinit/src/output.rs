@@ -24,44 +24,6 @@ impl Stream {
     }
 }
 
-/// Complete lines cut from a stream, in one buffer: a flood's lines cost no allocation
-/// each (see `sys::output_writer::Entry` for why PID 1 avoids a block per line).
-#[derive(Debug, Default)]
-pub struct Lines {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Lines {
-    fn push_line(&mut self, line: &[u8]) {
-        self.bytes.extend_from_slice(line);
-        self.ends.push(self.bytes.len());
-    }
-
-    /// The lines, without their newlines, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let line = &self.bytes[start..end];
-            start = end;
-            line
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// Bytes of the lines, newlines not counted.
-    pub fn bytes_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
 /// Cuts a byte stream into lines; keeps an unfinished line for the next chunk.
 #[derive(Debug, Default)]
 pub struct LineBuffer {
@@ -70,59 +32,40 @@ pub struct LineBuffer {
 
 impl LineBuffer {
     /// Appends the complete lines in `chunk` (without newline) to `out`.
-    pub fn push(&mut self, mut chunk: &[u8], out: &mut Lines) {
+    pub fn push(&mut self, mut chunk: &[u8], out: &mut Vec<Vec<u8>>) {
         while let Some(i) = chunk.iter().position(|b| *b == b'\n') {
-            if self.partial.is_empty() {
-                emit(&chunk[..i], out);
-            } else {
-                // A line begun in an earlier chunk (rare): its buffer is freed with it,
-                // so no pipe keeps a long line's capacity.
-                self.partial.extend_from_slice(&chunk[..i]);
-                emit(&std::mem::take(&mut self.partial), out);
-            }
+            self.partial.extend_from_slice(&chunk[..i]);
+            self.cut_long(out);
+            out.push(std::mem::take(&mut self.partial));
             chunk = &chunk[i + 1..];
         }
         self.partial.extend_from_slice(chunk);
-        while self.partial.len() > MAX_LINE {
-            out.push_line(&self.partial[..MAX_LINE]);
-            self.partial.drain(..MAX_LINE);
-        }
+        self.cut_long(out);
     }
 
     /// The stream ended: an unfinished last line is still a line.
-    pub fn finish(&mut self, out: &mut Lines) {
+    pub fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
         if !self.partial.is_empty() {
-            out.push_line(&std::mem::take(&mut self.partial));
+            out.push(std::mem::take(&mut self.partial));
         }
     }
-}
 
-/// A complete line, cut into pieces of [`MAX_LINE`] if it is longer.
-fn emit(mut line: &[u8], out: &mut Lines) {
-    while line.len() > MAX_LINE {
-        out.push_line(&line[..MAX_LINE]);
-        line = &line[MAX_LINE..];
+    fn cut_long(&mut self, out: &mut Vec<Vec<u8>>) {
+        while self.partial.len() > MAX_LINE {
+            let rest = self.partial.split_off(MAX_LINE);
+            out.push(std::mem::replace(&mut self.partial, rest));
+        }
     }
-    out.push_line(line);
 }
 
 /// `2026-11-22T04:51:00.123Z ticker.out: text` (lossy UTF-8), `stamp` from
 /// [`utc_timestamp`].
 pub fn format_line(service: &str, stream: Stream, text: &[u8], stamp: &str) -> String {
-    let mut out = String::new();
-    format_line_into(&mut out, service, stream, text, stamp);
-    out
-}
-
-/// [`format_line`], appended to `out`.
-pub fn format_line_into(out: &mut String, service: &str, stream: Stream, text: &[u8], stamp: &str) {
-    out.push_str(stamp);
-    out.push(' ');
-    out.push_str(service);
-    out.push('.');
-    out.push_str(stream.tag());
-    out.push_str(": ");
-    out.push_str(&String::from_utf8_lossy(text));
+    format!(
+        "{stamp} {service}.{}: {}",
+        stream.tag(),
+        String::from_utf8_lossy(text)
+    )
 }
 
 /// RFC 3339 UTC with milliseconds, without a time-zone database.
@@ -252,13 +195,13 @@ mod tests {
 
     fn lines(chunks: &[&[u8]]) -> Vec<String> {
         let mut buf = LineBuffer::default();
-        let mut out = Lines::default();
+        let mut out = Vec::new();
         for c in chunks {
             buf.push(c, &mut out);
         }
         buf.finish(&mut out);
-        out.iter()
-            .map(|l| String::from_utf8(l.to_vec()).unwrap())
+        out.into_iter()
+            .map(|l| String::from_utf8(l).unwrap())
             .collect()
     }
 
@@ -266,17 +209,6 @@ mod tests {
     fn splits_lines_across_chunks_and_keeps_the_unfinished_tail() {
         assert_eq!(lines(&[b"a\nb", b"c\n\nd"]), vec!["a", "bc", "", "d"]);
         assert_eq!(lines(&[b"no newline"]), vec!["no newline"]);
-    }
-
-    #[test]
-    fn cuts_overlong_lines_begun_in_an_earlier_chunk_and_unfinished_ones() {
-        let long = vec![b'y'; MAX_LINE + 5];
-        let got = lines(&[b"ab", &long, b"\n", &long]);
-        assert_eq!(
-            got.iter().map(String::len).collect::<Vec<_>>(),
-            vec![MAX_LINE, 7, MAX_LINE, 5]
-        );
-        assert!(got[0].starts_with("abyy"));
     }
 
     #[test]

@@ -418,7 +418,7 @@ impl Server {
     /// New log lines of `service` for the clients following it. A follower already
     /// holding its limit, or any when all clients together hold the budget, loses the
     /// lines and is told how many later.
-    pub fn deliver_log(&mut self, service: &str, lines: &[&str], changes: &mut Changes) {
+    pub fn deliver_log(&mut self, service: &str, lines: &[String], changes: &mut Changes) {
         let now = Instant::now();
         let tokens: Vec<u64> = self
             .conns
@@ -443,7 +443,7 @@ impl Server {
                 ));
                 conn.follow_dropped = 0;
             }
-            batch.extend(lines.iter().map(|l| l.to_string()));
+            batch.extend_from_slice(lines);
             let line = Response::ok(serde_json::json!({ "lines": batch })).to_line();
             held += line.len();
             conn.output.push(line);

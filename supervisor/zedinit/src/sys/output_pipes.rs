@@ -2,7 +2,7 @@
 //! blocking: the read ends are non-blocking and each readiness reads a bounded amount),
 //! lines tagged and kept in the service's ring, then handed to the writer thread.
 
-use crate::output::{LineBuffer, Lines, Ring, Stream, format_line_into, utc_timestamp};
+use crate::output::{LineBuffer, Ring, Stream, format_line, utc_timestamp};
 use crate::spec::ServiceSpec;
 use crate::sys::launch::Launch;
 use crate::sys::output_writer::{FilePolicy, LogWriter};
@@ -152,12 +152,12 @@ impl LogHub {
     /// Reads what the pipe has (up to a budget): the new lines go to the service's ring,
     /// then to `deliver` (its followers), then, moved, to the writer thread. At end of
     /// file the pipe is spent ([`LogHub::take_spent`]).
-    pub fn read(&mut self, token: u64, deliver: impl FnOnce(&str, &[&str])) {
+    pub fn read(&mut self, token: u64, deliver: impl FnOnce(&str, &[String])) {
         let Some(pipe) = self.pipes.get_mut(&token) else {
             return;
         };
         let mut buf = [0u8; 16 * 1024];
-        let mut raw = Lines::default();
+        let mut raw = Vec::new();
         let mut budget = READ_BUDGET;
         let mut eof = false;
         while budget > 0 {
@@ -195,21 +195,13 @@ impl LogHub {
         // One timestamp per batch: formatting the time per line would cost more than
         // the rest of the work in a flood.
         let stamp = utc_timestamp(std::time::SystemTime::now());
-        // The batch's lines, tagged, in one buffer (each ended by `\n`: what the writer
-        // thread writes), not a `String` each: `sys::output_writer::Entry` says why.
-        let mut text = String::with_capacity(
-            raw.bytes_len() + raw.len() * (stamp.len() + service.len() + ".out: \n".len() + 1),
-        );
-        let mut spans = Vec::with_capacity(raw.len());
-        for l in raw.iter() {
-            let start = text.len();
-            format_line_into(&mut text, &service, stream, l, &stamp);
-            spans.push(start..text.len());
-            text.push('\n');
-        }
+        let lines: Vec<String> = raw
+            .iter()
+            .map(|l| format_line(&service, stream, l, &stamp))
+            .collect();
         if self.output.stdout {
             // No timestamp: the reader (the runtime's log pipe) stamps each line.
-            for l in raw.iter() {
+            for l in &raw {
                 let text = String::from_utf8_lossy(l);
                 let line = format!(
                     "{service}.{}: {}\n",
@@ -220,16 +212,14 @@ impl LogHub {
             }
         }
         drop(raw);
-        let lines: Vec<&str> = spans.iter().map(|r| &text[r.clone()]).collect();
         if let Some(ring) = self.rings.get_mut(&*service) {
             for line in &lines {
                 ring.push(line);
             }
         }
         deliver(&service, &lines);
-        drop(lines);
         if self.output.files {
-            self.writer.push(&service, policy, text.into_bytes());
+            self.writer.push(&service, policy, lines);
         }
     }
 

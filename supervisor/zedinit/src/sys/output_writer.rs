@@ -23,22 +23,18 @@ pub struct FilePolicy {
     pub keep: u32,
 }
 
-/// A batch of one service's lines (read from its pipe at once) in one buffer, each line
-/// ended by `\n`, as the loop tagged them.
+/// A batch of one service's lines (read from its pipe at once), joined into one buffer,
+/// each line ended by `\n`.
 ///
-/// A batch of one service's lines (read from its pipe at once) in one buffer, each line
-/// ended by `\n`, as the loop tagged them.
-///
-/// One buffer, not a `String` per line: the writer thread frees what it is handed, and
-/// glibc keeps a thread's most recently freed small blocks in that thread's cache
-/// (tcache) for its own next allocations. The writer allocates almost nothing, so the
-/// line-sized blocks a flood left in its cache stayed allocated for good, each pinning a
-/// page in the middle of the heap the flood had grown (measured, five services writing
-/// 100,000 lines each at once: 1,116 KiB of PID 1's heap still resident after the
-/// flood, 308 KiB with one buffer a batch; BENCHMARKS.md, issue 16). The loop's blocks
-/// per line did the same in its own cache: it makes none now (`output::Lines`), and a
-/// flood's batches are big enough to be mapped apart from the heap (`M_MMAP_THRESHOLD`,
-/// event_loop.rs), so a flood leaves the heap as it found it.
+/// One buffer, not the loop's `String` per line: the writer thread frees what it is
+/// handed, and glibc keeps a thread's most recently freed small blocks in that thread's
+/// cache (tcache) for its own next allocations. The writer allocates almost nothing, so
+/// the line-sized blocks a flood left in its cache stayed allocated for good, each
+/// pinning a page in the middle of the heap the flood had grown (measured, five services
+/// writing 100,000 lines each at once: 1,116 KiB of PID 1's heap still resident after
+/// the flood, 308 KiB with one buffer a batch; BENCHMARKS.md, issue 16). A flood's
+/// batches are larger than the cache's blocks (1 KiB), and at a line a second there is
+/// one block a batch, reused by the loop's next one.
 struct Entry {
     service: Arc<str>,
     policy: FilePolicy,
@@ -76,9 +72,8 @@ impl LogWriter {
         }
     }
 
-    /// Queues lines for `service`'s file (`text`: whole lines, each ended by `\n`);
-    /// never blocks on the disk.
-    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, mut text: Vec<u8>) {
+    /// Queues lines for `service`'s file; never blocks on the disk.
+    pub fn push(&mut self, service: &Arc<str>, policy: FilePolicy, mut lines: Vec<String>) {
         if !self.started {
             self.start();
         }
@@ -86,17 +81,25 @@ impl LogWriter {
             return;
         };
         let room = MAX_QUEUED_BYTES.saturating_sub(q.bytes);
-        if text.len() > room {
-            // The lines that fit are kept, the rest dropped and counted.
-            let newlines = || text.iter().enumerate().filter(|(_, b)| **b == b'\n');
-            let total = newlines().count();
-            let (kept, cut) = newlines()
-                .take_while(|(i, _)| *i < room)
-                .fold((0, 0), |(n, _), (i, _)| (n + 1, i + 1));
-            q.dropped.entry(service.clone()).or_insert((0, policy)).0 += (total - kept) as u64;
-            text.truncate(cut);
+        let mut kept_bytes = 0;
+        let kept = lines
+            .iter()
+            .take_while(|l| {
+                kept_bytes += l.len() + 1;
+                kept_bytes <= room
+            })
+            .count();
+        let dropped = lines.len() - kept;
+        if dropped > 0 {
+            lines.truncate(kept);
+            q.dropped.entry(service.clone()).or_insert((0, policy)).0 += dropped as u64;
         }
-        if !text.is_empty() {
+        if !lines.is_empty() {
+            let mut text = Vec::with_capacity(lines.iter().map(|l| l.len() + 1).sum::<usize>());
+            for line in &lines {
+                text.extend_from_slice(line.as_bytes());
+                text.push(b'\n');
+            }
             q.bytes += text.len();
             q.entries.push(Entry {
                 service: service.clone(),
@@ -106,6 +109,8 @@ impl LogWriter {
         }
         drop(q);
         self.shared.wake.notify_one();
+        // `lines` is freed here, by the loop's thread, whose next batch reuses the blocks.
+        drop(lines);
     }
 
     fn start(&mut self) {
@@ -375,9 +380,7 @@ mod tests {
             keep: 1,
         };
         let line = "x".repeat(1023);
-        let lines: Vec<u8> = (0..6000)
-            .flat_map(|_| format!("{line}\n").into_bytes())
-            .collect();
+        let lines: Vec<String> = (0..6000).map(|_| line.clone()).collect();
         writer.push(&service, policy, lines);
         let dropped = writer
             .shared

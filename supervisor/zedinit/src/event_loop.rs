@@ -25,8 +25,6 @@ pub const SWEEP_GRACE: Duration = Duration::from_secs(3);
 
 /// Log bytes after which the loop trims the heap before it next sleeps.
 const TRIM_AFTER_BYTES: u64 = 256 * 1024;
-/// Blocks this large or larger are mapped apart from the heap (`M_MMAP_THRESHOLD`).
-const MMAP_FROM_BYTES: i32 = 64 * 1024;
 /// How long the listener rests after accept ran out of file descriptors.
 const LISTENER_PAUSE: Duration = Duration::from_secs(1);
 
@@ -85,13 +83,6 @@ impl EventLoop {
         server: Server,
         signal_fd: SignalFd,
     ) -> Result<Self, String> {
-        // Blocks of 64 KiB and more get their own mappings, given back when freed: a
-        // flood's batches for the log writer (up to its 4 MiB queue) then never grow the
-        // heap, where the small blocks allocated meanwhile (and the ones glibc keeps
-        // cached per thread) would stay scattered over it, each pinning a page, once
-        // the flood is over. Fixed, so glibc does not raise it as big blocks are freed.
-        // SAFETY: mallopt only tunes glibc's allocator.
-        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM_BYTES) };
         let epoll =
             Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
         epoll

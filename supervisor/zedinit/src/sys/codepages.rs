@@ -78,6 +78,7 @@ pub fn give_back(drop_cached: bool) -> Result<usize, Errno> {
         // below): MADV_RANDOM changes read-ahead; MADV_PAGEOUT drops clean pages, which
         // fault back from the file on use.
         unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_RANDOM) };
+        // SAFETY: as above.
         let rc = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_PAGEOUT) };
         if rc == 0 {
             return Ok(len);

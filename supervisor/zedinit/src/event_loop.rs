@@ -174,12 +174,23 @@ impl EventLoop {
             .code_pages
             .poll(Instant::now(), self.sup.rescans, activity, starting)
         {
-            if !self.housekept {
+            let first = !self.housekept;
+            if first {
                 // Start-up has settled: what could wait for it.
                 self.housekept = true;
                 self.sup.core.exec.cgroups.remove_stale();
             }
-            if let Err(e) = codepages::give_back() {
+            // One-off work is over: the rings' slack, its free heap, the stack it dirtied
+            // below the loop's frame, then its code pages (last: what the others ran
+            // goes back too).
+            self.sup.core.exec.logs.shrink_rings();
+            // SAFETY: malloc_trim only releases free memory.
+            unsafe { libc::malloc_trim(0) };
+            if let Err(e) = codepages::give_back_stack() {
+                log::info(format_args!("cannot give back unused stack pages: {e}"));
+            }
+            // The first time, start-up's code also leaves the page cache (see give_back).
+            if let Err(e) = codepages::give_back(first) {
                 log::info(format_args!("cannot give back start-up code pages: {e}"));
             }
         }

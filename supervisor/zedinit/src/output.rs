@@ -162,6 +162,12 @@ impl Ring {
         self.bytes.capacity() > 0
     }
 
+    /// Lets go of the room the ring holds beyond its lines (the growth slack, or what
+    /// longer lines of a flood needed): called once a burst has settled.
+    pub fn shrink(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+
     /// Bytes held for the lines (what the ring costs, give or take the growth slack).
     pub fn held_bytes(&self) -> usize {
         self.bytes.capacity()
@@ -251,6 +257,25 @@ mod tests {
             ring.push(line);
         }
         assert_eq!(ring.tail(5), vec!["", "b c", "d"]);
+    }
+
+    #[test]
+    fn a_ring_shrinks_back_to_its_lines_after_long_ones() {
+        let mut ring = Ring::new(10);
+        for i in 0..10 {
+            ring.push(&format!("{i:0>500}"));
+        }
+        let long = ring.held_bytes();
+        assert!(long >= 5010, "{long}");
+        for i in 0..10 {
+            ring.push(&format!("short {i}"));
+        }
+        assert_eq!(ring.held_bytes(), long, "pushing alone keeps the room");
+        ring.shrink();
+        assert_eq!(ring.held_bytes(), 10 * "short 0\n".len());
+        assert_eq!(ring.tail(2), vec!["short 8", "short 9"]);
+        ring.push("after");
+        assert_eq!(ring.tail(2), vec!["short 9", "after"]);
     }
 
     #[test]

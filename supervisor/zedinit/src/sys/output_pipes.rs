@@ -234,6 +234,13 @@ impl LogHub {
             .unwrap_or_default()
     }
 
+    /// The rings let go of their growth slack (after a burst of longer lines).
+    pub fn shrink_rings(&mut self) {
+        for ring in self.rings.values_mut() {
+            ring.shrink();
+        }
+    }
+
     pub fn forget(&mut self, service: &str) {
         self.rings.remove(service);
     }

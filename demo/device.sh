@@ -14,6 +14,9 @@
 # Traffic never leaves the machine: everything is inside these two namespaces.
 set -euo pipefail
 
+# shellcheck source=demo/lib/app-avahi.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/app-avahi.sh"
+
 DEV=${DEMO_DEV_NS:-zdemo-dev}
 APP=${DEMO_APP_NS:-zdemo-app}
 BR=bn-demo
@@ -47,20 +50,7 @@ up() {
     echo $! >"$work/run/httpd.pid"
     # The app publishes itself by mDNS (docs/local-datastore.md): the downloader finds
     # http://demo-app.local/ on the bridge. No D-Bus, a private /run for avahi.
-    mkdir -p "$work/avahi/services"
-    cat >"$work/avahi/avahi-daemon.conf" <<EOT
-[server]
-host-name=demo-app
-use-ipv6=no
-allow-interfaces=eth0
-enable-dbus=no
-[publish]
-publish-workstation=yes
-publish-aaaa-on-ipv4=no
-EOT
-    ip netns exec "$APP" unshare --mount --propagation private sh -c \
-        "mount -t tmpfs -o mode=0755 demo-run /run && mount --bind '$work/avahi/services' /etc/avahi/services && exec avahi-daemon --file='$work/avahi/avahi-daemon.conf' --no-rlimits" \
-        >"$work/avahi/avahi.log" 2>&1 &
+    start_app_avahi "$APP" demo-app "$work/avahi"
     echo $! >"$work/run/avahi.pid"
     cat >"$work/network-instances/demo.toml" <<EOT
 # The demo's one network instance: the bridge the datastore app hangs off.

@@ -151,6 +151,8 @@ trap cleanup EXIT
 trap 'echo "## interrupted" >&2; exit 130' INT TERM
 
 # The steps' functions (lib/: each file's header says what it holds).
+# shellcheck source=demo/lib/app-avahi.sh
+. "$repo/demo/lib/app-avahi.sh"
 # shellcheck source=tests/image/lib/engines.sh
 . "$here/lib/engines.sh"
 # shellcheck source=tests/image/lib/checks.sh

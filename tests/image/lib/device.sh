@@ -35,25 +35,13 @@ device_up() {
         ip netns exec "$dev_ns" ethtool -K uplink0 gro on || return 1
     # The app's image, served by a real HTTP server, and published by a real avahi
     # (no D-Bus; a private /run).
-    mkdir -p "$w/www" "$w/avahi/services"
+    mkdir -p "$w/www"
     head -c $((2 * 1024 * 1024)) /dev/urandom > "$w/www/image.img"
     ip netns exec "$app_ns" busybox httpd -f -p 10.88.0.5:80 -h "$w/www" &
     ns_pids+=($!)
     # Killed between phases: no job notice for it.
     disown "$!"
-    cat > "$w/avahi/avahi-daemon.conf" <<EOT
-[server]
-host-name=zs-app
-use-ipv6=no
-allow-interfaces=eth0
-enable-dbus=no
-[publish]
-publish-workstation=yes
-publish-aaaa-on-ipv4=no
-EOT
-    ip netns exec "$app_ns" unshare --mount --propagation private sh -c \
-        "mount -t tmpfs -o mode=0755 zs-run /run && mount --bind '$w/avahi/services' /etc/avahi/services && exec avahi-daemon --file='$w/avahi/avahi-daemon.conf' --no-rlimits" \
-        > "$w/avahi/avahi.log" 2>&1 &
+    start_app_avahi "$app_ns" zs-app "$w/avahi"
     ns_pids+=($!)
     # Killed between phases: no job notice for it.
     disown "$!"

@@ -11,6 +11,10 @@
  *   spawn-sync N CMD...     as spawn, but each fork waits until its child has exec'd
  *                           (what Rust's Command::spawn does); for bench/probe-spawn.py
  *   spawn-vfork N CMD...    as spawn, with posix_spawn (vfork-style); same
+ *   spawn-cgroup N DIR CMD...  as spawn, each child in a cgroup of its own, as zedinit
+ *                           does: mkdir DIR (a new cgroup2 directory, as zedinit's
+ *                           zedinit.<nonce>), then per child mkdir DIR/svc.I and clone3
+ *                           with CLONE_INTO_CGROUP into it; same. The caller removes DIR
  *   storm N GO DONE [MS]    block until a byte arrives on fifo GO; fork N children that
  *                           each fork a grandchild and _exit at once: N orphans, now PID
  *                           1's children, all blocked reading one pipe; once all are
@@ -129,6 +133,42 @@ static int watch(int init_pid, const char *go, const char *done) {
     return 0;
 }
 
+/* clone3(2)'s arguments (linux/sched.h's struct clone_args; not included: it redefines
+ * glibc's CLONE_* flags). */
+struct clone3_args {
+    unsigned long long flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+        tls, set_tid, set_tid_size, cgroup;
+};
+#define CLONE3_INTO_CGROUP 0x200000000ULL
+
+/* spawn-cgroup: zedinit's start of a service reduced to its kernel work: a new cgroup
+ * per child, opened, and the child cloned straight into it (clone3 CLONE_INTO_CGROUP,
+ * as sys/launch.rs does; a fork and a write to cgroup.procs in the child would be a
+ * migration, another kernel path, and the populated notification would come from the
+ * child instead). Without CLONE_VM and a stack, clone3 forks: the child runs on its
+ * copy of this stack and only execs. Never waits for an exec, like spawn. */
+static int spawn_cgroup(int n, const char *dir, char **cmd) {
+    if (mkdir(dir, 0755)) { perror(dir); return 111; }
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/svc.%d", dir, i + 1);
+        if (mkdir(path, 0755)) { perror(path); return 111; }
+        int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) { perror(path); return 111; }
+        struct clone3_args a = {.flags = CLONE3_INTO_CGROUP, .exit_signal = SIGCHLD,
+                                .cgroup = (unsigned long long)fd};
+        long pid = syscall(SYS_clone3, &a, sizeof a);
+        if (pid == 0) {
+            execv(cmd[0], cmd);
+            _exit(111);
+        }
+        if (pid < 0) { perror("clone3"); return 111; }
+        close(fd);
+    }
+    for (;;)
+        if (wait(NULL) < 0 && errno == ECHILD) sleep_forever();
+}
+
 static int dispatch(int argc, char **argv) {
     char line[128];
     if (argc >= 3 && !strcmp(argv[1], "stamp")) {
@@ -160,6 +200,8 @@ static int dispatch(int argc, char **argv) {
         for (;;)
             if (wait(NULL) < 0 && errno == ECHILD) sleep_forever();
     }
+    if (argc >= 5 && !strcmp(argv[1], "spawn-cgroup"))
+        return spawn_cgroup(atoi(argv[2]), argv[3], argv + 4);
     if (argc >= 4 && (!strcmp(argv[1], "spawn-sync") || !strcmp(argv[1], "spawn-vfork"))) {
         /* spawn-sync: as Rust's std::process::Command::spawn with a pre_exec hook does:
          * fork, and block until the child has exec'd (EOF on a CLOEXEC pipe), one child

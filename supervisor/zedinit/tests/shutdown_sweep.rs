@@ -47,11 +47,12 @@ fn child_running(parent: i32, needle: &str) -> i32 {
     let mut found = None;
     wait_until(&format!("a child of {parent} running {needle:?}"), || {
         found = proc::children_of(parent).into_iter().find(|pid| {
-            // The exec'd testkit itself, not a shell about to become it (whose
-            // command line holds the needle too).
+            // The exec'd program itself (zedinit for an option, else testkit), not a
+            // shell child forked but not yet exec'd (whose command line, the script's,
+            // holds the needle too).
             let line = cmdline(*pid);
             if needle.starts_with("--") {
-                line.contains(needle)
+                line.starts_with(&format!("{ZEDINIT} ")) && line.contains(needle)
             } else {
                 line.starts_with(TESTKIT) && line.trim_end().ends_with(needle)
             }

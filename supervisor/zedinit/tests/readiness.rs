@@ -55,18 +55,22 @@ fn file_readiness_gates_the_dependent() {
     let mut lab = Lab::new();
     let ev = lab.path("events").display().to_string();
     let flag = lab.path("svc.up").display().to_string();
+    // Ready only once the test says so: the look at `starting` below can't come late.
+    let go = lab.path("go").display().to_string();
     lab.write_service(
         "svc",
         &format!(
             "command = {}\n[ready]\nfile = \"{flag}\"\ninterval = \"50ms\"",
             sh(&format!(
-                "sleep 0.5; echo svc-ready >> {ev}; touch {flag}; exec sleep 1000"
+                "while [ ! -e {go} ]; do sleep 0.05; done; echo svc-ready >> {ev}; touch {flag}; exec sleep 1000"
             ))
         ),
     );
     dependent(&lab, "svc", &ev);
     lab.start();
     assert_eq!(lab.state("svc"), "starting");
+    assert_eq!(lab.state("app"), "stopped", "app waits for svc");
+    std::fs::write(&go, "").expect("go");
     lab.wait_state("app", "running");
     assert_eq!(events(&lab), vec!["svc-ready", "app-start"]);
     assert_eq!(lab.state("svc"), "ready");

@@ -54,16 +54,21 @@ fn expected(lab: &Lab, text: &str) -> Vec<u8> {
         .collect()
 }
 
-#[test]
-fn a_slow_console_gets_every_line_in_order_and_logtail_is_not_woken_per_page() {
-    let lab = Lab::new();
-    fs::write(lab.log("app.log"), "ready\n").expect("app.log");
-    let mut child = lab
-        .command(&[], &[])
+/// logtail following `app.log` (made with `first` in it), its stdout a pipe the test
+/// reads as slowly as it likes.
+fn follow_app_log(lab: &Lab, first: &str) -> std::process::Child {
+    fs::write(lab.log("app.log"), first).expect("app.log");
+    lab.command(&[], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("logtail starts");
+        .expect("logtail starts")
+}
+
+#[test]
+fn a_slow_console_gets_every_line_in_order_and_logtail_is_not_woken_per_page() {
+    let lab = Lab::new();
+    let mut child = follow_app_log(&lab, "ready\n");
     // 4 KiB every millisecond at most: a reader far slower than logtail, freeing a page
     // of the pipe per read.
     let got = slow_reader(
@@ -110,13 +115,7 @@ fn queued(fd: &impl AsRawFd) -> usize {
 #[test]
 fn against_a_stopped_console_logtail_sleeps_and_then_prints_everything() {
     let lab = Lab::new();
-    fs::write(lab.log("app.log"), "").expect("app.log");
-    let mut child = lab
-        .command(&[], &[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("logtail starts");
+    let mut child = follow_app_log(&lab, "");
     let mut stdout = child.stdout.take().expect("stdout");
     // Nobody reads: 3 MiB to print fill the pipe, and logtail waits with the rest.
     std::thread::sleep(Duration::from_millis(300));

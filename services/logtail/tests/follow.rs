@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use nix::sys::signal::Signal;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,12 +99,7 @@ fn copy_truncate_is_noticed_and_the_file_read_from_its_start() {
     append(&path, &text);
     run.out.wait_line(&lab.label("copied.log", "old line 50"));
     // copytruncate: the copy is made elsewhere, then the file is emptied in place.
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_len(0)
-        .expect("truncate");
+    truncate(&path);
     run.err.wait_containing("truncated");
     append(&path, "after truncation\n");
     run.out
@@ -139,12 +134,7 @@ fn lines_not_read_yet_at_a_copy_truncate_are_printed_from_the_copy() {
     append(&path, &unread);
     append(&path, "half a li");
     fs::copy(&path, lab.log("app.log.1")).expect("copy");
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open")
-        .set_len(0)
-        .expect("truncate");
+    truncate(&path);
     append(&path, "ne\nafter truncation\n");
     nix::sys::signal::kill(pid, Signal::SIGCONT).expect("continue");
     run.out.wait_line(&lab.label("app.log", "after truncation"));

@@ -170,6 +170,16 @@ impl Drop for Running {
     }
 }
 
+/// Empties the file in place, as copytruncate does after its copy.
+pub fn truncate(path: &Path) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+}
+
 pub fn append(path: &Path, text: &str) {
     let mut file = OpenOptions::new()
         .create(true)

@@ -91,6 +91,8 @@ def run(bench, rounds):
         v = res[n]
         print(f"  {n:12s} median {statistics.median(v):7.2f} ms  "
               f"(range {min(v):.2f}–{max(v):.2f}, n={len(v)})")
+        if os.environ.get("PROBE_RAW"):
+            print(f"    {n} by round: " + " ".join(f"{x:.1f}" for x in v))
     # Each round's zedinit against the same round's never-wait model: on a machine that
     # other work loads unevenly, a ratio within a round is steadier than one of medians.
     # And against the model with the same per-service cgroups.

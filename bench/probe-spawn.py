@@ -105,7 +105,7 @@ def run(bench, rounds):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    work = tempfile.mkdtemp(prefix="zedctr-probe.")
+    work = tempfile.mkdtemp(prefix="zedctr-probe.", dir=S.work_parent())
     busy = []
     try:
         helper = os.path.join(work, "bench-helper")

@@ -91,6 +91,26 @@ NOBODY = 65534
 LIVE = []  # (unshare Popen, pid1) of every namespace still up, for cleanup
 
 
+def work_parent():
+    """Where a bench's work directory goes: a tmpfs (/dev/shm) when there is one that allows
+    exec, as the control sockets, scan and supervise directories live under a device's
+    /run. On ext4 a PID 1 that creates files at start (zedinit's control socket and
+    leftover record, runit's and s6's supervise state) can wait behind the journal's
+    commit while busy loops hold both CPUs: 130-250 ms for zedinit in one or two rounds
+    of every loaded series of bench/probe-spawn.py, none on a tmpfs (BENCHMARKS.md,
+    issue 12, "A static zedinit"). None: the default temporary directory."""
+    try:
+        for line in open("/proc/mounts"):
+            f = line.split()
+            if f[1] == "/dev/shm" and f[2] == "tmpfs" and "noexec" not in f[3].split(","):
+                return "/dev/shm"
+    except OSError:
+        pass
+    print("bench: no exec-able tmpfs at /dev/shm: the work directory is on the default "
+          "temporary directory's filesystem", file=sys.stderr)
+    return None
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
@@ -148,7 +168,8 @@ class Bench:
                         'stable-after = "0s"\n'
                         "intensity = 1000000\n"
                     )
-            return [ZEDINIT, "--services-dir", sd, "--control-socket", os.path.join(d, "ctl.sock")]
+            return [ZEDINIT, "--services-dir", sd, "--control-socket", os.path.join(d, "ctl.sock"),
+                    "--log-dir", os.path.join(d, "logs")]
         if init in ("runit", "s6"):
             sv = os.path.join(d, "sv")
             for name, argv in services.items():
@@ -828,7 +849,7 @@ def main():
 
     if args.rounds:
         rounds = {k: args.rounds for k in rounds}
-    work = tempfile.mkdtemp(prefix="zedctr-bench.")
+    work = tempfile.mkdtemp(prefix="zedctr-bench.", dir=work_parent())
     helper = os.path.join(work, "bench-helper")
     subprocess.run(["gcc", "-O2", "-static", "-Wall", "-o", helper,
                     os.path.join(REPO, "bench", "helper.c")], check=True)

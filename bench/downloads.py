@@ -140,6 +140,42 @@ def warm_memory(directory):
     os.unlink(path)
 
 
+PAGE_REPORTING = "/sys/module/page_reporting/parameters/page_reporting_order"
+# Beyond the largest buddy order (10 on x86-64): no free block qualifies for reporting.
+NO_REPORTING_ORDER = "11"
+
+
+def stop_page_reporting():
+    """Stops the guest from reporting free memory to its host for the run; returns the
+    setting to put back (None: nothing changed).
+
+    This VM's balloon driver reports free blocks of 2 MiB and more to the host (order 9),
+    which takes their memory back; a page allocated after that costs a host fault on
+    first touch, paid in system time. Only a contender that stores the gigabyte (ours)
+    allocates a gigabyte of fresh pages, so only it paid: measured on a quiet machine,
+    its slow samples took 2.5x the CPU of its fast ones (422 MiB/s at 3.17 CPU-s, 1,161
+    at 1.20) while the reference's CPU never moved, and `warm_memory` made that rarer,
+    not rare. With reporting stopped, ours' spread in a run fell from 422-1,173 to
+    1,117-1,309 MiB/s (BENCHMARKS.md, issue 16, downloader, session 22). A device on
+    bare metal has no such cost. `--keep-page-reporting` leaves it on."""
+    try:
+        with open(PAGE_REPORTING) as f:
+            before = f.read().strip()
+        if before == NO_REPORTING_ORDER:
+            return None
+        with open(PAGE_REPORTING, "w") as f:
+            f.write(NO_REPORTING_ORDER)
+        return before
+    except OSError:
+        return None
+
+
+def restore_page_reporting(before):
+    if before is not None:
+        with open(PAGE_REPORTING, "w") as f:
+            f.write(before)
+
+
 class Run:
     def __init__(self, work, url, sha, src, worker, downloader, baseline, warm=True):
         self.work, self.url, self.sha, self.src, self.worker = work, url, sha, src, worker
@@ -291,6 +327,8 @@ def main():
                     help="another downloader build, run as contender 'baseline' beside 'ours'")
     ap.add_argument("--no-warm", action="store_true",
                     help="do not fault in and free memory before each sample (see warm_memory)")
+    ap.add_argument("--keep-page-reporting", action="store_true",
+                    help="leave the VM's free page reporting on (see stop_page_reporting)")
     ap.add_argument("--out", help="also write the markdown report to this file")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (nginx logs)")
     ap.add_argument("--pause", action="store_true",
@@ -322,6 +360,7 @@ def main():
     signal.signal(signal.SIGTERM, bye)
     res = {k: [] for k in keys}
     busy_before = cpu_busy(1.0)
+    reporting_before = None if args.keep_page_reporting else stop_page_reporting()
     try:
         subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0755", "zedctr-dl", tmpfs], check=True)
         mounted = True
@@ -389,6 +428,7 @@ def main():
                 nginx.wait()
         if mounted:
             subprocess.run(["umount", tmpfs])
+        restore_page_reporting(reporting_before)
         if args.keep:
             log(f"work directory kept: {work}")
         else:
@@ -413,7 +453,9 @@ def main():
         "time of the whole command. CPU: user + system of the command's processes, s; nginx: its "
         "worker's CPU during the command, s. "
         + ("Each sample right after 1.25 GiB were written into the tmpfs and deleted (untimed; `warm_memory`)."
-           if not args.no_warm else "No memory warming (`--no-warm`): samples may pay the VM's host faults."),
+           if not args.no_warm else "No memory warming (`--no-warm`): samples may pay the VM's host faults.")
+        + (" The VM's free page reporting was stopped for the run (`stop_page_reporting`)."
+           if reporting_before is not None else ""),
         "",
         "| contender | command | MiB/s | wall s | CPU s | nginx CPU s |",
         "|---|---|---|---|---|---|",

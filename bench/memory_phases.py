@@ -102,6 +102,7 @@ class Run:
         t0 = os.path.join(d, "t0")
         cmd = ["unshare", "--pid", "--fork", "--mount-proc", "--kill-child", bench.helper, "t0", t0] + argv
         self.launch = {"init": variant, "dir": d, "cmd": cmd, "t0": t0}
+        self.pid1_binary = argv[0]
         self.sock = os.path.join(d, "ctl.sock")
         self.sv = os.path.join(d, "sv")
         self.proc = self.pid1 = None
@@ -205,7 +206,7 @@ def group(bench, work, variants, args, chatter_id):
     next_second = int(time.time()) + 1  # runsvdir's mtime rule (supervisors.py)
     time.sleep(max(0.0, next_second - time.time() + 0.01))
     for r in runs:
-        read_from_storage(r.launch["cmd"][8])
+        read_from_storage(r.pid1_binary)
     try:
         for r in runs:
             r.proc, r.pid1 = bench.start(r.launch)
